@@ -1,0 +1,138 @@
+"""Shared field aliases and the request/reply shapes every entity uses."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+__all__ = [
+    "UNSET",
+    "UnsetType",
+    "Id",
+    "Name",
+    "ShortText",
+    "LongText",
+    "Money",
+    "Timestamp",
+    "JsonObject",
+    "Record",
+    "CreateRequest",
+    "UpdateRequest",
+    "GetRequest",
+    "DeleteRequest",
+    "DeleteReply",
+    "ListRequest",
+    "ListReply",
+    "ErrorDetail",
+    "ErrorBody",
+    "ErrorReply",
+]
+
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+Id = Annotated[str, Meta(pattern=UUID_PATTERN, description="UUID string")]
+Name = Annotated[str, Meta(min_length=1, max_length=200)]
+ShortText = Annotated[str, Meta(max_length=64)]
+LongText = Annotated[str, Meta(max_length=10_000)]
+# Exact decimals: DECIMAL(24,8) in DuckDB, JSON strings in replies, numbers or
+# strings on input. Scale and magnitude are checked by service.values.
+Money = Decimal
+Timestamp = datetime
+JsonObject = dict[str, Any]
+
+
+class Record(Struct, kw_only=True):
+    """Fields every stored entity has. Replies carry exactly these plus the entity's own."""
+
+    id: str
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class CreateRequest(Struct, kw_only=True, forbid_unknown_fields=True):
+    """Base of every `<entity>.create` body: `id` is generated when absent."""
+
+    id: Id | UnsetType = UNSET
+
+
+class UpdateRequest(Struct, kw_only=True, forbid_unknown_fields=True):
+    """Base of every `<entity>.update` body: only the fields sent are changed."""
+
+    id: str
+    expected_version: int | UnsetType = UNSET
+
+
+class GetRequest(Struct, forbid_unknown_fields=True):
+    id: str
+
+
+class DeleteRequest(Struct, forbid_unknown_fields=True):
+    id: str
+    cascade: bool = False
+    expected_version: int | UnsetType = UNSET
+
+
+class DeleteReply(Struct):
+    id: str
+    deleted: bool = True
+
+
+class ListRequest(Struct, forbid_unknown_fields=True):
+    filters: dict[str, Any] = {}
+    sort: list[str] = []
+    limit: Annotated[int, Meta(ge=1, le=1000)] = 50
+    cursor: str | None = None
+
+
+class ListReply(Struct):
+    items: list[Any]
+    next_cursor: str | None = None
+
+
+class ErrorDetail(Struct, omit_defaults=True):
+    field: str | None = None
+    message: str = ""
+
+
+class ErrorBody(Struct):
+    code: str
+    message: str
+    details: list[ErrorDetail] = []
+
+
+class ErrorReply(Struct):
+    error: ErrorBody
+
+
+def encode(value: Any) -> bytes:
+    """The one JSON encoder for replies, KV values and events."""
+    return _ENCODER.encode(value)
+
+
+_ENCODER = msgspec.json.Encoder(decimal_format="string")
+
+
+def update_struct(name: str, create: type[Struct]) -> type[UpdateRequest]:
+    """Build `<Entity>Update` from `<Entity>Create`: every field optional, UNSET when not sent.
+
+    Nullable fields stay nullable (sending null clears them); required fields
+    become `T | UNSET`, so null for them is a validation error.
+    """
+    fields = [
+        (f.name, f.type | UnsetType, UNSET)
+        for f in msgspec.structs.fields(create)
+        if f.name != "id"
+    ]
+    return msgspec.defstruct(
+        name,
+        fields,
+        bases=(UpdateRequest,),
+        kw_only=True,
+        forbid_unknown_fields=True,
+        module=create.__module__,
+    )

@@ -1,0 +1,1 @@
+"""The ekko application: config, database, entity registry, services, sync and CLI."""

@@ -1,0 +1,93 @@
+"""How a Struct field is stored in DuckDB and read back.
+
+The entity's record Struct is the single list of its columns; this module
+derives each column's kind from the field's type and converts values at the
+DuckDB boundary (timestamps are stored as naive UTC, JSON as text).
+"""
+
+from __future__ import annotations
+
+import enum
+import types
+import typing
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+
+class Kind(enum.Enum):
+    TEXT = "VARCHAR"
+    INTEGER = "BIGINT"
+    BOOLEAN = "BOOLEAN"
+    DECIMAL = "DECIMAL(24,8)"
+    TIMESTAMP = "TIMESTAMP"
+    JSON = "JSON"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: Kind
+    nullable: bool
+    python_type: Any
+
+    @property
+    def scalar(self) -> bool:
+        return self.kind is not Kind.JSON
+
+
+_SCALARS = {str: Kind.TEXT, int: Kind.INTEGER, bool: Kind.BOOLEAN, Decimal: Kind.DECIMAL, datetime: Kind.TIMESTAMP}
+
+
+def strip_optional(tp: Any) -> tuple[Any, bool]:
+    """(the type without None, whether None is allowed)."""
+    if typing.get_origin(tp) is typing.Annotated:
+        tp = typing.get_args(tp)[0]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        inner, _ = strip_optional(args[0]) if len(args) == 1 else (tp, True)
+        return inner, len(args) != len(typing.get_args(tp))
+    return tp, tp is Any
+
+
+def columns_of(record: type[msgspec.Struct]) -> tuple[Column, ...]:
+    cols = []
+    for f in msgspec.structs.fields(record):
+        inner, nullable = strip_optional(f.type)
+        kind = _SCALARS.get(inner, Kind.JSON)
+        cols.append(Column(f.name, kind, nullable, f.type))
+    return tuple(cols)
+
+
+def to_db(column: Column, value: Any) -> Any:
+    """A Python value as a DuckDB parameter for this column."""
+    if value is None:
+        return None
+    if column.kind is Kind.TIMESTAMP:
+        return as_utc(value).replace(tzinfo=None)
+    if column.kind is Kind.JSON:
+        return msgspec.json.encode(value).decode()
+    return value
+
+
+def from_db(column: Column, value: Any) -> Any:
+    """A DuckDB result value as the record field's Python value."""
+    if value is None:
+        return None
+    if column.kind is Kind.TIMESTAMP:
+        return value.replace(tzinfo=UTC)
+    if column.kind is Kind.JSON:
+        return msgspec.json.decode(value, type=column.python_type)
+    return value
+
+
+def as_utc(value: datetime) -> datetime:
+    """Naive timestamps are UTC (the legacy API wrote naive UTC-less strings)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

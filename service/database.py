@@ -1,0 +1,139 @@
+"""DuckDB access off the event loop: a pool of read cursors and one writer.
+
+DuckDB lets one process open a file read-write, and one connection object is
+not thread-safe: each pool thread gets its own cursor of the one connection.
+All writes go through a single writer thread, so check-then-write rules
+(uniqueness, foreign keys) are race-free and outbox sequence numbers follow
+commit order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import duckdb
+
+from service.ddl import apply_migrations
+from service.errors import DatabaseLocked
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Cursor = duckdb.DuckDBPyConnection
+
+
+@dataclass(frozen=True)
+class PoolStats:
+    size: int
+    in_use: int
+    waiting: int
+
+
+def connect(path: Path) -> duckdb.DuckDBPyConnection:
+    """Open the file, turning DuckDB's lock error into one that says what to do."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return duckdb.connect(str(path))
+    except duckdb.IOException as exc:
+        if "lock" not in str(exc).lower():
+            raise
+        pid = re.search(r"PID (\d+)", str(exc))
+        holder = f" (process {pid.group(1)})" if pid else ""
+        raise DatabaseLocked(
+            f"{path} is in use by another process{holder}: DuckDB allows one process per file. "
+            "Stop `ekko run`, or use the admin subjects of the running service."
+        ) from exc
+
+
+class Database:
+    """The one DuckDB connection of this process, used through `read` and `write`."""
+
+    def __init__(self, path: Path, pool_size: int = 10) -> None:
+        self.path = path
+        self.pool_size = pool_size
+        self.schema_version = 0
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._idle: asyncio.Queue[Cursor] | None = None
+        self._readers: ThreadPoolExecutor | None = None
+        self._writer: ThreadPoolExecutor | None = None
+        self._writer_cursor: Cursor | None = None
+        self._waiting = 0
+        self._lock = threading.Lock()
+
+    # -- lifecycle -----------------------------------------------------------
+    def open(self) -> Database:
+        self._con = connect(self.path)
+        self.schema_version = apply_migrations(self._con)
+        self._idle = asyncio.Queue()
+        for _ in range(self.pool_size):
+            self._idle.put_nowait(self._con.cursor())
+        self._readers = ThreadPoolExecutor(self.pool_size, thread_name_prefix="duckdb-read")
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="duckdb-write")
+        self._writer_cursor = self._con.cursor()
+        return self
+
+    def close(self) -> None:
+        """Finish queued work, fold the WAL into the file, release the lock."""
+        if self._con is None:
+            return
+        for pool in (self._writer, self._readers):
+            if pool is not None:
+                pool.shutdown(wait=True)
+        try:
+            self._con.execute("CHECKPOINT")
+        except duckdb.Error:
+            log.exception("checkpoint on close failed; the WAL will be replayed on next open")
+        self._con.close()
+        self._con = None
+
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            raise RuntimeError("database is not open")
+        return self._con
+
+    # -- work ----------------------------------------------------------------
+    async def read(self, fn: Callable[[Cursor], T]) -> T:
+        """Run fn(cursor) on a pool thread. Waits for a free cursor when all are busy."""
+        assert self._idle is not None, "database is not open"
+        self._waiting += 1
+        try:
+            cursor = await self._idle.get()
+        finally:
+            self._waiting -= 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._readers, fn, cursor)
+        finally:
+            self._idle.put_nowait(cursor)
+
+    async def write(self, fn: Callable[[Cursor], T]) -> T:
+        """Run fn(cursor) in one transaction on the writer thread; commit, or roll back and raise."""
+        assert self._writer is not None, "database is not open"
+        return await asyncio.get_running_loop().run_in_executor(self._writer, self.transaction, fn)
+
+    def transaction(self, fn: Callable[[Cursor], T], cursor: Cursor | None = None) -> T:
+        """Synchronous transaction; for the writer thread and for offline tools (migration)."""
+        cur = cursor or self._writer_cursor
+        assert cur is not None, "database is not open"
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            result = fn(cur)
+            cur.execute("COMMIT")
+        except BaseException:
+            try:
+                cur.execute("ROLLBACK")
+            except duckdb.TransactionException:
+                pass  # a failed COMMIT has already rolled back
+            raise
+        return result
+
+    def stats(self) -> PoolStats:
+        idle = self._idle.qsize() if self._idle is not None else 0
+        return PoolStats(size=self.pool_size, in_use=self.pool_size - idle, waiting=self._waiting)

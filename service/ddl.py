@@ -1,0 +1,165 @@
+"""Forward-only schema migrations. `schema_version` records which ran.
+
+Foreign keys are enforced by the service (under the single writer), not by
+DuckDB: DuckDB cannot delete a parent and its children in one transaction
+(docs/decisions.md), and the legacy data holds orphans that must be reported,
+not crash an import.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import duckdb
+
+log = logging.getLogger(__name__)
+
+_COMMON = """
+    id VARCHAR PRIMARY KEY,
+    created_at TIMESTAMP NOT NULL,
+    updated_at TIMESTAMP NOT NULL,
+    version BIGINT NOT NULL"""
+
+V1 = f"""
+CREATE TABLE users ({_COMMON},
+    email VARCHAR NOT NULL,
+    full_name VARCHAR,
+    role VARCHAR NOT NULL,
+    is_active BOOLEAN NOT NULL,
+    password_hash VARCHAR NOT NULL
+);
+CREATE INDEX users_email ON users (email);
+
+CREATE TABLE wallets ({_COMMON},
+    blockchain_symbol VARCHAR NOT NULL,
+    address VARCHAR NOT NULL,
+    name VARCHAR,
+    balance DECIMAL(24,8) NOT NULL,
+    status VARCHAR NOT NULL
+);
+CREATE INDEX wallets_chain_address ON wallets (blockchain_symbol, address);
+
+CREATE TABLE alerts ({_COMMON},
+    type VARCHAR NOT NULL,
+    message VARCHAR NOT NULL,
+    time VARCHAR,
+    status VARCHAR NOT NULL,
+    icon VARCHAR,
+    priority VARCHAR NOT NULL,
+    related_wallet_id VARCHAR,
+    query VARCHAR,
+    job_spec JSON,
+    notifications_enabled BOOLEAN NOT NULL
+);
+CREATE INDEX alerts_wallet ON alerts (related_wallet_id);
+
+CREATE TABLE wallet_balances ({_COMMON},
+    wallet_id VARCHAR NOT NULL,
+    timestamp TIMESTAMP NOT NULL,
+    balance DECIMAL(24,8) NOT NULL,
+    token_price DECIMAL(24,8),
+    fiat_value DECIMAL(24,8)
+);
+CREATE INDEX wallet_balances_wallet_time ON wallet_balances (wallet_id, timestamp);
+
+CREATE TABLE alert_rules ({_COMMON},
+    name VARCHAR NOT NULL,
+    description VARCHAR,
+    condition JSON NOT NULL,
+    action JSON NOT NULL,
+    enabled BOOLEAN NOT NULL,
+    created_by VARCHAR
+);
+CREATE INDEX alert_rules_created_by ON alert_rules (created_by);
+
+CREATE TABLE workflows ({_COMMON},
+    name VARCHAR NOT NULL,
+    description VARCHAR,
+    enabled BOOLEAN NOT NULL,
+    steps JSON NOT NULL,
+    created_by VARCHAR
+);
+CREATE INDEX workflows_created_by ON workflows (created_by);
+
+CREATE TABLE workflow_executions ({_COMMON},
+    workflow_id VARCHAR NOT NULL,
+    status VARCHAR NOT NULL,
+    started_at TIMESTAMP,
+    completed_at TIMESTAMP,
+    result JSON,
+    error_message VARCHAR
+);
+CREATE INDEX workflow_executions_workflow ON workflow_executions (workflow_id);
+
+CREATE TABLE agents ({_COMMON},
+    name VARCHAR NOT NULL,
+    type VARCHAR NOT NULL,
+    config JSON NOT NULL,
+    status VARCHAR NOT NULL,
+    last_run TIMESTAMP,
+    created_by VARCHAR,
+    max_budget DECIMAL(24,8)
+);
+CREATE INDEX agents_created_by ON agents (created_by);
+
+-- Transactional outbox: written in the same transaction as the change it
+-- describes, drained in seq order by service.relay.
+CREATE SEQUENCE outbox_seq START 1;
+CREATE TABLE outbox (
+    seq BIGINT PRIMARY KEY DEFAULT nextval('outbox_seq'),
+    event_id VARCHAR NOT NULL,
+    entity VARCHAR NOT NULL,
+    entity_id VARCHAR NOT NULL,
+    action VARCHAR NOT NULL,
+    version BIGINT NOT NULL,
+    occurred_at TIMESTAMP NOT NULL,
+    data BLOB
+);
+"""
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (1, "initial schema: eight entities and the outbox", V1),
+]
+
+LATEST_VERSION = MIGRATIONS[-1][0]
+
+
+def current_version(con: duckdb.DuckDBPyConnection) -> int:
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version ("
+        " version INTEGER PRIMARY KEY, description VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
+    )
+    (version,) = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
+    return int(version)
+
+
+def apply_migrations(con: duckdb.DuckDBPyConnection) -> int:
+    """Bring the schema to LATEST_VERSION, one transaction per migration. Returns the version."""
+    version = current_version(con)
+    for number, description, sql in MIGRATIONS:
+        if number <= version:
+            continue
+        con.execute("BEGIN")
+        try:
+            con.execute(sql)
+            con.execute(
+                "INSERT INTO schema_version VALUES (?, ?, ?)",
+                [number, description, datetime.now(UTC).replace(tzinfo=None)],
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        log.info("schema migrated to version %d (%s)", number, description)
+        version = number
+    return version
+
+
+def drop_all(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop every ekko table (for `ekko db reset`); apply_migrations recreates them."""
+    from service.registry import ENTITY_ORDER
+
+    for table in (*reversed(ENTITY_ORDER), "outbox", "schema_version"):
+        con.execute(f'DROP TABLE IF EXISTS "{table}"')
+    con.execute("DROP SEQUENCE IF EXISTS outbox_seq")

@@ -1,0 +1,197 @@
+"""The generic create/get/update/delete/list path every entity shares.
+
+Rules that differ per entity live in service.rules; foreign keys and unique
+keys come from the registry. Every write runs as one writer transaction that
+also fills the outbox; the cache and the relay hear about it after commit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import msgspec
+
+from schema.common import UNSET, DeleteReply, DeleteRequest, ListReply, ListRequest, encode
+from service.cache import RecordCache
+from service.columns import utc_now
+from service.database import Cursor, Database
+from service.errors import Conflict, Detail, NotFound
+from service.listing import build_query, encode_cursor
+from service.outbox import Change
+from service.registry import ENTITIES, EntitySpec, children_of
+from service.repository import Repository
+from service.rules import Rules
+from service.uow import UnitOfWork
+from service.values import normalize
+
+AfterCommit = Callable[[Sequence[Change]], None]
+
+
+def sent_fields(request: msgspec.Struct) -> dict[str, Any]:
+    """The fields of a request the caller actually sent (UNSET ones left out)."""
+    return {f: v for f in request.__struct_fields__ if (v := getattr(request, f)) is not UNSET}
+
+
+class EntityService:
+    """CRUD for one entity. Built once per entity by the app factory."""
+
+    def __init__(
+        self,
+        spec: EntitySpec,
+        db: Database,
+        cache: RecordCache,
+        rules: Rules,
+        *,
+        outbox: Callable[[], bool],
+        after_commit: AfterCommit,
+    ) -> None:
+        self.spec = spec
+        self.db = db
+        self.cache = cache
+        self.rules = rules
+        self._outbox = outbox
+        self._after_commit = after_commit
+
+    async def _write(self, work: Callable[[UnitOfWork], Any]) -> Any:
+        def transaction(cursor: Cursor) -> tuple[Any, list[Change]]:
+            uow = UnitOfWork(cursor, outbox=self._outbox())
+            return work(uow), uow.changes
+
+        result, changes = await self.db.write(transaction)
+        self.cache.apply(changes)
+        self._after_commit(changes)
+        return result
+
+    # -- create --------------------------------------------------------------
+    async def create(self, request: msgspec.Struct) -> msgspec.Struct:
+        values = sent_fields(request)
+        values, secrets = await self.rules.prepare(values, creating=True)
+        now = utc_now()
+        values = normalize(self.spec, values)
+        values.update(id=values.get("id") or str(uuid.uuid4()), created_at=now, updated_at=now, version=1)
+        record = self.spec.record(**values)
+        self.rules.check(record)
+
+        def work(uow: UnitOfWork) -> msgspec.Struct:
+            repo = uow.repo(self.spec)
+            if repo.exists(record.id):
+                raise Conflict(f"{self.spec.name} {record.id} already exists", [Detail("id", "already exists")])
+            check_references(uow, self.spec, record, self.spec.column_map)
+            check_unique(uow, self.spec, record, None)
+            repo.insert(record, secrets)
+            uow.record(self.spec, "created", record)
+            return record
+
+        return await self._write(work)
+
+    # -- get -----------------------------------------------------------------
+    async def get_encoded(self, entity_id: str) -> bytes:
+        """The record as reply bytes: from the cache, else from DuckDB (and then cached)."""
+        if (data := self.cache.get(self.spec.name, entity_id)) is not None:
+            return data
+        token = self.cache.token(self.spec.name)
+        record = await self.db.read(lambda cur: Repository(self.spec, cur).get(entity_id))
+        if record is None:
+            raise NotFound(f"{self.spec.name} {entity_id} not found")
+        data = encode(record)
+        self.cache.fill(self.spec.name, entity_id, data, token)
+        return data
+
+    # -- update --------------------------------------------------------------
+    async def update(self, request: msgspec.Struct) -> msgspec.Struct:
+        changes = sent_fields(request)
+        entity_id = changes.pop("id")
+        expected = changes.pop("expected_version", None)
+        changes, secrets = await self.rules.prepare(changes, creating=False)
+        changes = normalize(self.spec, changes)
+
+        def work(uow: UnitOfWork) -> msgspec.Struct:
+            repo = uow.repo(self.spec)
+            current = load_current(repo, self.spec, entity_id, expected)
+            if not changes and not secrets:
+                return current  # nothing to change: no new version, no event
+            record = msgspec.structs.replace(
+                current, **changes, updated_at=utc_now(), version=current.version + 1
+            )
+            self.rules.check(record)
+            check_references(uow, self.spec, record, changes)
+            if any(name in changes for key in self.spec.unique for name in key.fields):
+                check_unique(uow, self.spec, record, record.id)
+            repo.update(record, changes, secrets)
+            uow.record(self.spec, "updated", record)
+            return record
+
+        return await self._write(work)
+
+    # -- delete --------------------------------------------------------------
+    async def delete(self, request: DeleteRequest) -> DeleteReply:
+        expected = None if request.expected_version is UNSET else request.expected_version
+
+        def work(uow: UnitOfWork) -> DeleteReply:
+            current = load_current(uow.repo(self.spec), self.spec, request.id, expected)
+            delete_tree(uow, self.spec, current, cascade=request.cascade)
+            return DeleteReply(id=request.id)
+
+        return await self._write(work)
+
+    # -- list ----------------------------------------------------------------
+    async def list(self, request: ListRequest) -> ListReply:
+        query = build_query(self.spec, request)
+        one_more = dataclasses.replace(query, limit=query.limit + 1)  # tells whether a next page exists
+        rows = await self.db.read(lambda cur: Repository(self.spec, cur).list(one_more))
+        next_cursor = None
+        if len(rows) > query.limit:
+            rows = rows[: query.limit]
+            next_cursor = encode_cursor(self.spec, request, rows[-1], query.sort)
+        return ListReply(items=rows, next_cursor=next_cursor)
+
+
+def load_current(repo: Repository, spec: EntitySpec, entity_id: str, expected_version: int | None) -> msgspec.Struct:
+    current = repo.get(entity_id)
+    if current is None:
+        raise NotFound(f"{spec.name} {entity_id} not found")
+    if expected_version is not None and expected_version != current.version:
+        raise Conflict(
+            f"{spec.name} {entity_id} is at version {current.version}, not {expected_version}",
+            [Detail("expected_version", f"current version is {current.version}")],
+        )
+    return current
+
+
+def check_references(uow: UnitOfWork, spec: EntitySpec, record: msgspec.Struct, fields: Any) -> None:
+    """Every foreign key among `fields` points at an existing parent (404 when not)."""
+    for fk in spec.foreign_keys:
+        value = getattr(record, fk.field)
+        if fk.field in fields and value is not None and not uow.repo(ENTITIES[fk.parent]).exists(value):
+            raise NotFound(
+                f"{fk.field}: {fk.parent} {value} does not exist",
+                [Detail(fk.field, f"no {fk.parent} with id {value}")],
+            )
+
+
+def check_unique(uow: UnitOfWork, spec: EntitySpec, record: msgspec.Struct, exclude_id: str | None) -> None:
+    for key in spec.unique:
+        values = {name: getattr(record, name) for name in key.fields}
+        if uow.repo(spec).find_duplicate(key, values, exclude_id) is not None:
+            raise Conflict(key.message, [Detail(name, "already taken") for name in key.fields])
+
+
+def delete_tree(uow: UnitOfWork, spec: EntitySpec, record: msgspec.Struct, *, cascade: bool) -> None:
+    """Delete a row; its children too when cascading, else refuse while it has any."""
+    for child, fk in children_of(spec.name):
+        ids = uow.repo(child).ids_where(fk.field, record.id)
+        if not ids:
+            continue
+        if not cascade:
+            raise Conflict(
+                f"{spec.name} {record.id} still has {len(ids)} {child.name}; delete them first or send cascade=true",
+                [Detail(child.name, f"{len(ids)} rows reference it through {fk.field}")],
+            )
+        for child_id in ids:
+            delete_tree(uow, child, uow.repo(child).get(child_id), cascade=True)
+    uow.repo(spec).delete(record.id)
+    uow.record(spec, "deleted", record)
+

@@ -1,0 +1,57 @@
+"""Errors are values with a code. Only handlers/errors.py turns them into replies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Detail:
+    field: str | None
+    message: str
+
+
+@dataclass
+class ServiceError(Exception):
+    """An error the caller caused or can act on. `status` is the Nats-Service-Error-Code."""
+
+    message: str
+    details: list[Detail] = field(default_factory=list)
+    code = "internal"
+    status = 500
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ValidationFailed(ServiceError):
+    code = "validation_error"
+    status = 400
+
+
+class Unauthorized(ServiceError):
+    code = "unauthorized"
+    status = 401
+
+
+class NotFound(ServiceError):
+    code = "not_found"
+    status = 404
+
+
+class Conflict(ServiceError):
+    code = "conflict"
+    status = 409
+
+
+class Unavailable(ServiceError):
+    code = "unavailable"
+    status = 503
+
+
+class DatabaseLocked(Unavailable):
+    """Another process holds the DuckDB file (DuckDB allows one writer process per file)."""
+
+
+def invalid(field_name: str | None, message: str) -> ValidationFailed:
+    return ValidationFailed(message if field_name is None else f"{field_name}: {message}", [Detail(field_name, message)])

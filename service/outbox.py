@@ -1,0 +1,70 @@
+"""The outbox table: changes waiting to be relayed to JetStream, in commit order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from service.columns import as_utc
+from service.database import Cursor
+
+
+@dataclass(frozen=True)
+class Change:
+    """One committed change of one entity row, as relayed to KV and the events stream."""
+
+    event_id: str
+    entity: str
+    action: str  # created | updated | deleted
+    entity_id: str
+    version: int
+    occurred_at: datetime
+    data: bytes | None  # the encoded record; None on delete
+    seq: int = 0
+
+
+class OutboxRepository:
+    def __init__(self, cursor: Cursor) -> None:
+        self.cur = cursor
+
+    def add(self, change: Change) -> None:
+        self.cur.execute(
+            "INSERT INTO outbox (event_id, entity, entity_id, action, version, occurred_at, data)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                change.event_id,
+                change.entity,
+                change.entity_id,
+                change.action,
+                change.version,
+                as_utc(change.occurred_at).replace(tzinfo=None),
+                change.data,
+            ],
+        )
+
+    def pending(self, limit: int) -> list[Change]:
+        rows = self.cur.execute(
+            "SELECT seq, event_id, entity, entity_id, action, version, occurred_at, data"
+            " FROM outbox ORDER BY seq LIMIT ?",
+            [limit],
+        ).fetchall()
+        return [
+            Change(
+                seq=r[0], event_id=r[1], entity=r[2], entity_id=r[3], action=r[4], version=r[5],
+                occurred_at=as_utc(r[6]), data=None if r[7] is None else bytes(r[7]),
+            )
+            for r in rows
+        ]
+
+    def remove_through(self, seq: int) -> None:
+        """Forget every entry up to and including seq: JetStream has acknowledged them."""
+        self.cur.execute("DELETE FROM outbox WHERE seq <= ?", [seq])
+
+    def backlog(self) -> tuple[int, datetime | None]:
+        count, oldest = self.cur.execute("SELECT count(*), min(occurred_at) FROM outbox").fetchone()
+        return int(count), None if oldest is None else as_utc(oldest)
+
+    def clear(self) -> int:
+        (count,) = self.cur.execute("SELECT count(*) FROM outbox").fetchone()
+        self.cur.execute("DELETE FROM outbox")
+        return int(count)

@@ -1,0 +1,170 @@
+"""Generic SQL for every entity: the only module (with ddl and migration) that writes SQL.
+
+Table and column names come from the registry, never from a request; every
+value is bound as a parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from service.columns import from_db, to_db
+from service.database import Cursor
+from service.registry import EntitySpec, UniqueKey
+
+
+@dataclass(frozen=True)
+class Condition:
+    """`column <op> value`; the column was checked against the entity's filterable fields."""
+
+    column: str
+    op: str
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class SortKey:
+    column: str
+    descending: bool = False
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    conditions: tuple[Condition, ...]
+    sort: tuple[SortKey, ...]  # always ends with id
+    limit: int
+    after: tuple[Any, ...] | None = None  # the sort values of the last row of the previous page
+
+
+_OPS = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+
+
+def _q(name: str) -> str:
+    return f'"{name}"'
+
+
+class Repository:
+    """Rows of one entity's table, as record Structs."""
+
+    def __init__(self, spec: EntitySpec, cursor: Cursor) -> None:
+        self.spec = spec
+        self.cur = cursor
+        self._table = _q(spec.name)
+        self._select = ", ".join(_q(c.name) for c in spec.columns)
+
+    # -- reads ---------------------------------------------------------------
+    def to_record(self, row: Sequence[Any]) -> msgspec.Struct:
+        values = {c.name: from_db(c, v) for c, v in zip(self.spec.columns, row, strict=False)}
+        return self.spec.record(**values)
+
+    def get(self, entity_id: str) -> msgspec.Struct | None:
+        row = self.cur.execute(f"SELECT {self._select} FROM {self._table} WHERE id = ?", [entity_id]).fetchone()
+        return None if row is None else self.to_record(row)
+
+    def exists(self, entity_id: str) -> bool:
+        return self.cur.execute(f"SELECT 1 FROM {self._table} WHERE id = ?", [entity_id]).fetchone() is not None
+
+    def count(self) -> int:
+        return int(self.cur.execute(f"SELECT count(*) FROM {self._table}").fetchone()[0])
+
+    def ids_where(self, column: str, value: Any) -> list[str]:
+        self.spec.column_map[column]  # KeyError for a column the registry does not know
+        rows = self.cur.execute(f"SELECT id FROM {self._table} WHERE {_q(column)} = ? ORDER BY id", [value])
+        return [r[0] for r in rows.fetchall()]
+
+    def find_duplicate(self, key: UniqueKey, values: dict[str, Any], exclude_id: str | None) -> str | None:
+        """The id of another row with the same unique key (text compared case-insensitively)."""
+        where, params = [], []
+        for name in key.fields:
+            where.append(f"lower({_q(name)}) = lower(?)")
+            params.append(values[name])
+        if exclude_id is not None:
+            where.append("id <> ?")
+            params.append(exclude_id)
+        row = self.cur.execute(f"SELECT id FROM {self._table} WHERE {' AND '.join(where)} LIMIT 1", params).fetchone()
+        return None if row is None else row[0]
+
+    def secret(self, column: str, lookup_column: str, value: Any) -> tuple[msgspec.Struct, Any] | None:
+        """(record, secret column value) of the row whose lookup column equals value, case-insensitively."""
+        assert column in self.spec.secret_columns and lookup_column in self.spec.column_map
+        row = self.cur.execute(
+            f"SELECT {self._select}, {_q(column)} FROM {self._table} WHERE lower({_q(lookup_column)}) = lower(?)"
+            " ORDER BY created_at LIMIT 1",
+            [value],
+        ).fetchone()
+        return None if row is None else (self.to_record(row[:-1]), row[-1])
+
+    def list(self, query: ListQuery) -> list[msgspec.Struct]:
+        where, params = [], []
+        for cond in query.conditions:
+            sql, args = _condition_sql(cond)
+            where.append(sql)
+            params.extend(args)
+        if query.after is not None:
+            sql, args = _after_sql(query.sort, query.after)
+            where.append(sql)
+            params.extend(args)
+        order = ", ".join(f"{_q(k.column)} {'DESC' if k.descending else 'ASC'}" for k in query.sort)
+        sql = f"SELECT {self._select} FROM {self._table}"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY {order} LIMIT ?"
+        params.append(query.limit)
+        return [self.to_record(r) for r in self.cur.execute(sql, params).fetchall()]
+
+    # -- writes --------------------------------------------------------------
+    def insert(self, record: msgspec.Struct, secrets: dict[str, Any] | None = None) -> None:
+        names = [c.name for c in self.spec.columns]
+        params = [to_db(c, getattr(record, c.name)) for c in self.spec.columns]
+        for name, value in (secrets or {}).items():
+            assert name in self.spec.secret_columns
+            names.append(name)
+            params.append(value)
+        marks = ", ".join("?" for _ in names)
+        self.cur.execute(f"INSERT INTO {self._table} ({', '.join(map(_q, names))}) VALUES ({marks})", params)
+
+    def update(self, record: msgspec.Struct, changed: Iterable[str], secrets: dict[str, Any] | None = None) -> None:
+        """Write the changed columns of `record` (plus updated_at and version) and any secrets."""
+        names = [*dict.fromkeys([*changed, "updated_at", "version"])]
+        sets = [f"{_q(n)} = ?" for n in names]
+        params = [to_db(self.spec.column_map[n], getattr(record, n)) for n in names]
+        for name, value in (secrets or {}).items():
+            assert name in self.spec.secret_columns
+            sets.append(f"{_q(name)} = ?")
+            params.append(value)
+        params.append(record.id)
+        self.cur.execute(f"UPDATE {self._table} SET {', '.join(sets)} WHERE id = ?", params)
+
+    def delete(self, entity_id: str) -> None:
+        self.cur.execute(f"DELETE FROM {self._table} WHERE id = ?", [entity_id])
+
+
+def _condition_sql(cond: Condition) -> tuple[str, list[Any]]:
+    col = _q(cond.column)
+    if cond.op in _OPS:
+        return f"{col} {_OPS[cond.op]} ?", [cond.value]
+    if cond.op == "in":
+        if not cond.value:
+            return "FALSE", []
+        return f"{col} IN ({', '.join('?' for _ in cond.value)})", list(cond.value)
+    if cond.op == "contains":
+        return f"contains(lower({col}), lower(?))", [cond.value]
+    if cond.op == "is_null":
+        return f"{col} IS {'' if cond.value else 'NOT '}NULL", []
+    raise ValueError(f"unknown operator {cond.op}")
+
+
+def _after_sql(sort: Sequence[SortKey], after: Sequence[Any]) -> tuple[str, list[Any]]:
+    """Keyset predicate: rows strictly after `after` in the (mixed-direction) sort order."""
+    alternatives, params = [], []
+    for i, key in enumerate(sort):
+        parts = [f"{_q(k.column)} = ?" for k in sort[:i]]
+        parts.append(f"{_q(key.column)} {'<' if key.descending else '>'} ?")
+        alternatives.append("(" + " AND ".join(parts) + ")")
+        params.extend(after[:i])
+        params.append(after[i])
+    return "(" + " OR ".join(alternatives) + ")", params

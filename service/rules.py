@@ -1,0 +1,84 @@
+"""What differs per entity: small, explicit hooks the generic CRUD path calls.
+
+`prepare` runs before the write transaction (slow work such as hashing);
+`check` runs inside it on the complete record (pure, fast).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import bcrypt
+import msgspec
+
+from service.addresses import address_problem
+from service.columns import utc_now
+from service.errors import invalid
+
+
+class Rules:
+    """No extra rules. Returns (record field values, secret column values)."""
+
+    async def prepare(self, values: dict[str, Any], *, creating: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+        return values, {}
+
+    def check(self, record: msgspec.Struct) -> None:
+        return None
+
+
+class UserRules(Rules):
+    def __init__(self, bcrypt_rounds: int = 12) -> None:
+        self.rounds = bcrypt_rounds
+
+    async def prepare(self, values, *, creating):
+        values = dict(values)
+        secrets = {}
+        password = values.pop("password", None)
+        if password is not None:
+            secrets["password_hash"] = await asyncio.to_thread(hash_password, password, self.rounds)
+        if "email" in values:
+            values["email"] = values["email"].strip()
+        return values, secrets
+
+
+class WalletRules(Rules):
+    async def prepare(self, values, *, creating):
+        values = dict(values)
+        if "blockchain_symbol" in values:
+            values["blockchain_symbol"] = values["blockchain_symbol"].upper()
+        if "address" in values:
+            values["address"] = values["address"].strip()
+        return values, {}
+
+    def check(self, record):
+        if problem := address_problem(record.blockchain_symbol, record.address):
+            field = "blockchain_symbol" if problem.startswith("unsupported") else "address"
+            raise invalid(field, problem)
+
+
+class WalletBalanceRules(Rules):
+    async def prepare(self, values, *, creating):
+        if creating and values.get("timestamp", msgspec.UNSET) is msgspec.UNSET:
+            values = {**values, "timestamp": utc_now()}
+        return values, {}
+
+
+def hash_password(password: str, rounds: int = 12) -> str:
+    return bcrypt.hashpw(password.encode()[:72], bcrypt.gensalt(rounds)).decode()
+
+
+def password_matches(password: str, hashed: str) -> bool:
+    """bcrypt check; legacy passlib hashes ($2b$/$2a$/$2y$) verify as they are."""
+    try:
+        return bcrypt.checkpw(password.encode()[:72], hashed.encode())
+    except ValueError:  # malformed stored hash: treat as a failed login, never as a 500
+        return False
+
+
+def build_rules(bcrypt_rounds: int) -> dict[str, Rules]:
+    return {
+        "users": UserRules(bcrypt_rounds),
+        "wallets": WalletRules(),
+        "wallet_balances": WalletBalanceRules(),
+    }
