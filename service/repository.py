@@ -116,6 +116,10 @@ class Repository:
         params.append(query.limit)
         return [self.to_record(r) for r in self.cur.execute(sql, params).fetchall()]
 
+    def list_all(self) -> list[msgspec.Struct]:
+        rows = self.cur.execute(f"SELECT {self._select} FROM {self._table} ORDER BY id").fetchall()
+        return [self.to_record(r) for r in rows]
+
     # -- writes --------------------------------------------------------------
     def insert(self, record: msgspec.Struct, secrets: dict[str, Any] | None = None) -> None:
         names = [c.name for c in self.spec.columns]

@@ -1,0 +1,1 @@
+"""Thin FastStream routers: decode -> call the service -> encode. No SQL here."""

@@ -1,0 +1,30 @@
+"""Login by email and password. The answer never says which of the two was wrong."""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+
+from service.database import Database
+from service.errors import Unauthorized
+from service.registry import ENTITIES
+from service.repository import Repository
+from service.rules import hash_password, password_matches
+
+USERS = ENTITIES["users"]
+
+
+class AuthService:
+    def __init__(self, db: Database, bcrypt_rounds: int) -> None:
+        self.db = db
+        # Checked when the email is unknown, so both failures cost one bcrypt check.
+        self._decoy_hash = hash_password("decoy-password", bcrypt_rounds)
+
+    async def authenticate(self, email: str, password: str) -> msgspec.Struct:
+        found = await self.db.read(lambda cur: Repository(USERS, cur).secret("password_hash", "email", email.strip()))
+        user, hashed = found if found is not None else (None, self._decoy_hash)
+        matches = await asyncio.to_thread(password_matches, password, hashed)
+        if user is None or not matches or not user.is_active:
+            raise Unauthorized("invalid email or password")
+        return user

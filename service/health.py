@@ -1,0 +1,88 @@
+"""Health reports for `ekko.database.health` and `ekko.health`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+import duckdb
+import msgspec
+
+from service.columns import utc_now
+from service.database import Database
+from service.outbox import OutboxRepository
+from service.registry import ENTITY_ORDER
+from service.relay import Relay
+
+log = logging.getLogger(__name__)
+
+Status = Literal["healthy", "degraded", "unhealthy"]
+BACKLOG_DEGRADED_AFTER = 30.0  # seconds the oldest pending change may wait before we call it degraded
+
+
+class PoolReport(msgspec.Struct):
+    size: int
+    in_use: int
+    waiting: int
+
+
+class SyncReport(msgspec.Struct):
+    enabled: bool
+    pending: int = 0
+    oldest_pending_age_seconds: float | None = None
+    published: int = 0
+    failed_attempts: int = 0
+    last_error: str | None = None
+    lag_seconds: float | None = None
+    repairs: int = 0
+
+
+class DatabaseHealth(msgspec.Struct):
+    status: Status
+    path: str
+    size_bytes: int
+    schema_version: int
+    tables: dict[str, int]
+    pool: PoolReport
+    sync: SyncReport
+    integrity: Any = None
+    error: str | None = None
+
+
+def _counts(cur: duckdb.DuckDBPyConnection) -> tuple[dict[str, int], int, Any]:
+    tables = {name: int(cur.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]) for name in ENTITY_ORDER}
+    pending, oldest = OutboxRepository(cur).backlog()
+    return tables, pending, oldest
+
+
+async def database_health(db: Database, relay: Relay | None, *, sync_enabled: bool, integrity: Any = None) -> DatabaseHealth:
+    stats = db.stats()
+    size = db.path.stat().st_size if db.path.exists() else 0
+    wal = db.path.with_name(db.path.name + ".wal")
+    size += wal.stat().st_size if wal.exists() else 0
+    pool = PoolReport(stats.size, stats.in_use, stats.waiting)
+    sync = SyncReport(enabled=sync_enabled)
+    try:
+        tables, pending, oldest = await db.read(_counts)
+    except duckdb.Error as exc:
+        log.exception("database health check failed")
+        return DatabaseHealth("unhealthy", str(db.path), size, db.schema_version, {}, pool, sync, integrity, str(exc))
+    age = None if oldest is None else (utc_now() - oldest).total_seconds()
+    if relay is not None:
+        s = relay.stats
+        sync = SyncReport(
+            enabled=sync_enabled, pending=pending, oldest_pending_age_seconds=age, published=s.published,
+            failed_attempts=s.failed_attempts, last_error=s.last_error,
+            lag_seconds=s.lag_seconds if s.last_published_at else None, repairs=s.repairs,
+        )
+    else:
+        sync = SyncReport(enabled=sync_enabled, pending=pending, oldest_pending_age_seconds=age)
+    degraded = (
+        stats.waiting > 0
+        or (age is not None and age > BACKLOG_DEGRADED_AFTER)
+        or (relay is not None and relay.stats.last_error is not None and pending > 0)
+        or (integrity is not None and getattr(integrity, "ok", True) is False)
+    )
+    return DatabaseHealth(
+        "degraded" if degraded else "healthy", str(db.path), size, db.schema_version, tables, pool, sync, integrity
+    )

@@ -1,0 +1,126 @@
+"""The outbox relay: publishes committed changes to JetStream in commit order and
+forgets them only after JetStream acknowledged them. Never drops an entry:
+failures are retried with backoff until NATS is back."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+import nats.errors
+
+from service.columns import utc_now
+from service.database import Database
+from service.jetstream import JetStreamSync
+from service.outbox import OutboxRepository
+from service.sync_check import repair
+
+log = logging.getLogger(__name__)
+
+# What a publish can fail with while NATS or a bucket is away; anything else is a bug and is raised.
+RETRYABLE = (nats.errors.Error, asyncio.TimeoutError, ConnectionError, OSError)
+
+
+@dataclass
+class RelayStats:
+    published: int = 0
+    failed_attempts: int = 0
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    last_published_at: datetime | None = None
+    lag_seconds: float = 0.0  # commit -> JetStream ack of the last published change
+    repairs: int = 0
+
+
+class Relay:
+    def __init__(self, db: Database, sync: JetStreamSync, *, batch_size: int = 1000, idle_poll: float = 1.0) -> None:
+        self.db = db
+        self.sync = sync
+        self.batch_size = batch_size
+        self.idle_poll = idle_poll
+        self.stats = RelayStats()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._lock = asyncio.Lock()  # a repair and a batch never interleave
+
+    def notify(self) -> None:
+        """Called after each commit that wrote to the outbox."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self, drain_timeout: float = 5.0) -> None:
+        """Try to drain what is pending, then stop; anything left stays in the outbox for next start."""
+        if self._task is None:
+            return
+        deadline = time.monotonic() + drain_timeout
+        while time.monotonic() < deadline and await self.pending() and self.stats.last_error is None:
+            self.notify()
+            await asyncio.sleep(0.05)
+        self._stopping = True
+        self._wake.set()
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+        self._task = None
+
+    async def pending(self) -> int:
+        return (await self.db.read(lambda cur: OutboxRepository(cur).backlog()))[0]
+
+    async def repair(self) -> dict[str, dict[str, int]]:
+        """Rewrite KV from DuckDB between two batches, so no older outbox entry lands after it."""
+        async with self._lock:
+            result = await repair(self.db, self.sync)
+            self.stats.repairs += 1
+            return result
+
+    async def _run(self) -> None:
+        backoff = 0.05
+        needs_ensure = False
+        while not self._stopping:
+            try:
+                if needs_ensure:
+                    recreated = await self.sync.ensure()
+                    needs_ensure = False
+                    if recreated:
+                        log.warning("KV buckets %s were missing; rebuilding them from DuckDB", sorted(recreated))
+                        await self.repair()
+                published = await self._publish_batch()
+                backoff = 0.05
+            except RETRYABLE as exc:
+                self.stats.failed_attempts += 1
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                self.stats.last_error_at = utc_now()
+                log.warning("outbox relay: publish failed (%s); retrying in %.2fs", self.stats.last_error, backoff)
+                needs_ensure = True
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if not published:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.idle_poll)
+                except TimeoutError:
+                    pass
+
+    async def _publish_batch(self) -> int:
+        async with self._lock:
+            changes = await self.db.read(lambda cur: OutboxRepository(cur).pending(self.batch_size))
+            if not changes:
+                return 0
+            await self.sync.publish(changes)
+            last = changes[-1].seq
+            await self.db.write(lambda cur: OutboxRepository(cur).remove_through(last))
+        now = utc_now()
+        self.stats.published += len(changes)
+        self.stats.last_published_at = now
+        self.stats.lag_seconds = (now - changes[-1].occurred_at).total_seconds()
+        self.stats.last_error = None
+        return len(changes)
