@@ -91,7 +91,10 @@ class JetStreamSync:
         """Latest value of every live key (delete/purge markers dropped), via one watcher."""
         kv = self._kv[entity]
         values: dict[str, bytes] = {}
-        watcher = await kv.watchall(ignore_deletes=False)
+        try:
+            watcher = await kv.watchall(ignore_deletes=False)
+        except NotFoundError:  # the bucket is gone: it holds nothing
+            return values
         try:
             async for entry in watcher:
                 if entry is None:  # end of the initial values

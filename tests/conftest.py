@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import nats
 import pytest
 
+from service.app import Ekko, create_app
+from service.config import Settings
+from tests.client import Client
 from tests.natsd import NatsServer
 
 
@@ -28,3 +32,26 @@ def db_path(tmp_path: Path) -> Path:
 @pytest.fixture
 def unique() -> str:
     return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def settings(db_path: Path) -> Settings:
+    """Fast settings for tests: cheap bcrypt, two subscribers per subject."""
+    return Settings(duckdb_path=db_path, bcrypt_rounds=4, workers_per_subject=2, duckdb_pool_size=4)
+
+
+@pytest.fixture
+async def ekko(settings: Settings, nats_server: NatsServer) -> AsyncIterator[Ekko]:
+    """The whole service, started against this test's nats-server and DuckDB file."""
+    app = create_app(settings, nats_server.url)
+    await app.start()
+    yield app
+    await app.stop()
+
+
+@pytest.fixture
+async def client(ekko: Ekko, nats_server: NatsServer) -> AsyncIterator[Client]:
+    """A plain NATS client speaking JSON, like any non-Python caller would."""
+    nc = await nats.connect(nats_server.url)
+    yield Client(nc)
+    await nc.close()

@@ -1,0 +1,44 @@
+"""A JSON request helper over a real NATS connection, for integration tests."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from nats.aio.client import Client as NATS
+
+
+@dataclass
+class Reply:
+    status: int  # 200 for success, else Nats-Service-Error-Code
+    body: Any
+    headers: dict[str, str]
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+    @property
+    def error(self) -> dict[str, Any]:
+        return self.body["error"]
+
+
+@dataclass
+class Client:
+    nc: NATS
+
+    async def raw(self, subject: str, payload: bytes, timeout: float = 5.0) -> Reply:
+        msg = await self.nc.request(subject, payload, timeout=timeout)
+        headers = dict(msg.headers or {})
+        status = int(headers.get("Nats-Service-Error-Code", 200))
+        return Reply(status, json.loads(msg.data) if msg.data else None, headers)
+
+    async def request(self, subject: str, body: Any = None, timeout: float = 5.0) -> Reply:
+        return await self.raw(subject, b"" if body is None else json.dumps(body).encode(), timeout)
+
+    async def ok(self, subject: str, body: Any = None) -> Any:
+        """The reply body; fails the test with the error when the reply is an error."""
+        reply = await self.request(subject, body)
+        assert reply.ok, f"{subject} -> {reply.status} {reply.body}"
+        return reply.body

@@ -1,0 +1,43 @@
+"""Helpers for tests of the JetStream projection: wait for the relay, read the events stream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from nats.aio.client import Client as NATS
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20.0, what: str = "condition") -> float:
+    """Poll `check` until true; returns the seconds it took. Fails the test on timeout."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if await check():
+            return time.monotonic() - start
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{what} not reached within {timeout}s")
+
+
+async def read_events(nc: NATS, subject: str = "ekko.events.>") -> list[dict[str, Any]]:
+    """Every message in EKKO_EVENTS, in stream order."""
+    js = nc.jetstream()
+    info = await js.stream_info("EKKO_EVENTS")
+    total = info.state.messages
+    events: list[dict[str, Any]] = []
+    if total == 0:
+        return events
+    sub = await js.subscribe(
+        subject, stream="EKKO_EVENTS", ordered_consumer=True,
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
+    )
+    try:
+        while len(events) < total:
+            msg = await sub.next_msg(timeout=5)
+            events.append(json.loads(msg.data))
+    finally:
+        await sub.unsubscribe()
+    return events
