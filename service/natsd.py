@@ -41,7 +41,8 @@ def ensure_local_server(store_dir: Path, port: int = 4222) -> tuple[str, subproc
     args = [binary(), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store_dir)]
     if REPO_CONF.exists():
         args[1:1] = ["-c", str(REPO_CONF)]
-    proc = subprocess.Popen(args)
+    # Own session: Ctrl-C reaches ekko only, and ekko stops the server after draining.
+    proc = subprocess.Popen(args, start_new_session=True)
     deadline = time.monotonic() + 15
     while not _listening(port):
         if proc.poll() is not None or time.monotonic() > deadline:
