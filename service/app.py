@@ -99,13 +99,15 @@ class Ekko:
         log.info("ekko serving %s.* from %s", self.settings.subject_prefix, self.settings.duckdb_path)
 
     async def stop(self) -> None:
-        """Stop taking requests, drain what is in flight, let the relay catch up, close DuckDB."""
+        """Stop taking requests, let the relay publish what is pending, close NATS, close DuckDB."""
         try:
-            await self.broker.stop()
-        finally:
+            for subscriber in self.broker.subscribers:
+                await subscriber.stop()  # no new requests; the connection stays up for the relay
             if self.relay is not None:
                 await self.relay.stop()
                 self.relay = None
+            await self.broker.stop()
+        finally:
             self.db.close()
             log.info("ekko stopped; DuckDB checkpointed and closed")
 

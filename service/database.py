@@ -26,6 +26,7 @@ from service.errors import DatabaseLocked
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+MAX_GROUP = 256  # writes folded into one transaction at most
 Cursor = duckdb.DuckDBPyConnection
 
 
@@ -52,6 +53,15 @@ def connect(path: Path) -> duckdb.DuckDBPyConnection:
         ) from exc
 
 
+def _settle(future: asyncio.Future, result: object, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
 class Database:
     """The one DuckDB connection of this process, used through `read` and `write`."""
 
@@ -66,6 +76,9 @@ class Database:
         self._writer_cursor: Cursor | None = None
         self._waiting = 0
         self._lock = threading.Lock()
+        self._queue: list[tuple[Callable[[Cursor], object], asyncio.Future]] = []
+        self._draining = False
+        self.group_commits = 0
 
     # -- lifecycle -----------------------------------------------------------
     def open(self) -> Database:
@@ -114,9 +127,49 @@ class Database:
             self._idle.put_nowait(cursor)
 
     async def write(self, fn: Callable[[Cursor], T]) -> T:
-        """Run fn(cursor) in one transaction on the writer thread; commit, or roll back and raise."""
+        """Run fn(cursor) on the writer thread inside a transaction; its result once committed.
+
+        Group commit: writes that queue up while one commits are run together in
+        the next transaction, so one fdatasync serves them all. If any of them
+        raises, that transaction is rolled back and each is run again alone, so
+        a failing write never takes another down with it (fn must only touch
+        the database, which every writer here does).
+        """
         assert self._writer is not None, "database is not open"
-        return await asyncio.get_running_loop().run_in_executor(self._writer, self.transaction, fn)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        with self._lock:
+            self._queue.append((fn, future))
+            start = not self._draining
+            self._draining = True
+        if start:
+            self._writer.submit(self._drain, loop)
+        return await future
+
+    def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
+        while True:
+            with self._lock:
+                batch, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
+                if not batch:
+                    self._draining = False
+                    return
+            self.group_commits += 1
+            try:
+                results = self.transaction(lambda cur: [fn(cur) for fn, _ in batch])
+                outcomes = [(future, result, None) for (_, future), result in zip(batch, results, strict=True)]
+            except Exception as exc:  # noqa: BLE001 - handed to the caller's future, re-raised there
+                if len(batch) == 1:
+                    outcomes = [(batch[0][1], None, exc)]
+                else:
+                    outcomes = [(future, *self._alone(fn)) for fn, future in batch]
+            for future, result, error in outcomes:
+                loop.call_soon_threadsafe(_settle, future, result, error)
+
+    def _alone(self, fn: Callable[[Cursor], T]) -> tuple[T | None, BaseException | None]:
+        try:
+            return self.transaction(fn), None
+        except Exception as exc:  # noqa: BLE001 - handed to the caller's future, re-raised there
+            return None, exc
 
     def transaction(self, fn: Callable[[Cursor], T], cursor: Cursor | None = None) -> T:
         """Synchronous transaction; for the writer thread and for offline tools (migration)."""
