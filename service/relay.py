@@ -20,7 +20,8 @@ from service.sync_check import repair
 
 log = logging.getLogger(__name__)
 
-# What a publish can fail with while NATS or a bucket is away; anything else is a bug and is raised.
+# What a publish fails with while NATS or a bucket is away (logged briefly); anything else is
+# logged with its traceback, and retried all the same.
 RETRYABLE = (nats.errors.Error, asyncio.TimeoutError, ConnectionError, OSError)
 
 
@@ -94,11 +95,14 @@ class Relay:
                         await self.repair()
                 published = await self._publish_batch()
                 backoff = 0.05
-            except RETRYABLE as exc:
+            except Exception as exc:  # noqa: BLE001 - the relay must outlive any failure, or sync stops silently
                 self.stats.failed_attempts += 1
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
                 self.stats.last_error_at = utc_now()
-                log.warning("outbox relay: publish failed (%s); retrying in %.2fs", self.stats.last_error, backoff)
+                if isinstance(exc, RETRYABLE):
+                    log.warning("outbox relay: publish failed (%s); retrying in %.2fs", self.stats.last_error, backoff)
+                else:
+                    log.exception("outbox relay: unexpected failure; retrying in %.2fs", backoff)
                 needs_ensure = True
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
