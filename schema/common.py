@@ -17,6 +17,7 @@ __all__ = [
     "ShortText",
     "LongText",
     "Money",
+    "FixedDecimal",
     "Timestamp",
     "JsonObject",
     "Record",
@@ -41,6 +42,16 @@ LongText = Annotated[str, Meta(max_length=10_000)]
 # Exact decimals: DECIMAL(24,8) in DuckDB, JSON strings in replies, numbers or
 # strings on input. Scale and magnitude are checked by service.values.
 Money = Decimal
+
+
+class FixedDecimal(Decimal):
+    """A Decimal written as fixed-point text: "0.00000000", never str()'s "0E-8".
+
+    msgspec writes a plain Decimal with str(), which switches to exponent
+    notation below 1e-6; a subclass goes through the encoder's enc_hook instead.
+    Every stored decimal is made one (service.values, service.columns)."""
+
+    __slots__ = ()
 Timestamp = datetime
 JsonObject = dict[str, Any]
 
@@ -114,7 +125,13 @@ def encode(value: Any) -> bytes:
     return _ENCODER.encode(value)
 
 
-_ENCODER = msgspec.json.Encoder(decimal_format="string")
+def _enc_hook(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    raise NotImplementedError(f"cannot encode {type(value).__name__}")
+
+
+_ENCODER = msgspec.json.Encoder(decimal_format="string", enc_hook=_enc_hook)
 
 
 def update_struct(name: str, create: type[Struct]) -> type[UpdateRequest]:

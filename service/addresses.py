@@ -69,4 +69,24 @@ def _bech32_ok(address: str) -> bool:
     const = _polymod(expanded + values)
     witness_version = values[0]
     # bech32 for segwit v0, bech32m (BIP-350) for v1+
-    return const == (1 if witness_version == 0 else 0x2BC830A3)
+    if const != (1 if witness_version == 0 else 0x2BC830A3) or witness_version > 16:
+        return False
+    program = _five_to_eight_bits(values[1:-6])
+    if program is None or not 2 <= len(program) <= 40:
+        return False
+    return witness_version != 0 or len(program) in (20, 32)
+
+
+def _five_to_eight_bits(data: list[int]) -> bytes | None:
+    """BIP-173 convertbits(data, 5, 8, pad=False); None when the padding is invalid."""
+    acc = bits = 0
+    out = bytearray()
+    for value in data:
+        acc = (acc << 5) | value
+        bits += 5
+        while bits >= 8:
+            bits -= 8
+            out.append((acc >> bits) & 0xFF)
+    if bits >= 5 or (acc << (8 - bits)) & 0xFF:
+        return None
+    return bytes(out)

@@ -17,6 +17,8 @@ from typing import Any
 
 import msgspec
 
+from schema.common import FixedDecimal
+
 
 class Kind(enum.Enum):
     TEXT = "VARCHAR"
@@ -81,6 +83,8 @@ def from_db(column: Column, value: Any) -> Any:
         return value.replace(tzinfo=UTC)
     if column.kind is Kind.JSON:
         return msgspec.json.decode(value, type=column.python_type)
+    if column.kind is Kind.DECIMAL:
+        return FixedDecimal(value)
     return value
 
 

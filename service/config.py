@@ -67,6 +67,8 @@ class Settings:
             raise ConfigError("DUCKDB_POOL_SIZE must be at least 1")
         if self.workers_per_subject < 1:
             raise ConfigError("EKKO_WORKERS_PER_SUBJECT must be at least 1")
+        if not 4 <= self.bcrypt_rounds <= 31:
+            raise ConfigError("BCRYPT_ROUNDS must be between 4 and 31")
 
     @property
     def data_dir(self) -> Path:

@@ -71,7 +71,9 @@ class EntityService:
         values, secrets = await self.rules.prepare(values, creating=True)
         now = utc_now()
         values = normalize(self.spec, values)
-        values.update(id=values.get("id") or str(uuid.uuid4()), created_at=now, updated_at=now, version=1)
+        # Ids are canonical lower-case UUIDs, so "ABC…" and "abc…" cannot become two rows.
+        entity_id = values["id"].lower() if "id" in values else str(uuid.uuid4())
+        values.update(id=entity_id, created_at=now, updated_at=now, version=1)
         record = self.spec.record(**values)
         self.rules.check(record)
 

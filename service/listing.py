@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from schema.common import ListRequest
+from schema.common import ListRequest, encode
 from service.columns import Column, Kind, strip_optional, to_db
 from service.errors import ValidationFailed, invalid
 from service.registry import EntitySpec
@@ -85,7 +85,7 @@ def _fingerprint(spec: EntitySpec, request: ListRequest) -> str:
 
 def encode_cursor(spec: EntitySpec, request: ListRequest, last: msgspec.Struct, sort: tuple[SortKey, ...]) -> str:
     values = [getattr(last, k.column) for k in sort]
-    raw = msgspec.json.encode([_fingerprint(spec, request), values])
+    raw = encode([_fingerprint(spec, request), values])
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 

@@ -21,7 +21,11 @@ class Rules:
     """No extra rules. Returns (record field values, secret column values)."""
 
     async def prepare(self, values: dict[str, Any], *, creating: bool) -> tuple[dict[str, Any], dict[str, Any]]:
-        return values, {}
+        return self.clean(values), {}
+
+    def clean(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Tidy sent values (trim, upper-case); synchronous so the migration applies the same rules."""
+        return values
 
     def check(self, record: msgspec.Struct) -> None:
         return None
@@ -36,20 +40,25 @@ class UserRules(Rules):
         secrets = {}
         password = values.pop("password", None)
         if password is not None:
+            if len(password.encode()) > 72:  # the schema counts characters; bcrypt drops bytes past 72
+                raise invalid("password", "must be at most 72 bytes in UTF-8")
             secrets["password_hash"] = await asyncio.to_thread(hash_password, password, self.rounds)
-        if "email" in values:
-            values["email"] = values["email"].strip()
-        return values, secrets
+        return self.clean(values), secrets
+
+    def clean(self, values):
+        if isinstance(values.get("email"), str):
+            values = {**values, "email": values["email"].strip()}
+        return values
 
 
 class WalletRules(Rules):
-    async def prepare(self, values, *, creating):
+    def clean(self, values):
         values = dict(values)
-        if "blockchain_symbol" in values:
+        if isinstance(values.get("blockchain_symbol"), str):
             values["blockchain_symbol"] = values["blockchain_symbol"].upper()
-        if "address" in values:
+        if isinstance(values.get("address"), str):
             values["address"] = values["address"].strip()
-        return values, {}
+        return values
 
     def check(self, record):
         if problem := address_problem(record.blockchain_symbol, record.address):

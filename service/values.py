@@ -6,6 +6,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from schema.common import FixedDecimal
 from service.columns import Kind, as_utc
 from service.errors import invalid
 from service.registry import EntitySpec
@@ -27,7 +28,7 @@ def to_decimal(field: str, value: Any, *, round_excess: bool = False) -> Decimal
     quantized = number.quantize(SCALE)
     if quantized != number and not round_excess:
         raise invalid(field, "has more than 8 decimal places")
-    return quantized
+    return FixedDecimal(quantized)
 
 
 def normalize(spec: EntitySpec, values: dict[str, Any], *, round_excess: bool = False) -> dict[str, Any]:

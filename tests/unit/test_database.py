@@ -1,0 +1,95 @@
+"""service.database: one process per DuckDB file, and a pool whose stats tell the truth."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from service.database import Database, PoolStats
+
+ROOT = Path(__file__).resolve().parents[2]
+
+OPEN_FROM_ANOTHER_PROCESS = """
+import sys
+from pathlib import Path
+from service.database import connect
+from service.errors import DatabaseLocked
+try:
+    connect(Path(sys.argv[1])).close()
+except DatabaseLocked as exc:
+    print(exc)
+    sys.exit(3)
+print("opened")
+"""
+
+
+def open_elsewhere(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", OPEN_FROM_ANOTHER_PROCESS, str(path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+
+
+@pytest.fixture
+def db(tmp_path: Path):
+    database = Database(tmp_path / "data" / "ekko.db", pool_size=2).open()
+    yield database
+    database.close()
+
+
+def test_a_second_process_is_told_the_file_is_locked_and_by_whom(db: Database) -> None:
+    result = open_elsewhere(db.path)
+    assert result.returncode == 3, result.stderr
+    message = result.stdout.strip()
+    assert message.startswith(f"{db.path} is in use by another process (process {os.getpid()})")
+    assert "one process per file" in message
+
+
+def test_the_file_is_free_again_once_closed(db: Database) -> None:
+    db.close()
+    result = open_elsewhere(db.path)
+    assert (result.returncode, result.stdout.strip()) == (0, "opened"), result.stderr
+
+
+async def stats_reach(db: Database, expected: PoolStats) -> None:
+    while db.stats() != expected:
+        await asyncio.sleep(0.005)
+
+
+async def test_pool_stats_show_cursors_in_use_and_callers_waiting(db: Database) -> None:
+    assert db.stats() == PoolStats(size=2, in_use=0, waiting=0)
+    release = threading.Event()
+    started = threading.Semaphore(0)
+
+    def blocked_read(cursor: duckdb.DuckDBPyConnection) -> int:
+        started.release()
+        assert release.wait(10)
+        return cursor.execute("SELECT 42").fetchone()[0]
+
+    reads = [asyncio.create_task(db.read(blocked_read)) for _ in range(3)]
+    await asyncio.wait_for(stats_reach(db, PoolStats(size=2, in_use=2, waiting=1)), 5)
+    assert started.acquire(timeout=5) and started.acquire(timeout=5)
+    assert not started.acquire(timeout=0.05), "a third read ran without a free cursor"
+    release.set()
+    assert await asyncio.wait_for(asyncio.gather(*reads), 10) == [42, 42, 42]
+    assert db.stats() == PoolStats(size=2, in_use=0, waiting=0)
+
+
+async def test_a_failed_write_rolls_back_and_the_writer_keeps_working(db: Database) -> None:
+    await db.write(lambda cur: cur.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)"))
+
+    def insert_then_fail(cur: duckdb.DuckDBPyConnection) -> None:
+        cur.execute("INSERT INTO t VALUES (1)")
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        await db.write(insert_then_fail)
+    await db.write(lambda cur: cur.execute("INSERT INTO t VALUES (2)"))
+    assert await db.read(lambda cur: cur.execute("SELECT n FROM t").fetchall()) == [(2,)]

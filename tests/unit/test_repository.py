@@ -1,0 +1,159 @@
+"""Repository and DDL against a real DuckDB file (no NATS)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import msgspec
+import pytest
+
+from service.database import connect
+from service.ddl import LATEST_VERSION, apply_migrations
+from service.registry import ENTITIES, EntitySpec, UniqueKey
+from service.repository import Condition, ListQuery, Repository, SortKey
+
+WALLETS = ENTITIES["wallets"]
+USERS = ENTITIES["users"]
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    connection = connect(tmp_path / "data" / "ekko.db")
+    apply_migrations(connection)
+    yield connection
+    connection.close()
+
+
+def wallet(n: int, **fields: object) -> msgspec.Struct:
+    at = T0 + timedelta(minutes=n)
+    values = dict(id=str(uuid.UUID(int=n)), created_at=at, updated_at=at, version=1, blockchain_symbol="ETH",
+                  address=f"0x{n:040x}", balance=Decimal(n % 3).quantize(Decimal("0.00000001")), status="active")
+    return WALLETS.record(**{**values, **fields})
+
+
+def test_migrations_run_once_and_record_the_version(con: duckdb.DuckDBPyConnection) -> None:
+    assert apply_migrations(con) == LATEST_VERSION
+    assert con.execute("SELECT max(version), count(*) FROM schema_version").fetchone() == (LATEST_VERSION, 1)
+
+
+@pytest.mark.parametrize("spec", ENTITIES.values(), ids=list(ENTITIES))
+def test_the_table_has_exactly_the_record_columns_plus_the_secret_ones(
+    spec: EntitySpec, con: duckdb.DuckDBPyConnection
+) -> None:
+    rows = con.execute(
+        "SELECT column_name, data_type, is_nullable FROM information_schema.columns"
+        " WHERE table_name = ? ORDER BY ordinal_position",
+        [spec.name],
+    ).fetchall()
+    assert [r[0] for r in rows] == [c.name for c in spec.columns] + list(spec.secret_columns)
+    declared = {name: (kind, nullable) for name, kind, nullable in rows}
+    for column in spec.columns:
+        assert declared[column.name] == (column.kind.value, "YES" if column.nullable else "NO"), column.name
+
+
+def test_a_row_can_be_inserted_read_updated_and_deleted(con: duckdb.DuckDBPyConnection) -> None:
+    repo = Repository(WALLETS, con)
+    record = wallet(1, name="main", balance=Decimal("12345678.12345678"))
+    repo.insert(record)
+    assert repo.get(record.id) == record
+    assert repo.exists(record.id) and repo.count() == 1
+    changed = msgspec.structs.replace(record, name=None, status="frozen", version=2, updated_at=T0 + timedelta(days=1))
+    repo.update(changed, ["name", "status"])
+    assert repo.get(record.id) == changed
+    repo.delete(record.id)
+    assert repo.get(record.id) is None and not repo.exists(record.id) and repo.count() == 0
+
+
+def test_an_update_writes_only_the_changed_columns(con: duckdb.DuckDBPyConnection) -> None:
+    repo = Repository(WALLETS, con)
+    record = wallet(1, name="main")
+    repo.insert(record)
+    stale_name = msgspec.structs.replace(record, name="ignored", status="frozen", version=2)
+    repo.update(stale_name, ["status"])
+    stored = repo.get(record.id)
+    assert (stored.name, stored.status, stored.version) == ("main", "frozen", 2)
+
+
+def test_secret_columns_are_stored_but_never_part_of_the_record(con: duckdb.DuckDBPyConnection) -> None:
+    repo = Repository(USERS, con)
+    user = USERS.record(id="u1", created_at=T0, updated_at=T0, version=1, email="Ada@Example.com")
+    repo.insert(user, {"password_hash": "$2b$04$hash"})
+    assert repo.get("u1") == user and "password_hash" not in msgspec.structs.asdict(repo.get("u1"))
+    assert repo.secret("password_hash", "email", "ada@example.COM") == (user, "$2b$04$hash")
+    repo.update(user, [], {"password_hash": "$2b$04$other"})
+    assert repo.secret("password_hash", "email", "ada@example.com")[1] == "$2b$04$other"
+    assert repo.secret("password_hash", "email", "nobody@example.com") is None
+
+
+def test_duplicates_are_found_case_insensitively_except_for_the_row_itself(con: duckdb.DuckDBPyConnection) -> None:
+    repo = Repository(WALLETS, con)
+    repo.insert(wallet(1, address="0x" + "ab" * 20))
+    key = UniqueKey(("blockchain_symbol", "address"), "taken")
+    same = {"blockchain_symbol": "eth", "address": "0x" + "AB" * 20}
+    assert repo.find_duplicate(key, same, None) == wallet(1).id
+    assert repo.find_duplicate(key, same, wallet(1).id) is None
+    assert repo.find_duplicate(key, {**same, "blockchain_symbol": "AVAX"}, None) is None
+
+
+def test_children_are_found_by_their_foreign_key(con: duckdb.DuckDBPyConnection) -> None:
+    Repository(WALLETS, con).insert(wallet(1))
+    balances = Repository(ENTITIES["wallet_balances"], con)
+    for n in (2, 3):
+        balances.insert(ENTITIES["wallet_balances"].record(
+            id=f"b{n}", created_at=T0, updated_at=T0, version=1, wallet_id=wallet(1).id, timestamp=T0,
+            balance=Decimal(n)))
+    assert balances.ids_where("wallet_id", wallet(1).id) == ["b2", "b3"]
+    assert balances.ids_where("wallet_id", "nobody") == []
+    with pytest.raises(KeyError):
+        balances.ids_where("wallet_id; DROP TABLE wallets", "x")
+
+
+def keyset_pages(repo: Repository, sort: tuple[SortKey, ...], limit: int, *conditions: Condition) -> list[list[str]]:
+    pages, after = [], None
+    while True:
+        rows = repo.list(ListQuery(conditions, sort, limit, after))
+        if not rows:
+            return pages
+        pages.append([r.id for r in rows])
+        after = tuple(getattr(rows[-1], k.column) for k in sort)
+        after = tuple(v.replace(tzinfo=None) if isinstance(v, datetime) else v for v in after)
+
+
+@pytest.mark.parametrize("sort", [
+    (SortKey("id"),),
+    (SortKey("balance", True), SortKey("id")),
+    (SortKey("balance"), SortKey("created_at", True), SortKey("id")),
+    (SortKey("status"), SortKey("id", True)),
+])
+def test_keyset_pages_return_every_row_once_in_order(sort: tuple[SortKey, ...], con: duckdb.DuckDBPyConnection) -> None:
+    repo = Repository(WALLETS, con)
+    records = [wallet(n) for n in range(1, 12)]
+    for record in records:
+        repo.insert(record)
+    pages = keyset_pages(repo, sort, 4)
+    assert [len(p) for p in pages] == [4, 4, 3]
+    ids = [i for p in pages for i in p]
+    assert ids == [r.id for r in repo.list(ListQuery((), sort, 100))]
+    expected = records
+    for key in reversed(sort):  # stable sorts, least significant key first
+        expected = sorted(expected, key=lambda r: getattr(r, key.column), reverse=key.descending)
+    assert ids == [r.id for r in expected]
+
+
+def test_conditions_filter_the_rows_and_bind_every_value(con: duckdb.DuckDBPyConnection) -> None:
+    repo = Repository(WALLETS, con)
+    for n in range(1, 7):
+        repo.insert(wallet(n, name=None if n % 2 else f"Wallet {n}"))
+    listed = repo.list(ListQuery((Condition("name", "contains", "WALLET"), Condition("balance", "gte", 1)),
+                                 (SortKey("id"),), 100))
+    assert [r.name for r in listed] == ["Wallet 2", "Wallet 4"]
+    nulls = repo.list(ListQuery((Condition("name", "is_null", True),), (SortKey("id"),), 100))
+    assert len(nulls) == 3
+    injected = repo.list(ListQuery((Condition("status", "eq", "x' OR '1'='1"),), (SortKey("id"),), 100))
+    assert injected == [] and repo.count() == 6
