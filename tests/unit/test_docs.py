@@ -1,0 +1,69 @@
+"""docs/ says what the code does: schemas.json is generated from the Structs and must be
+current; subjects.md's tables list every subject, entity and required field."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from service.registry import ENTITIES
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMAS = ROOT / "docs" / "schemas.json"
+SUBJECTS_MD = ROOT / "docs" / "subjects.md"
+ACTIONS = ("create", "get", "update", "delete", "list")
+
+
+def load_generator() -> Any:
+    spec = importlib.util.spec_from_file_location("gen_schemas", ROOT / "scripts" / "gen_schemas.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def table_rows(markdown: str, heading: str) -> dict[str, list[str]]:
+    """The first table under `## heading`: first cell (backticks stripped) -> the other cells."""
+    section = markdown.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    rows = [ln for ln in section.splitlines() if ln.startswith("|")][2:]  # skip header and rule
+    cells = [[c.strip() for c in re.split(r"(?<!\\)\|", row)[1:-1]] for row in rows]
+    return {c[0].strip("`"): c[1:] for c in cells}
+
+
+def test_docs_schemas_json_is_generated_from_the_current_structs() -> None:
+    assert SCHEMAS.read_bytes() == load_generator().render(), "docs/schemas.json is stale: run python scripts/gen_schemas.py"
+
+
+def test_schemas_json_describes_every_subject_of_every_entity() -> None:
+    subjects = json.loads(SCHEMAS.read_bytes())["subjects"]
+    for name in ENTITIES:
+        assert {f"ekko.{name}.{action}" for action in ACTIONS} <= set(subjects)
+
+
+@pytest.mark.parametrize("name", list(ENTITIES))
+def test_schemas_json_create_schema_requires_what_the_struct_requires(name: str) -> None:
+    document = json.loads(SCHEMAS.read_bytes())
+    ref = document["subjects"][f"ekko.{name}.create"]["request"]["$ref"].rsplit("/", 1)[1]
+    required = [f.name for f in msgspec.structs.fields(ENTITIES[name].create) if f.required]
+    assert document["$defs"][ref]["required"] == required
+    assert document["$defs"][ref]["additionalProperties"] is False
+
+
+def test_subjects_md_lists_every_subject_the_schemas_describe() -> None:
+    crud = re.compile(rf"^ekko\.(?:{'|'.join(ENTITIES)})\.({'|'.join(ACTIONS)})$")
+    documented = {crud.sub(r"ekko.<entity>.\1", s) for s in json.loads(SCHEMAS.read_bytes())["subjects"]}
+    assert set(table_rows(SUBJECTS_MD.read_text(), "All subjects")) == documented
+
+
+def test_subjects_md_entity_table_names_each_entitys_required_fields_and_parents() -> None:
+    rows = table_rows(SUBJECTS_MD.read_text(), "Entities")
+    assert list(rows) == list(ENTITIES), "one row per entity, in registry (parents-first) order"
+    for name, spec in ENTITIES.items():
+        required, parents, _unique = rows[name]
+        assert re.findall(r"`(\w+)`", required) == [f.name for f in msgspec.structs.fields(spec.create) if f.required]
+        assert re.findall(r"`(\w+)` -> (\w+)", parents) == [(fk.field, fk.parent) for fk in spec.foreign_keys]
