@@ -24,15 +24,15 @@ from service.errors import ServiceError
 log = logging.getLogger(__name__)
 
 _AT = re.compile(r" - at `\$(?:\.body)?\.?(?P<path>[^`]*)`$")
-_MISSING = re.compile(r"missing required field `(?P<name>[^`]+)`")
+_NAMED = re.compile(r"(?:missing required|unknown) field `(?P<name>[^`]+)`")
 
 
 def _validation_reply(message: str) -> tuple[int, ErrorReply]:
     match = _AT.search(message)
     text = _AT.sub("", message)
     field = (match.group("path") or None) if match else None
-    if missing := _MISSING.search(text):  # msgspec puts the missing field's name in the text, not the path
-        field = f"{field}.{missing.group('name')}" if field else missing.group("name")
+    if named := _NAMED.search(text):  # msgspec names a missing or unknown field in the text, not the path
+        field = f"{field}.{named.group('name')}" if field else named.group("name")
     detail = ErrorDetail(field=field, message=text)
     summary = f"{field}: {text}" if field else text
     return 400, ErrorReply(ErrorBody("validation_error", summary, [detail]))

@@ -17,12 +17,3 @@ class ChangeEvent(Struct, kw_only=True):
     occurred_at: datetime
     # The entity exactly as replies show it (already-encoded JSON); null on delete.
     data: Raw | None = None
-
-    def subject(self) -> str:
-        return f"ekko.events.{self.entity}.{self.action}"
-
-
-def decode_data(event: ChangeEvent) -> Any:  # convenience for consumers and tests
-    import msgspec
-
-    return None if event.data is None else msgspec.json.decode(event.data)

@@ -11,6 +11,8 @@ import sys
 
 import msgspec
 import nats
+import nats.aio.client
+import nats.errors
 
 from service.config import ConfigError, Settings
 from service.errors import DatabaseLocked
@@ -52,6 +54,25 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def _quiet(exc: Exception) -> None:
+    """nats-py logs each failed attempt with a traceback; the command reports the failure once."""
+
+
+class NatsUnreachable(Exception):
+    """A one-shot command could not reach NATS (no retries: an operator is waiting)."""
+
+
+async def connect_once(settings: Settings) -> nats.aio.client.Client:
+    url = settings.nats_url or "nats://127.0.0.1:4222"
+    try:
+        # max_reconnect_attempts=1: nats-py retries the *first* connect too (0 means forever).
+        return await nats.connect(
+            url, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=1, error_cb=_quiet
+        )
+    except (nats.errors.NoServersError, OSError, TimeoutError) as exc:
+        raise NatsUnreachable(f"cannot reach NATS at {url} ({type(exc).__name__}); is it running? set NATS_URL") from exc
+
+
 async def _sync_offline(settings: Settings, action: str) -> bytes:
     """verify/repair with the database opened here (the service is not running)."""
     from schema.common import encode
@@ -60,7 +81,11 @@ async def _sync_offline(settings: Settings, action: str) -> bytes:
     from service.sync_check import repair, verify
 
     db = Database(settings.duckdb_path, 2).open()
-    nc = await nats.connect(settings.nats_url or "nats://127.0.0.1:4222")
+    try:
+        nc = await connect_once(settings)
+    except NatsUnreachable:
+        db.close()
+        raise
     try:
         sync = JetStreamSync(nc.jetstream(), subject_prefix=settings.subject_prefix)
         await sync.ensure()
@@ -71,7 +96,7 @@ async def _sync_offline(settings: Settings, action: str) -> bytes:
 
 
 async def _sync_via_service(settings: Settings, action: str) -> bytes:
-    nc = await nats.connect(settings.nats_url or "nats://127.0.0.1:4222")
+    nc = await connect_once(settings)
     try:
         reply = await nc.request(f"{settings.subject_prefix}.admin.sync.{action}", b"", timeout=600)
     finally:
@@ -120,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     except DatabaseLocked as exc:
         print(f"ekko: {exc}", file=sys.stderr)
         return 3
+    except NatsUnreachable as exc:
+        print(f"ekko: {exc}", file=sys.stderr)
+        return 4
     except KeyboardInterrupt:
         return 130
 
