@@ -37,11 +37,13 @@ class PoolStats:
     waiting: int
 
 
-def connect(path: Path) -> duckdb.DuckDBPyConnection:
-    """Open the file, turning DuckDB's lock error into one that says what to do."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the file, turning DuckDB's lock error into one that says what to do.
+    `read_only` neither creates nor changes the file (`ekko migrate --check-only`)."""
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        return duckdb.connect(str(path))
+        return duckdb.connect(str(path), read_only=read_only)
     except duckdb.IOException as exc:
         if "lock" not in str(exc).lower():
             raise

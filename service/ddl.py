@@ -134,6 +134,14 @@ def current_version(con: duckdb.DuckDBPyConnection) -> int:
     return int(version)
 
 
+def _apply_one(con: duckdb.DuckDBPyConnection, number: int, description: str, sql: str) -> None:
+    con.execute(sql)
+    con.execute(
+        "INSERT INTO schema_version VALUES (?, ?, ?)",
+        [number, description, datetime.now(UTC).replace(tzinfo=None)],
+    )
+
+
 def apply_migrations(con: duckdb.DuckDBPyConnection) -> int:
     """Bring the schema to LATEST_VERSION, one transaction per migration. Returns the version."""
     version = current_version(con)
@@ -142,17 +150,24 @@ def apply_migrations(con: duckdb.DuckDBPyConnection) -> int:
             continue
         con.execute("BEGIN")
         try:
-            con.execute(sql)
-            con.execute(
-                "INSERT INTO schema_version VALUES (?, ?, ?)",
-                [number, description, datetime.now(UTC).replace(tzinfo=None)],
-            )
+            _apply_one(con, number, description, sql)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
         log.info("schema migrated to version %d (%s)", number, description)
         version = number
+    return version
+
+
+def apply_pending(cur: duckdb.DuckDBPyConnection) -> int:
+    """Bring the schema to LATEST_VERSION inside the caller's transaction (restore and reset
+    drop, recreate and refill in one transaction). Returns the version."""
+    version = current_version(cur)
+    for number, description, sql in MIGRATIONS:
+        if number > version:
+            _apply_one(cur, number, description, sql)
+            version = number
     return version
 
 

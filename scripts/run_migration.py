@@ -1,0 +1,38 @@
+#!/usr/bin/env python3
+"""The spec's migration command: the same flags as `ekko migrate`.
+
+    python scripts/run_migration.py --check-only [--verbose]
+    python scripts/run_migration.py [--no-backup] [--force] [--json]
+    python scripts/run_migration.py --validate
+    python scripts/run_migration.py --restore-backup PATH [--restore-kv]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
+
+from service.config import ConfigError, Settings
+from service.migration.cli import add_migrate_arguments, run_migrate
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="run_migration.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_migrate_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"run_migration.py: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return run_migrate(args, settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,260 @@
+"""Migrate the legacy JetStream KV buckets into DuckDB; back up, restore, reset.
+
+    ekko migrate --check-only [--verbose] [--json]     what is there, what a migration would do
+    ekko migrate [--no-backup] [--force] [--json]      back up, migrate, validate
+    ekko migrate --validate [--json]                   integrity of DuckDB against the buckets
+    ekko migrate --restore-backup PATH [--restore-kv]  DuckDB (and the buckets) from a backup
+    ekko db reset [--yes] [--no-backup]                drop and recreate the schema
+    ekko db backup                                     a backup, nothing else
+
+Exit status: 0 when everything went through, 1 when anything failed (a record,
+the integrity check, a refusal), 3 when the database is held by the running
+service or NATS cannot be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import msgspec
+import nats
+from nats.aio.client import Client as NATS
+from nats.errors import NoServersError
+from nats.js import JetStreamContext
+
+from schema.common import encode
+from service.config import Settings
+from service.database import Cursor, Database, connect
+from service.ddl import apply_pending
+from service.errors import DatabaseLocked
+from service.migration import backups, core
+from service.migration.plan import first_row
+from service.migration.render import print_report, print_validation, progress_for
+from service.migration.report import MigrationError, MigrationReport, Progress, ValidationResult
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_FAILED, EXIT_UNAVAILABLE = 0, 1, 3
+DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+
+
+def add_commands(subparsers: Any) -> None:
+    """Add `migrate` and `db` to an argparse subparsers object; each sets func(args, settings) -> int."""
+    migrate = subparsers.add_parser(
+        "migrate", help="migrate the legacy KV buckets into DuckDB", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_migrate_arguments(migrate)
+    migrate.set_defaults(func=run_migrate)
+    db = subparsers.add_parser("db", help="database maintenance")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    reset = db_commands.add_parser("reset", help="drop and recreate the schema (CAUTION: destroys all data)")
+    reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    reset.add_argument("--no-backup", action="store_true", help="do not back up first")
+    reset.add_argument("--json", action="store_true", help="print a machine-readable result")
+    reset.set_defaults(func=run_reset)
+    backup = db_commands.add_parser("backup", help="back up DuckDB and the KV buckets under <data dir>/backups")
+    backup.add_argument("--json", action="store_true", help="print a machine-readable result")
+    backup.set_defaults(func=run_backup)
+
+
+def add_migrate_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of `ekko migrate` (also `scripts/run_migration.py`)."""
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument(
+        "--check-only", action="store_true", help="report what is there and what would happen; change nothing"
+    )
+    action.add_argument("--validate", action="store_true", help="only run the integrity validation")
+    action.add_argument("--restore-backup", metavar="PATH", type=Path, help="restore DuckDB from a backup directory")
+    parser.add_argument("--restore-kv", action="store_true", help="with --restore-backup: restore the KV buckets too")
+    parser.add_argument("--no-backup", action="store_true", help="do not back up before migrating")
+    parser.add_argument(
+        "--force", action="store_true", help="upsert into a non-empty database (KV wins; nothing is deleted)"
+    )
+    parser.add_argument("--verbose", "-v", action="store_true", help="list every failure and every table")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+# -- commands --------------------------------------------------------------------
+def run_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    if args.restore_kv and args.restore_backup is None:
+        print("ekko migrate: --restore-kv goes with --restore-backup PATH", file=sys.stderr)
+        return EXIT_FAILED
+    return _run(_migrate(args, settings))
+
+
+async def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    if args.restore_backup is not None:
+        return await _restore(args, settings)
+    async with _database(settings, read_only=args.check_only or args.validate) as db, _nats(settings) as nc:
+        with progress_for(sys.stderr, quiet=args.json) as progress:
+            result = await _migrate_step(args, settings, db, nc.jetstream(), progress)
+    if isinstance(result, ValidationResult):
+        _emit(result, args.json, lambda: print_validation(result, verbose=True))
+    else:
+        _emit(result, args.json, lambda: print_report(result, verbose=args.verbose))
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+async def _migrate_step(
+    args: argparse.Namespace, settings: Settings, db: Any, js: JetStreamContext, progress: Progress
+) -> MigrationReport | ValidationResult:
+    if args.validate:
+        return await core.validate(db, js, progress=progress)
+    if args.check_only:
+        report = await core.check(db, js, progress=progress)
+        if not db.exists:
+            report.schema_version = 0
+            report.message += f" ({settings.duckdb_path} does not exist yet)"
+        return report
+    backups_dir = None if args.no_backup else settings.data_dir / "backups"
+    return await core.migrate(db, js, force=args.force, backups_dir=backups_dir, progress=progress)
+
+
+async def _restore(args: argparse.Namespace, settings: Settings) -> int:
+    async with _database(settings) as db:
+        if args.restore_kv:
+            async with _nats(settings) as nc:
+                result = await backups.restore(db, nc.jetstream(), args.restore_backup, restore_kv=True)
+        else:
+            result = await backups.restore(db, None, args.restore_backup)
+    _emit(result, args.json, lambda: print(f"restored {result.path}: tables {result.tables}, buckets {result.buckets}"))
+    return EXIT_OK
+
+
+def run_reset(args: argparse.Namespace, settings: Settings) -> int:
+    if not args.yes and not _confirmed(settings.duckdb_path):
+        return EXIT_FAILED
+    return _run(_reset(args, settings))
+
+
+async def _reset(args: argparse.Namespace, settings: Settings) -> int:
+    async with _database(settings) as db, _nats(settings, required=False) as nc:
+        js = nc.jetstream() if nc is not None else None
+        backups_dir = None if args.no_backup else settings.data_dir / "backups"
+        result = await backups.reset(db, js, backups_dir=backups_dir)
+    where = f"; backup in {result.backup.path}" if result.backup else ""
+    _emit(result, args.json, lambda: print(f"database reset to schema version {result.schema_version}{where}"))
+    return EXIT_OK
+
+
+def run_backup(args: argparse.Namespace, settings: Settings) -> int:
+    return _run(_backup(args, settings))
+
+
+async def _backup(args: argparse.Namespace, settings: Settings) -> int:
+    async with _database(settings) as db, _nats(settings, required=False) as nc:
+        js = nc.jetstream() if nc is not None else None
+        info = await backups.backup(db, js, settings.data_dir / "backups")
+    _emit(info, args.json, lambda: print(f"backup in {info.path}: tables {info.tables}, buckets {info.buckets}"))
+    return EXIT_OK
+
+
+# -- plumbing --------------------------------------------------------------------
+def _run(main: Coroutine[Any, Any, int]) -> int:
+    """Run a command; turn the conditions an operator must act on into one clear line."""
+    try:
+        return asyncio.run(main)
+    except DatabaseLocked as exc:
+        print(
+            "ekko: the database is held by another process, most likely the running ekko service. DuckDB allows"
+            f" one process per file: stop the service (`ekko run`) first, then run this again.\n  ({exc})",
+            file=sys.stderr,
+        )
+        return EXIT_UNAVAILABLE
+    except _Unreachable as exc:
+        print(f"ekko: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except MigrationError as exc:
+        print(f"ekko: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+class _Unreachable(Exception):
+    """NATS cannot be reached (exit status 3)."""
+
+
+def _confirmed(path: Path) -> bool:
+    if not sys.stdin.isatty():
+        print("ekko db reset: refusing without --yes (no terminal to confirm on)", file=sys.stderr)
+        return False
+    answer = input(f"This drops every table of {path} (backed up first unless --no-backup). Type 'reset' to go on: ")
+    if answer.strip() != "reset":
+        print("ekko db reset: not confirmed, nothing changed", file=sys.stderr)
+        return False
+    return True
+
+
+def _emit(result: msgspec.Struct, as_json: bool, show: Callable[[], None]) -> None:
+    if as_json:
+        sys.stdout.write(msgspec.json.format(encode(result), indent=2).decode() + "\n")
+    else:
+        show()
+
+
+@contextlib.asynccontextmanager
+async def _database(settings: Settings, *, read_only: bool = False) -> AsyncIterator[Any]:
+    db = ReadOnlyDatabase(settings.duckdb_path) if read_only else Database(settings.duckdb_path, 2).open()
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+@contextlib.asynccontextmanager
+async def _nats(settings: Settings, *, required: bool = True) -> AsyncIterator[NATS | None]:
+    url = settings.nats_url or DEFAULT_NATS_URL
+    try:
+        # Two attempts half a second apart, then give up (nats-py's defaults retry for two minutes).
+        nc = await nats.connect(
+            url, connect_timeout=3, allow_reconnect=False, max_reconnect_attempts=1, reconnect_time_wait=0.5,
+            error_cb=_nats_error,
+        )
+    except (NoServersError, OSError, TimeoutError) as exc:
+        if required:
+            raise _Unreachable(f"cannot reach NATS at {url} ({exc or type(exc).__name__}); set NATS_URL") from exc
+        print(f"ekko: NATS at {url} is unreachable: the KV buckets are not backed up", file=sys.stderr)
+        yield None
+        return
+    try:
+        yield nc
+    finally:
+        await nc.drain()
+
+
+async def _nats_error(exc: Exception) -> None:
+    """One line instead of nats-py's traceback per failed attempt; the caller reports the outcome."""
+    log.debug("NATS: %s", exc)
+
+
+class ReadOnlyDatabase:
+    """`Database.read` on a read-only connection: check and validate neither create nor change
+    the file. A missing file (or one without a schema) is compared as an empty schema in memory."""
+
+    def __init__(self, path: Path) -> None:
+        self._con = connect(path, read_only=True) if path.exists() else None
+        self.exists = self._con is not None and _has_schema(self._con)
+        if not self.exists:
+            if self._con is not None:
+                self._con.close()
+            self._con = duckdb.connect(":memory:")
+            apply_pending(self._con)
+
+    async def read(self, fn: Callable[[Cursor], Any]) -> Any:
+        return await asyncio.to_thread(fn, self._con)
+
+    def close(self) -> None:
+        self._con.close()
+
+
+def _has_schema(con: duckdb.DuckDBPyConnection) -> bool:
+    (found,) = first_row(con, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'schema_version'")
+    return bool(found)
