@@ -1,0 +1,79 @@
+"""A responder in its own process, so the load generator never shares its event loop.
+
+    python -m bench.serve ekko --nats URL --db PATH [--cache-entries N] [--prefix P]
+    python -m bench.serve noop --nats URL [--prefix P] [--workers N]
+
+Prints READY once it answers requests, serves until SIGTERM, then stops cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from pathlib import Path
+
+from nats.aio.client import Client
+
+from service.config import Settings
+
+DEFAULTS = Settings()
+
+
+async def _until_terminated(nc: Client) -> None:
+    await nc.flush()  # the server has every subscription before the parent hears READY
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print("READY", flush=True)
+    await stop.wait()
+
+
+async def serve_ekko(args: argparse.Namespace) -> None:
+    from service.app import create_app
+
+    settings = Settings(
+        duckdb_path=Path(args.db), bcrypt_rounds=4, subject_prefix=args.prefix, cache_entries=args.cache_entries
+    )
+    ekko = create_app(settings, args.nats)
+    await ekko.start()
+    try:
+        await _until_terminated(ekko.broker.connection)
+    finally:
+        await ekko.stop()
+
+
+async def serve_noop(args: argparse.Namespace) -> None:
+    """The floor: FastStream with logging off, answering `b"{}"` without touching the body.
+    Subscribed like an ekko subject (`workers` subscribers in one queue group)."""
+    from faststream.nats import NatsBroker
+
+    broker = NatsBroker(args.nats, logger=None)
+
+    async def noop() -> bytes:
+        return b"{}"
+
+    for _ in range(args.workers):
+        broker.subscriber(f"{args.prefix}.wallets.get", queue="bench")(noop)
+    await broker.start()
+    try:
+        await _until_terminated(broker.connection)
+    finally:
+        await broker.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.serve")
+    parser.add_argument("kind", choices=["ekko", "noop"])
+    parser.add_argument("--nats", required=True)
+    parser.add_argument("--db")
+    parser.add_argument("--prefix", default="ekko")
+    parser.add_argument("--cache-entries", type=int, default=DEFAULTS.cache_entries)
+    parser.add_argument("--workers", type=int, default=DEFAULTS.workers_per_subject)
+    args = parser.parse_args()
+    asyncio.run(serve_ekko(args) if args.kind == "ekko" else serve_noop(args))
+
+
+if __name__ == "__main__":
+    main()
