@@ -62,20 +62,23 @@ class TimedDatabase(Database):
         self.work = self.commit = 0.0
         self.statements: defaultdict[str, float] = defaultdict(float)
 
-    async def write(self, fn: Callable[[Cursor], T]) -> T:
+    async def write(self, fn: Callable[[Cursor], T], **options: Any) -> T:
         self.writes += 1
         self.relay_writes += "Relay" in fn.__qualname__
-        return await super().write(fn)
+        return await super().write(fn, **options)
 
     def transaction(self, fn: Callable[[Cursor], T], cursor: Cursor | None = None) -> T:
         cur = cursor or self._writer_cursor
         t0 = time.perf_counter()
         cur.execute("BEGIN TRANSACTION")
         try:
-            result = fn(TimedCursor(cur, self.statements))
+            timed = TimedCursor(cur, self.statements)
+            result = fn(timed)
+            self.batch.flush(timed)
             t1 = time.perf_counter()
             cur.execute("COMMIT")
         except BaseException:
+            self.batch.clear()
             try:
                 cur.execute("ROLLBACK")
             except duckdb.TransactionException:
@@ -90,7 +93,7 @@ class TimedDatabase(Database):
 class OneCommitPerWrite(TimedDatabase):
     """The write path without group commit: each write its own transaction and fdatasync."""
 
-    async def write(self, fn: Callable[[Cursor], T]) -> T:
+    async def write(self, fn: Callable[[Cursor], T], **options: Any) -> T:
         self.writes += 1
         self.relay_writes += "Relay" in fn.__qualname__
         return await asyncio.get_running_loop().run_in_executor(self._writer, self.transaction, fn)

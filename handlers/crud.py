@@ -34,7 +34,7 @@ def subscribe(router: NatsRouter, subject: str, request_type: type | None, handl
         router.subscriber(subject, queue=queue, **options)(handler)
 
 
-def entity_router(service: EntityService, *, prefix: str, workers: int, queue: str) -> NatsRouter:
+def entity_router(service: EntityService, *, prefix: str, workers: int, write_workers: int, queue: str) -> NatsRouter:
     spec = service.spec
     router = NatsRouter(prefix=f"{prefix}.{spec.name}.")
 
@@ -53,12 +53,12 @@ def entity_router(service: EntityService, *, prefix: str, workers: int, queue: s
     async def list_(body: Any) -> bytes:
         return encode(await service.list(body))
 
-    for action, request_type, handler in (
-        ("create", spec.create, create),
-        ("get", GetRequest, get),
-        ("update", spec.update, update),
-        ("delete", DeleteRequest, delete),
-        ("list", ListRequest, list_),
+    for action, request_type, handler, count in (
+        ("create", spec.create, create, write_workers),
+        ("get", GetRequest, get, workers),
+        ("update", spec.update, update, write_workers),
+        ("delete", DeleteRequest, delete, write_workers),
+        ("list", ListRequest, list_, workers),
     ):
-        subscribe(router, action, request_type, handler, workers=workers, queue=queue)
+        subscribe(router, action, request_type, handler, workers=count, queue=queue)
     return router

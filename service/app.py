@@ -69,9 +69,11 @@ class Ekko:
             for name, spec in ENTITIES.items()
         }
         self.auth: AuthService | None = None
-        workers, queue = settings.workers_per_subject, settings.queue_group
         for service in self.services.values():
-            self.broker.include_router(entity_router(service, prefix=settings.subject_prefix, workers=workers, queue=queue))
+            self.broker.include_router(entity_router(
+                service, prefix=settings.subject_prefix, workers=settings.workers_per_subject,
+                write_workers=settings.write_workers_per_subject, queue=settings.queue_group,
+            ))
         self.broker.include_router(system_router(self))
 
     def _after_commit(self, changes: Sequence[Change]) -> None:

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +22,8 @@ from typing import TypeVar
 import duckdb
 
 from service.ddl import apply_migrations
-from service.errors import DatabaseLocked
+from service.errors import DatabaseLocked, ServiceError
+from service.write_batch import Lookup, WriteBatch
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -55,6 +56,13 @@ def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection
         ) from exc
 
 
+def first_row(cur: Cursor, sql: str, params: Sequence[object] | None = None) -> tuple | None:
+    """The first row, or None. Reads the whole result: a half-read one (`fetchone`) keeps
+    its transaction open on the cursor, and DuckDB then refuses CHECKPOINT on close."""
+    rows = cur.execute(sql, params or []).fetchall()
+    return rows[0] if rows else None
+
+
 def _settle(future: asyncio.Future, result: object, error: BaseException | None) -> None:
     if future.cancelled():
         return
@@ -62,6 +70,14 @@ def _settle(future: asyncio.Future, result: object, error: BaseException | None)
         future.set_exception(error)
     else:
         future.set_result(result)
+
+
+@dataclass(frozen=True)
+class _Queued:
+    fn: Callable[[Cursor], object]
+    future: asyncio.Future
+    batched: bool
+    lookups: tuple[Lookup, ...]
 
 
 class Database:
@@ -78,9 +94,10 @@ class Database:
         self._writer_cursor: Cursor | None = None
         self._waiting = 0
         self._lock = threading.Lock()
-        self._queue: list[tuple[Callable[[Cursor], object], asyncio.Future]] = []
+        self._queue: list[_Queued] = []
         self._draining = False
         self.group_commits = 0
+        self.batch = WriteBatch()  # the writer thread's; see write(batched=True)
 
     # -- lifecycle -----------------------------------------------------------
     def open(self) -> Database:
@@ -128,20 +145,27 @@ class Database:
         finally:
             self._idle.put_nowait(cursor)
 
-    async def write(self, fn: Callable[[Cursor], T]) -> T:
+    async def write(self, fn: Callable[[Cursor], T], *, batched: bool = False, lookups: Sequence[Lookup] = ()) -> T:
         """Run fn(cursor) on the writer thread inside a transaction; its result once committed.
 
         Group commit: writes that queue up while one commits are run together in
-        the next transaction, so one fdatasync serves them all. If any of them
-        raises, that transaction is rolled back and each is run again alone, so
-        a failing write never takes another down with it (fn must only touch
-        the database, which every writer here does).
+        the next transaction, so one fdatasync serves them all. A write that fails
+        with a ServiceError (a rule it checked) is answered with it, the
+        transaction is rolled back and the others run again without it; any other
+        failure rolls back and runs each write alone, so a failing write never
+        takes another down with it (fn must only touch the database, which every
+        writer here does).
+
+        batched: fn reads and writes only through repositories given `self.batch`
+        (service.write_batch), and `lookups` are the (table, id) pairs it will ask
+        `exists` about, fetched for the whole group at once. Any other fn sees every
+        held-back row flushed.
         """
         assert self._writer is not None, "database is not open"
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         with self._lock:
-            self._queue.append((fn, future))
+            self._queue.append(_Queued(fn, future, batched, tuple(lookups)))
             start = not self._draining
             self._draining = True
         if start:
@@ -155,17 +179,45 @@ class Database:
                 if not batch:
                     self._draining = False
                     return
+            for item, result, error in self._run_group(batch):
+                loop.call_soon_threadsafe(_settle, item.future, result, error)
+
+    def _run_group(self, batch: list[_Queued]) -> list[tuple[_Queued, object, BaseException | None]]:
+        settled: list[tuple[_Queued, object, BaseException | None]] = []
+        while batch:
             self.group_commits += 1
+            culprit: list[int] = []
+
+            def run_all(cur: Cursor) -> list[object]:
+                self.batch.prefetch(cur, [lookup for item in batch for lookup in item.lookups])
+                results = []
+                for index, item in enumerate(batch):
+                    if not item.batched:
+                        self.batch.flush(cur)
+                        self.batch.forget()
+                    culprit[:] = [index]
+                    results.append(item.fn(cur))
+                    if not item.batched:
+                        self.batch.forget()
+                culprit.clear()  # from here on (flush, COMMIT) no single write is to blame
+                return results
+
             try:
-                results = self.transaction(lambda cur: [fn(cur) for fn, _ in batch])
-                outcomes = [(future, result, None) for (_, future), result in zip(batch, results, strict=True)]
+                results = self.transaction(run_all)
             except Exception as exc:  # noqa: BLE001 - handed to the caller's future, re-raised there
+                if isinstance(exc, ServiceError) and culprit and len(batch) > 1:
+                    # A rule one write checked: valid given the writes before it, which run again.
+                    settled.append((batch[culprit[0]], None, exc))
+                    batch = batch[: culprit[0]] + batch[culprit[0] + 1 :]
+                    continue
                 if len(batch) == 1:
-                    outcomes = [(batch[0][1], None, exc)]
+                    settled.append((batch[0], None, exc))
                 else:
-                    outcomes = [(future, *self._alone(fn)) for fn, future in batch]
-            for future, result, error in outcomes:
-                loop.call_soon_threadsafe(_settle, future, result, error)
+                    settled.extend((item, *self._alone(item.fn)) for item in batch)
+                return settled
+            settled.extend(zip(batch, results, [None] * len(batch), strict=True))
+            return settled
+        return settled
 
     def _alone(self, fn: Callable[[Cursor], T]) -> tuple[T | None, BaseException | None]:
         try:
@@ -180,8 +232,10 @@ class Database:
         cur.execute("BEGIN TRANSACTION")
         try:
             result = fn(cur)
+            self.batch.flush(cur)
             cur.execute("COMMIT")
         except BaseException:
+            self.batch.clear()
             try:
                 cur.execute("ROLLBACK")
             except duckdb.TransactionException:

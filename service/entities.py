@@ -26,6 +26,7 @@ from service.repository import Repository
 from service.rules import Rules
 from service.uow import UnitOfWork
 from service.values import normalize
+from service.write_batch import Lookup
 
 AfterCommit = Callable[[Sequence[Change]], None]
 
@@ -55,12 +56,13 @@ class EntityService:
         self._outbox = outbox
         self._after_commit = after_commit
 
-    async def _write(self, work: Callable[[UnitOfWork], Any]) -> Any:
+    async def _write(self, work: Callable[[UnitOfWork], Any], lookups: Sequence[Lookup] = ()) -> Any:
+        """Run work in a writer transaction; lookups: the (table, id) it will check exist."""
         def transaction(cursor: Cursor) -> tuple[Any, list[Change]]:
-            uow = UnitOfWork(cursor, outbox=self._outbox())
+            uow = UnitOfWork(cursor, outbox=self._outbox(), batch=self.db.batch)
             return work(uow), uow.changes
 
-        result, changes = await self.db.write(transaction)
+        result, changes = await self.db.write(transaction, batched=True, lookups=lookups)
         self.cache.apply(changes)
         self._after_commit(changes)
         return result
@@ -72,14 +74,16 @@ class EntityService:
         now = utc_now()
         values = normalize(self.spec, values)
         # Ids are canonical lower-case UUIDs, so "ABC…" and "abc…" cannot become two rows.
-        entity_id = values["id"].lower() if "id" in values else str(uuid.uuid4())
+        # Only a caller's id can already exist: a fresh uuid4 spares the writer a lookup.
+        client_id = "id" in values
+        entity_id = values["id"].lower() if client_id else str(uuid.uuid4())
         values.update(id=entity_id, created_at=now, updated_at=now, version=1)
         record = self.spec.record(**values)
         self.rules.check(record)
 
         def work(uow: UnitOfWork) -> msgspec.Struct:
             repo = uow.repo(self.spec)
-            if repo.exists(record.id):
+            if client_id and repo.exists(record.id):
                 raise Conflict(f"{self.spec.name} {record.id} already exists", [Detail("id", "already exists")])
             check_references(uow, self.spec, record, self.spec.column_map)
             check_unique(uow, self.spec, record, None)
@@ -87,7 +91,10 @@ class EntityService:
             uow.record(self.spec, "created", record)
             return record
 
-        return await self._write(work)
+        lookups = [(fk.parent, v) for fk in self.spec.foreign_keys if (v := getattr(record, fk.field)) is not None]
+        if client_id:
+            lookups.append((self.spec.name, record.id))
+        return await self._write(work, lookups)
 
     # -- get -----------------------------------------------------------------
     async def get_encoded(self, entity_id: str) -> bytes:

@@ -9,7 +9,7 @@ import duckdb
 import msgspec
 
 from service.columns import utc_now
-from service.database import Database
+from service.database import Database, first_row
 from service.outbox import OutboxRepository
 from service.registry import ENTITY_ORDER
 from service.relay import Relay
@@ -50,7 +50,7 @@ class DatabaseHealth(msgspec.Struct):
 
 
 def _counts(cur: duckdb.DuckDBPyConnection) -> tuple[dict[str, int], int, Any]:
-    tables = {name: int(cur.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]) for name in ENTITY_ORDER}
+    tables = {name: int(first_row(cur, f'SELECT count(*) FROM "{name}"')[0]) for name in ENTITY_ORDER}
     pending, oldest = OutboxRepository(cur).backlog()
     return tables, pending, oldest
 

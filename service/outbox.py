@@ -7,6 +7,7 @@ from datetime import datetime
 
 from service.columns import as_utc
 from service.database import Cursor
+from service.write_batch import WriteBatch
 
 
 @dataclass(frozen=True)
@@ -23,27 +24,37 @@ class Change:
     seq: int = 0
 
 
+_COLUMNS = ("event_id", "entity", "entity_id", "action", "version", "occurred_at", "data")
+
+
 class OutboxRepository:
-    def __init__(self, cursor: Cursor) -> None:
+    def __init__(self, cursor: Cursor, batch: WriteBatch | None = None) -> None:
         self.cur = cursor
+        self.batch = batch  # writer transactions hold entries back until COMMIT
 
     def add(self, change: Change) -> None:
-        self.cur.execute(
-            "INSERT INTO outbox (event_id, entity, entity_id, action, version, occurred_at, data)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [
-                change.event_id,
-                change.entity,
-                change.entity_id,
-                change.action,
-                change.version,
-                as_utc(change.occurred_at).replace(tzinfo=None),
-                change.data,
-            ],
-        )
+        """Queue one change; seq (DEFAULT nextval) is assigned in the order entries are added."""
+        row = [
+            change.event_id,
+            change.entity,
+            change.entity_id,
+            change.action,
+            change.version,
+            as_utc(change.occurred_at).replace(tzinfo=None),
+            change.data,
+        ]
+        if self.batch is not None:
+            self.batch.add("outbox", _COLUMNS, row)
+        else:
+            self.cur.execute(f"INSERT INTO outbox ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})", row)
+
+    def _execute(self, sql: str, params: list[object] | None = None) -> Cursor:
+        if self.batch is not None:
+            self.batch.flush(self.cur, "outbox")
+        return self.cur.execute(sql, params)
 
     def pending(self, limit: int) -> list[Change]:
-        rows = self.cur.execute(
+        rows = self._execute(
             "SELECT seq, event_id, entity, entity_id, action, version, occurred_at, data"
             " FROM outbox ORDER BY seq LIMIT ?",
             [limit],
@@ -58,13 +69,13 @@ class OutboxRepository:
 
     def remove_through(self, seq: int) -> None:
         """Forget every entry up to and including seq: JetStream has acknowledged them."""
-        self.cur.execute("DELETE FROM outbox WHERE seq <= ?", [seq])
+        self._execute("DELETE FROM outbox WHERE seq <= ?", [seq])
 
     def backlog(self) -> tuple[int, datetime | None]:
-        count, oldest = self.cur.execute("SELECT count(*), min(occurred_at) FROM outbox").fetchone()
+        count, oldest = self._execute("SELECT count(*), min(occurred_at) FROM outbox").fetchall()[0]
         return int(count), None if oldest is None else as_utc(oldest)
 
     def clear(self) -> int:
-        (count,) = self.cur.execute("SELECT count(*) FROM outbox").fetchone()
-        self.cur.execute("DELETE FROM outbox")
+        (count,) = self._execute("SELECT count(*) FROM outbox").fetchall()[0]
+        self._execute("DELETE FROM outbox")
         return int(count)

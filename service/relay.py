@@ -121,7 +121,7 @@ class Relay:
                 return 0
             await self.sync.publish(changes)
             last = changes[-1].seq
-            await self.db.write(lambda cur: OutboxRepository(cur).remove_through(last))
+            await self.db.write(lambda cur: OutboxRepository(cur, self.db.batch).remove_through(last), batched=True)
         now = utc_now()
         self.stats.published += len(changes)
         self.stats.last_published_at = now

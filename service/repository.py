@@ -15,6 +15,7 @@ import msgspec
 from service.columns import from_db, to_db
 from service.database import Cursor
 from service.registry import EntitySpec, UniqueKey
+from service.write_batch import WriteBatch
 
 
 @dataclass(frozen=True)
@@ -50,11 +51,22 @@ def _q(name: str) -> str:
 class Repository:
     """Rows of one entity's table, as record Structs."""
 
-    def __init__(self, spec: EntitySpec, cursor: Cursor) -> None:
+    def __init__(self, spec: EntitySpec, cursor: Cursor, batch: WriteBatch | None = None) -> None:
         self.spec = spec
         self.cur = cursor
+        self.batch = batch  # the writer's: held-back inserts and known ids (service.write_batch)
         self._table = _q(spec.name)
         self._select = ", ".join(_q(c.name) for c in spec.columns)
+
+    def _execute(self, sql: str, params: Sequence[Any] | None = None) -> Cursor:
+        """Every statement on this table goes through here: held-back inserts go out first."""
+        if self.batch is not None:
+            self.batch.flush(self.cur, self.spec.name)
+        return self.cur.execute(sql, params)
+
+    def _first(self, sql: str, params: Sequence[Any] | None = None) -> tuple[Any, ...] | None:
+        rows = self._execute(sql, params).fetchall()  # all of it: see service.database.first_row
+        return rows[0] if rows else None
 
     # -- reads ---------------------------------------------------------------
     def to_record(self, row: Sequence[Any]) -> msgspec.Struct:
@@ -62,18 +74,20 @@ class Repository:
         return self.spec.record(**values)
 
     def get(self, entity_id: str) -> msgspec.Struct | None:
-        row = self.cur.execute(f"SELECT {self._select} FROM {self._table} WHERE id = ?", [entity_id]).fetchone()
+        row = self._first(f"SELECT {self._select} FROM {self._table} WHERE id = ?", [entity_id])
         return None if row is None else self.to_record(row)
 
     def exists(self, entity_id: str) -> bool:
-        return self.cur.execute(f"SELECT 1 FROM {self._table} WHERE id = ?", [entity_id]).fetchone() is not None
+        if self.batch is not None and (known := self.batch.exists(self.spec.name, entity_id)) is not None:
+            return known
+        return self._first(f"SELECT 1 FROM {self._table} WHERE id = ?", [entity_id]) is not None
 
     def count(self) -> int:
-        return int(self.cur.execute(f"SELECT count(*) FROM {self._table}").fetchone()[0])
+        return int(self._first(f"SELECT count(*) FROM {self._table}")[0])
 
     def ids_where(self, column: str, value: Any) -> list[str]:
         self.spec.column_map[column]  # KeyError for a column the registry does not know
-        rows = self.cur.execute(f"SELECT id FROM {self._table} WHERE {_q(column)} = ? ORDER BY id", [value])
+        rows = self._execute(f"SELECT id FROM {self._table} WHERE {_q(column)} = ? ORDER BY id", [value])
         return [r[0] for r in rows.fetchall()]
 
     def find_duplicate(self, key: UniqueKey, values: dict[str, Any], exclude_id: str | None) -> str | None:
@@ -85,17 +99,17 @@ class Repository:
         if exclude_id is not None:
             where.append("id <> ?")
             params.append(exclude_id)
-        row = self.cur.execute(f"SELECT id FROM {self._table} WHERE {' AND '.join(where)} LIMIT 1", params).fetchone()
+        row = self._first(f"SELECT id FROM {self._table} WHERE {' AND '.join(where)} LIMIT 1", params)
         return None if row is None else row[0]
 
     def secret(self, column: str, lookup_column: str, value: Any) -> tuple[msgspec.Struct, Any] | None:
         """(record, secret column value) of the row whose lookup column equals value, case-insensitively."""
         assert column in self.spec.secret_columns and lookup_column in self.spec.column_map
-        row = self.cur.execute(
+        row = self._first(
             f"SELECT {self._select}, {_q(column)} FROM {self._table} WHERE lower({_q(lookup_column)}) = lower(?)"
             " ORDER BY created_at LIMIT 1",
             [value],
-        ).fetchone()
+        )
         return None if row is None else (self.to_record(row[:-1]), row[-1])
 
     def list(self, query: ListQuery) -> list[msgspec.Struct]:
@@ -114,10 +128,10 @@ class Repository:
             sql += " WHERE " + " AND ".join(where)
         sql += f" ORDER BY {order} LIMIT ?"
         params.append(query.limit)
-        return [self.to_record(r) for r in self.cur.execute(sql, params).fetchall()]
+        return [self.to_record(r) for r in self._execute(sql, params).fetchall()]
 
     def list_all(self) -> list[msgspec.Struct]:
-        rows = self.cur.execute(f"SELECT {self._select} FROM {self._table} ORDER BY id").fetchall()
+        rows = self._execute(f"SELECT {self._select} FROM {self._table} ORDER BY id").fetchall()
         return [self.to_record(r) for r in rows]
 
     # -- writes --------------------------------------------------------------
@@ -128,6 +142,9 @@ class Repository:
             assert name in self.spec.secret_columns
             names.append(name)
             params.append(value)
+        if self.batch is not None:
+            self.batch.add(self.spec.name, tuple(names), params, record.id)
+            return
         marks = ", ".join("?" for _ in names)
         self.cur.execute(f"INSERT INTO {self._table} ({', '.join(map(_q, names))}) VALUES ({marks})", params)
 
@@ -141,10 +158,12 @@ class Repository:
             sets.append(f"{_q(name)} = ?")
             params.append(value)
         params.append(record.id)
-        self.cur.execute(f"UPDATE {self._table} SET {', '.join(sets)} WHERE id = ?", params)
+        self._execute(f"UPDATE {self._table} SET {', '.join(sets)} WHERE id = ?", params)
 
     def delete(self, entity_id: str) -> None:
-        self.cur.execute(f"DELETE FROM {self._table} WHERE id = ?", [entity_id])
+        self._execute(f"DELETE FROM {self._table} WHERE id = ?", [entity_id])
+        if self.batch is not None:
+            self.batch.noted(self.spec.name, entity_id, exists=False)
 
 
 def _condition_sql(cond: Condition) -> tuple[str, list[Any]]:

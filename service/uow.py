@@ -15,18 +15,20 @@ from service.database import Cursor
 from service.outbox import Change, OutboxRepository
 from service.registry import EntitySpec
 from service.repository import Repository
+from service.write_batch import WriteBatch
 
 
 class UnitOfWork:
-    def __init__(self, cursor: Cursor, *, outbox: bool) -> None:
+    def __init__(self, cursor: Cursor, *, outbox: bool, batch: WriteBatch | None = None) -> None:
         self.cursor = cursor
+        self.batch = batch
         self.changes: list[Change] = []
-        self._outbox = OutboxRepository(cursor) if outbox else None
+        self._outbox = OutboxRepository(cursor, batch) if outbox else None
         self._repos: dict[str, Repository] = {}
 
     def repo(self, spec: EntitySpec) -> Repository:
         if spec.name not in self._repos:
-            self._repos[spec.name] = Repository(spec, self.cursor)
+            self._repos[spec.name] = Repository(spec, self.cursor, self.batch)
         return self._repos[spec.name]
 
     def record(self, spec: EntitySpec, action: str, record: msgspec.Struct) -> Change:

@@ -32,11 +32,10 @@ from nats.js import JetStreamContext
 
 from schema.common import encode
 from service.config import Settings
-from service.database import Cursor, Database, connect
+from service.database import Cursor, Database, connect, first_row
 from service.ddl import apply_pending
 from service.errors import DatabaseLocked
 from service.migration import backups, core
-from service.migration.plan import first_row
 from service.migration.render import print_report, print_validation, progress_for
 from service.migration.report import MigrationError, MigrationReport, Progress, ValidationResult
 

@@ -19,12 +19,11 @@ from nats.js import JetStreamContext
 
 from service.columns import utc_now
 from service.config import Settings
-from service.database import Cursor, Database
+from service.database import Cursor, Database, first_row
 from service.migration.backups import backup_ahead, write_backup
 from service.migration.plan import (
     EntityPlan,
     drop_stages,
-    first_row,
     integrity,
     plan_all,
     schema_version,

@@ -28,7 +28,7 @@ from typing import Any
 
 from schema.common import encode
 from service.columns import Kind
-from service.database import Cursor
+from service.database import Cursor, first_row
 from service.migration.legacy import FILLABLE, Mapped, Rejected, map_value
 from service.migration.report import Failure, NoProgress, Progress, TableCheck
 from service.migration.source import BucketSnapshot, Snapshot
@@ -41,12 +41,6 @@ SAMPLE = 10
 
 def _q(name: str) -> str:
     return f'"{name}"'
-
-
-def first_row(cur: Cursor, sql: str, params: list[Any] | None = None) -> tuple[Any, ...]:
-    """Reads the whole result: a half-read one (`fetchone`) keeps its transaction open on
-    this cursor, and DuckDB then refuses CHECKPOINT, e.g. when the database is closed."""
-    return cur.execute(sql, params or []).fetchall()[0]
 
 
 def table_counts(cur: Cursor) -> dict[str, int]:

@@ -22,13 +22,14 @@ def test_every_variable_is_read_from_the_environment() -> None:
         "MIGRATION_MODE": "yes",
         "ENABLE_JETSTREAM_SYNC": "off",
         "EKKO_WORKERS_PER_SUBJECT": "4",
+        "EKKO_WRITE_WORKERS_PER_SUBJECT": "12",
         "EKKO_CACHE_ENTRIES": "0",
         "BCRYPT_ROUNDS": "10",
         "EKKO_LOG_LEVEL": "debug",
     }, env_file=None)
     assert settings == Settings(
         nats_url="nats://nats:4222", duckdb_path=Path("/data/x.db"), duckdb_pool_size=3, migration_mode=True,
-        enable_jetstream_sync=False, workers_per_subject=4, cache_entries=0, bcrypt_rounds=10, log_level="DEBUG",
+        enable_jetstream_sync=False, workers_per_subject=4, write_workers_per_subject=12, cache_entries=0, bcrypt_rounds=10, log_level="DEBUG",
     )
     assert settings.data_dir == Path("/data")
 
@@ -68,6 +69,7 @@ def test_false_spellings(raw: str) -> None:
     ("DUCKDB_POOL_SIZE", "ten"),
     ("DUCKDB_POOL_SIZE", "0"),
     ("EKKO_WORKERS_PER_SUBJECT", "-1"),
+    ("EKKO_WRITE_WORKERS_PER_SUBJECT", "0"),
     ("EKKO_CACHE_ENTRIES", "-5"),
     ("EKKO_CACHE_ENTRIES", "1.5"),
     ("BCRYPT_ROUNDS", "3"),

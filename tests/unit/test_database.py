@@ -13,6 +13,7 @@ import duckdb
 import pytest
 
 from service.database import Database, PoolStats
+from service.errors import Conflict
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -93,3 +94,44 @@ async def test_a_failed_write_rolls_back_and_the_writer_keeps_working(db: Databa
         await db.write(insert_then_fail)
     await db.write(lambda cur: cur.execute("INSERT INTO t VALUES (2)"))
     assert await db.read(lambda cur: cur.execute("SELECT n FROM t").fetchall()) == [(2,)]
+
+
+async def test_a_rule_broken_inside_a_group_fails_only_that_write(db: Database) -> None:
+    """Writes queued together share a transaction; one that raises a ServiceError gets it,
+    the others commit, and a later write in the group sees the earlier ones."""
+    await db.write(lambda cur: cur.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)"))
+    started, release = threading.Event(), threading.Event()
+    await_block = asyncio.create_task(db.write(lambda cur: started.set() or release.wait(10)))  # holds the writer
+    assert await asyncio.to_thread(started.wait, 10)
+
+    def insert(n: int):
+        def fn(cur: duckdb.DuckDBPyConnection) -> int:
+            if cur.execute("SELECT count(*) FROM t WHERE n = ?", [n]).fetchall()[0][0]:
+                raise Conflict(f"{n} exists")
+            cur.execute("INSERT INTO t VALUES (?)", [n])
+            return n
+        return fn
+
+    writes = [asyncio.create_task(db.write(insert(n))) for n in (1, 2, 1, 3)]
+    await asyncio.sleep(0.05)  # all four queue up behind the blocked write
+    groups_before = db.group_commits
+    release.set()
+    await await_block
+    outcomes = await asyncio.gather(*writes, return_exceptions=True)
+    assert outcomes[:2] == [1, 2] and outcomes[3] == 3
+    assert isinstance(outcomes[2], Conflict), outcomes[2]
+    assert await db.read(lambda cur: cur.execute("SELECT n FROM t ORDER BY n").fetchall()) == [(1,), (2,), (3,)]
+    assert db.group_commits - groups_before == 2, "one failed attempt, then one commit for the other three"
+
+
+async def test_a_write_outside_the_batch_sees_rows_held_back_before_it(db: Database) -> None:
+    await db.write(lambda cur: cur.execute("CREATE TABLE t (n INTEGER)"))
+    started, release = threading.Event(), threading.Event()
+    blocked = asyncio.create_task(db.write(lambda cur: started.set() or release.wait(10)))
+    assert await asyncio.to_thread(started.wait, 10)
+    held = asyncio.create_task(db.write(lambda cur: db.batch.add("t", ("n",), [7]), batched=True))
+    counted = asyncio.create_task(db.write(lambda cur: cur.execute("SELECT count(*) FROM t").fetchall()[0][0]))
+    await asyncio.sleep(0.05)
+    release.set()
+    await asyncio.gather(blocked, held)
+    assert await counted == 1

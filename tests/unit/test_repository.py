@@ -14,8 +14,10 @@ import pytest
 
 from service.database import connect
 from service.ddl import LATEST_VERSION, apply_migrations
+from service.outbox import Change, OutboxRepository
 from service.registry import ENTITIES, EntitySpec, UniqueKey
 from service.repository import Condition, ListQuery, Repository, SortKey
+from service.write_batch import WriteBatch
 
 WALLETS = ENTITIES["wallets"]
 USERS = ENTITIES["users"]
@@ -157,3 +159,27 @@ def test_conditions_filter_the_rows_and_bind_every_value(con: duckdb.DuckDBPyCon
     assert len(nulls) == 3
     injected = repo.list(ListQuery((Condition("status", "eq", "x' OR '1'='1"),), (SortKey("id"),), 100))
     assert injected == [] and repo.count() == 6
+
+
+def test_held_back_inserts_reach_the_table_before_anything_reads_it(con: duckdb.DuckDBPyConnection) -> None:
+    batch = WriteBatch()
+    repo, users = Repository(WALLETS, con, batch), Repository(USERS, con, batch)
+    repo.insert(wallet(1))
+    repo.insert(wallet(2))
+    assert con.execute("SELECT count(*) FROM wallets").fetchone() == (0,), "held back, not yet sent"
+    users.count()  # another table's read leaves these rows held back
+    assert con.execute("SELECT count(*) FROM wallets").fetchone() == (0,)
+    assert repo.count() == 2, "a read of the table itself sends them first"
+    assert [r.id for r in repo.list_all()] == [wallet(1).id, wallet(2).id]
+
+
+def test_held_back_outbox_entries_get_sequence_numbers_in_the_order_they_were_added(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    batch = WriteBatch()
+    outbox = OutboxRepository(con, batch)
+    ids = [str(uuid.uuid4()) for _ in range(300)]
+    for n, entity_id in enumerate(ids):
+        outbox.add(Change(str(uuid.uuid4()), "wallets", "created", entity_id, n + 1, T0, b"{}"))
+    batch.flush(con)
+    assert [c.entity_id for c in outbox.pending(1000)] == ids

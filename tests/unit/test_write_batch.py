@@ -1,0 +1,87 @@
+"""service.write_batch through the repositories, on a real DuckDB file: what the writer
+holds back or answers from memory must match what the table would say."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import msgspec
+import pytest
+
+from service.database import connect
+from service.ddl import apply_migrations
+from service.registry import ENTITIES
+from service.repository import Repository
+from service.write_batch import WriteBatch
+
+WALLETS = ENTITIES["wallets"]
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    connection = connect(tmp_path / "ekko.db")
+    apply_migrations(connection)
+    yield connection
+    connection.close()
+
+
+def wallet(n: int) -> msgspec.Struct:
+    return WALLETS.record(id=str(uuid.UUID(int=n)), created_at=T0, updated_at=T0, version=1, blockchain_symbol="ETH",
+                          address=f"0x{n:040x}", balance=Decimal("0E-8"), status="active")
+
+
+def count_statements(con: duckdb.DuckDBPyConnection) -> tuple[list[str], object]:
+    """A cursor stand-in that records each statement it passes on."""
+    seen: list[str] = []
+
+    class Counting:
+        def execute(self, sql: str, params: object = None) -> duckdb.DuckDBPyConnection:
+            seen.append(sql.split()[0])
+            return con.execute(sql, params)
+
+    return seen, Counting()
+
+
+def test_prefetched_ids_are_answered_without_a_query_and_match_the_table(con: duckdb.DuckDBPyConnection) -> None:
+    Repository(WALLETS, con).insert(wallet(1))
+    batch = WriteBatch()
+    seen, cur = count_statements(con)
+    batch.prefetch(cur, [("wallets", wallet(1).id), ("wallets", wallet(2).id)])
+    assert seen == ["SELECT"], "one query for all the ids of a table"
+    repo = Repository(WALLETS, cur, batch)
+    assert (repo.exists(wallet(1).id), repo.exists(wallet(2).id)) == (True, False)
+    assert repo.exists(wallet(3).id) is False  # not prefetched: asked
+    assert seen == ["SELECT", "SELECT"]
+
+
+def test_inserts_and_deletes_of_the_transaction_update_what_is_known(con: duckdb.DuckDBPyConnection) -> None:
+    Repository(WALLETS, con).insert(wallet(1))
+    batch = WriteBatch()
+    batch.prefetch(con, [("wallets", wallet(1).id), ("wallets", wallet(2).id)])
+    repo = Repository(WALLETS, con, batch)
+    repo.insert(wallet(2))
+    repo.delete(wallet(1).id)
+    assert (repo.exists(wallet(1).id), repo.exists(wallet(2).id)) == (False, True)
+    fresh = Repository(WALLETS, con)
+    assert (fresh.exists(wallet(1).id), fresh.exists(wallet(2).id)) == (False, True), "the table agrees"
+
+
+def test_forget_and_clear_make_the_batch_ask_the_table_again(con: duckdb.DuckDBPyConnection) -> None:
+    batch = WriteBatch()
+    batch.prefetch(con, [("wallets", wallet(1).id)])
+    Repository(WALLETS, con).insert(wallet(1))  # behind the batch's back
+    assert batch.exists("wallets", wallet(1).id) is False
+    batch.forget()
+    assert Repository(WALLETS, con, batch).exists(wallet(1).id) is True
+    batch.add("wallets", ("id",), [wallet(9).id], wallet(9).id)
+    batch.clear()
+    assert batch.exists("wallets", wallet(9).id) is None
+    seen, cur = count_statements(con)
+    batch.flush(cur)
+    assert seen == [], "a rolled-back batch sends nothing"
