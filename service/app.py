@@ -6,11 +6,14 @@ app (signals, graceful stop), tests call them directly.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Any
 
 import msgspec
+import nats.errors
 from fast_depends.msgspec import MsgSpecSerializer
 from faststream.nats import NatsBroker
 
@@ -27,6 +30,8 @@ from service.registry import ENTITIES
 from service.relay import Relay
 from service.rules import Rules, build_rules
 from service.sync_check import VerifyReport, verify
+
+NATS_DRAIN_TIMEOUT = 5.0  # seconds a clean shutdown waits for NATS to drain
 
 log = logging.getLogger(__name__)
 
@@ -101,17 +106,29 @@ class Ekko:
         log.info("ekko serving %s.* from %s", self.settings.subject_prefix, self.settings.duckdb_path)
 
     async def stop(self) -> None:
-        """Stop taking requests, let the relay publish what is pending, close NATS, close DuckDB."""
+        """Stop taking requests, let the relay publish what is pending, close NATS, close DuckDB.
+        During a NATS outage it does not wait for NATS: what the relay could not publish
+        stays in the outbox for the next start."""
         try:
             for subscriber in self.broker.subscribers:
                 await subscriber.stop()  # no new requests; the connection stays up for the relay
             if self.relay is not None:
                 await self.relay.stop()
                 self.relay = None
-            await self.broker.stop()
+            await self._close_nats()
         finally:
             self.db.close()
             log.info("ekko stopped; DuckDB checkpointed and closed")
+
+    async def _close_nats(self) -> None:
+        try:
+            await asyncio.wait_for(self.broker.stop(), NATS_DRAIN_TIMEOUT)
+        except (nats.errors.Error, TimeoutError) as exc:
+            log.warning("NATS connection not drained (%s); closing it", type(exc).__name__)
+            connection = self.broker.connection
+            if connection is not None and not connection.is_closed:
+                with contextlib.suppress(OSError, nats.errors.Error):  # the socket is gone already
+                    await connection.close()
 
     # -- reports -------------------------------------------------------------
     async def database_health(self) -> DatabaseHealth:
