@@ -16,11 +16,13 @@ from typing import Any
 
 import msgspec
 
+from schema.admin import MigrateRequest
 from schema.common import DeleteReply, DeleteRequest, ErrorReply, GetRequest, ListRequest
 from schema.users import AuthenticateRequest
 from service.app import ServiceHealth
 from service.config import Settings
 from service.health import DatabaseHealth
+from service.migration.report import BackupInfo, MigrationReport, ValidationResult
 from service.registry import ENTITIES
 from service.sync_check import VerifyReport
 
@@ -53,6 +55,10 @@ def subjects() -> dict[str, tuple[Any, Any]]:
     table[f"{PREFIX}.database.health"] = (Empty, DatabaseHealth)
     table[f"{PREFIX}.admin.sync.verify"] = (Empty, VerifyReport)
     table[f"{PREFIX}.admin.sync.repair"] = (Empty, RepairReport)
+    table[f"{PREFIX}.admin.migration.check"] = (Empty, MigrationReport)
+    table[f"{PREFIX}.admin.migration.validate"] = (Empty, ValidationResult)
+    table[f"{PREFIX}.admin.migration.migrate"] = (MigrateRequest, MigrationReport)
+    table[f"{PREFIX}.admin.backup"] = (Empty, BackupInfo)
     return table
 
 

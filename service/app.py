@@ -17,6 +17,7 @@ import nats.errors
 from fast_depends.msgspec import MsgSpecSerializer
 from faststream.nats import NatsBroker
 
+from service.admin import MigrationAdmin
 from service.auth import AuthService
 from service.cache import RecordCache
 from service.config import Settings
@@ -74,6 +75,10 @@ class Ekko:
             for name, spec in ENTITIES.items()
         }
         self.auth: AuthService | None = None
+        self.admin = MigrationAdmin(
+            settings, self.db, self.cache, jetstream=lambda: None if self.sync is None else self.sync.js,
+            remember=lambda result: setattr(self, "integrity", result),
+        )
         for service in self.services.values():
             self.broker.include_router(entity_router(
                 service, prefix=settings.subject_prefix, workers=settings.workers_per_subject,

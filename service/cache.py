@@ -20,6 +20,7 @@ class RecordCache:
         self.max_entries = max_entries_per_entity
         self._entries: dict[str, OrderedDict[str, bytes]] = {}
         self._writes: dict[str, int] = {}
+        self._generation = 0
         self.hits = 0
         self.misses = 0
 
@@ -36,12 +37,12 @@ class RecordCache:
             bucket.move_to_end(entity_id)
         return data
 
-    def token(self, entity: str) -> int:
+    def token(self, entity: str) -> tuple[int, int]:
         """Take before reading DuckDB; pass to fill()."""
-        return self._writes.get(entity, 0)
+        return self._generation, self._writes.get(entity, 0)
 
-    def fill(self, entity: str, entity_id: str, data: bytes, token: int) -> None:
-        if self.max_entries and self._writes.get(entity, 0) == token:
+    def fill(self, entity: str, entity_id: str, data: bytes, token: tuple[int, int]) -> None:
+        if self.max_entries and self.token(entity) == token:
             self._store(entity, entity_id, data)
 
     def apply(self, changes: Iterable[Change]) -> None:
@@ -54,8 +55,9 @@ class RecordCache:
                 self._store(change.entity, change.entity_id, change.data)
 
     def clear(self) -> None:
-        for entity in self._entries:
-            self._writes[entity] = self._writes.get(entity, 0) + 1
+        """Forget everything (the database changed wholesale, e.g. a migration); reads in
+        flight, of any entity, must not fill the cache afterwards."""
+        self._generation += 1
         self._entries.clear()
 
     def _store(self, entity: str, entity_id: str, data: bytes) -> None:

@@ -95,14 +95,25 @@ async def _sync_offline(settings: Settings, action: str) -> bytes:
         db.close()
 
 
-async def _sync_via_service(settings: Settings, action: str) -> bytes:
+class ServiceRefused(Exception):
+    """The running service answered with an error reply (its message says why)."""
+
+
+async def ask_service(settings: Settings, subject: str, body: bytes = b"", timeout: float = 600) -> bytes:
+    """One request to the running service (`<prefix>.<subject>`), for commands that cannot
+    open the database while `ekko run` holds it. Admin work can take minutes: long timeout."""
     nc = await connect_once(settings)
+    subject = f"{settings.subject_prefix}.{subject}"
     try:
-        reply = await nc.request(f"{settings.subject_prefix}.admin.sync.{action}", b"", timeout=600)
+        reply = await nc.request(subject, body, timeout=timeout)
+    except nats.errors.NoRespondersError:
+        raise ServiceRefused(f"nothing answers {subject}: is `ekko run` serving on this NATS?") from None
+    except nats.errors.TimeoutError:
+        raise ServiceRefused(f"no reply on {subject} within {timeout:.0f} s") from None
     finally:
         await nc.drain()
     if reply.headers and "Nats-Service-Error-Code" in reply.headers:
-        raise SystemExit(f"ekko: {reply.headers.get('Nats-Service-Error')}")
+        raise ServiceRefused(f"the service refused: {reply.headers.get('Nats-Service-Error')}")
     return reply.data
 
 
@@ -111,7 +122,7 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
         data = asyncio.run(_sync_offline(settings, args.action))
     except DatabaseLocked:
         print("ekko: the service holds the database; asking it over NATS", file=sys.stderr)
-        data = asyncio.run(_sync_via_service(settings, args.action))
+        data = asyncio.run(ask_service(settings, f"admin.sync.{args.action}"))
     report = msgspec.json.decode(data)
     print(msgspec.json.format(data, indent=2).decode())
     return 0 if args.action == "repair" or report.get("in_sync") else 1
@@ -148,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     except NatsUnreachable as exc:
         print(f"ekko: {exc}", file=sys.stderr)
         return 4
+    except ServiceRefused as exc:
+        print(f"ekko: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

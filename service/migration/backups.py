@@ -84,7 +84,17 @@ async def backup(
     """Back up DuckDB and (when `js` or `snapshot` is given) the KV buckets."""
     if snapshot is None and js is not None:
         snapshot = await read_snapshot(js)
-    return await db.read(lambda cur: write_backup(cur, snapshot, backups_dir))
+
+    def in_one_snapshot(cur: Cursor) -> BackupInfo:
+        # One transaction: the export and the manifest's counts see the same state even
+        # while the running service commits writes (ekko.admin.backup).
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            return write_backup(cur, snapshot, backups_dir)
+        finally:
+            cur.execute("ROLLBACK")  # read only: nothing to keep
+
+    return await db.read(in_one_snapshot)
 
 
 def write_backup(cur: Cursor, snapshot: Snapshot | None, backups_dir: Path) -> BackupInfo:

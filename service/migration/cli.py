@@ -7,9 +7,14 @@
     ekko db reset [--yes] [--no-backup]                drop and recreate the schema
     ekko db backup                                     a backup, nothing else
 
+While `ekko run` holds the database, --check-only, --validate, migrate and
+`db backup` are sent to it over NATS (`ekko.admin.migration.*`, `ekko.admin.backup`);
+--restore-backup and `db reset` replace the whole database and need the service
+stopped.
+
 Exit status: 0 when everything went through, 1 when anything failed (a record,
 the integrity check, a refusal), 3 when the database is held by the running
-service or NATS cannot be reached.
+service (restore, reset) or NATS cannot be reached.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import msgspec
@@ -30,16 +35,19 @@ from nats.aio.client import Client as NATS
 from nats.errors import NoServersError
 from nats.js import JetStreamContext
 
+from schema.admin import MigrateRequest
 from schema.common import encode
+from service.cli import NatsUnreachable, ServiceRefused, ask_service
 from service.config import Settings
 from service.database import Cursor, Database, connect, first_row
 from service.ddl import apply_pending
 from service.errors import DatabaseLocked
 from service.migration import backups, core
 from service.migration.render import print_report, print_validation, progress_for
-from service.migration.report import MigrationError, MigrationReport, Progress, ValidationResult
+from service.migration.report import BackupInfo, MigrationError, MigrationReport, Progress, ValidationResult
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 EXIT_OK, EXIT_FAILED, EXIT_UNAVAILABLE = 0, 1, 3
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
@@ -93,9 +101,17 @@ def run_migrate(args: argparse.Namespace, settings: Settings) -> int:
 async def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     if args.restore_backup is not None:
         return await _restore(args, settings)
-    async with _database(settings, read_only=args.check_only or args.validate) as db, _nats(settings) as nc:
-        with progress_for(sys.stderr, quiet=args.json) as progress:
-            result = await _migrate_step(args, settings, db, nc.jetstream(), progress)
+    try:
+        db = _open(settings, read_only=args.check_only or args.validate)
+    except DatabaseLocked:
+        result = await _migrate_via_service(args, settings)
+    else:
+        try:
+            async with _nats(settings) as nc:
+                with progress_for(sys.stderr, quiet=args.json) as progress:
+                    result = await _migrate_step(args, settings, db, nc.jetstream(), progress)
+        finally:
+            db.close()
     if isinstance(result, ValidationResult):
         _emit(result, args.json, lambda: print_validation(result, verbose=True))
     else:
@@ -116,6 +132,24 @@ async def _migrate_step(
         return report
     backups_dir = None if args.no_backup else settings.data_dir / "backups"
     return await core.migrate(db, js, force=args.force, backups_dir=backups_dir, progress=progress)
+
+
+async def _migrate_via_service(args: argparse.Namespace, settings: Settings) -> MigrationReport | ValidationResult:
+    if args.validate:
+        return await _via_service(settings, "admin.migration.validate", b"", ValidationResult)
+    if args.check_only:
+        return await _via_service(settings, "admin.migration.check", b"", MigrationReport)
+    body = encode(MigrateRequest(force=args.force, backup=not args.no_backup))
+    return await _via_service(settings, "admin.migration.migrate", body, MigrationReport)
+
+
+async def _via_service(settings: Settings, subject: str, body: bytes, result_type: type[T]) -> T:
+    print(
+        f"ekko: the running service holds {settings.duckdb_path}; asking it over NATS"
+        f" ({settings.subject_prefix}.{subject})",
+        file=sys.stderr,
+    )
+    return msgspec.json.decode(await ask_service(settings, subject, body), type=result_type)
 
 
 async def _restore(args: argparse.Namespace, settings: Settings) -> int:
@@ -150,9 +184,17 @@ def run_backup(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _backup(args: argparse.Namespace, settings: Settings) -> int:
-    async with _database(settings) as db, _nats(settings, required=False) as nc:
-        js = nc.jetstream() if nc is not None else None
-        info = await backups.backup(db, js, settings.data_dir / "backups")
+    try:
+        db = _open(settings)
+    except DatabaseLocked:
+        info = await _via_service(settings, "admin.backup", b"", BackupInfo)
+    else:
+        try:
+            async with _nats(settings, required=False) as nc:
+                js = nc.jetstream() if nc is not None else None
+                info = await backups.backup(db, js, settings.data_dir / "backups")
+        finally:
+            db.close()
     _emit(info, args.json, lambda: print(f"backup in {info.path}: tables {info.tables}, buckets {info.buckets}"))
     return EXIT_OK
 
@@ -165,13 +207,17 @@ def _run(main: Coroutine[Any, Any, int]) -> int:
     except DatabaseLocked as exc:
         print(
             "ekko: the database is held by another process, most likely the running ekko service. DuckDB allows"
-            f" one process per file: stop the service (`ekko run`) first, then run this again.\n  ({exc})",
+            " one process per file, and restore and reset replace the whole database: stop the service"
+            f" (`ekko run`) first, then run this again.\n  ({exc})",
             file=sys.stderr,
         )
         return EXIT_UNAVAILABLE
-    except _Unreachable as exc:
+    except (_Unreachable, NatsUnreachable) as exc:
         print(f"ekko: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
+    except ServiceRefused as exc:
+        print(f"ekko: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except MigrationError as exc:
         print(f"ekko: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -199,9 +245,14 @@ def _emit(result: msgspec.Struct, as_json: bool, show: Callable[[], None]) -> No
         show()
 
 
+def _open(settings: Settings, *, read_only: bool = False) -> Any:
+    """The database for this command; DatabaseLocked while the service holds it."""
+    return ReadOnlyDatabase(settings.duckdb_path) if read_only else Database(settings.duckdb_path, 2).open()
+
+
 @contextlib.asynccontextmanager
 async def _database(settings: Settings, *, read_only: bool = False) -> AsyncIterator[Any]:
-    db = ReadOnlyDatabase(settings.duckdb_path) if read_only else Database(settings.duckdb_path, 2).open()
+    db = _open(settings, read_only=read_only)
     try:
         yield db
     finally:

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,27 +15,8 @@ import pytest
 
 from tests.client import Client
 from tests.natsd import NatsServer
+from tests.service_process import start_service, wait_ready
 from tests.sync_helpers import eventually
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def start_service(nats_url: str, db_path: Path, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "NATS_URL": nats_url, "DUCKDB_PATH": str(db_path), "BCRYPT_ROUNDS": "4",
-           "EKKO_WORKERS_PER_SUBJECT": "4"}
-    return subprocess.Popen([sys.executable, "-m", "service.cli", "run"], cwd=ROOT, env=env,
-                            stdout=log.open("ab"), stderr=subprocess.STDOUT)
-
-
-async def wait_ready(client: Client) -> None:
-    async def ready() -> bool:
-        try:
-            return (await client.request("ekko.health", timeout=0.5)).ok
-        except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
-            return False
-
-    await eventually(ready, timeout=30, what="service ready")
-
 
 @pytest.mark.slow
 async def test_sigkill_mid_load_loses_no_acknowledged_write(nats_server: NatsServer, tmp_path: Path) -> None:

@@ -29,7 +29,9 @@ from service.registry import ENTITIES, ENTITY_ORDER
 from service.repository import Repository
 from service.rules import password_matches
 from tests import legacy_data as legacy
+from tests.client import Client
 from tests.natsd import NatsServer
+from tests.service_process import start_service, wait_ready
 
 PASSWORD = b"pw"
 ADDRESS = "0xAbCdEf0123456789aBcDeF0123456789AbCdEf01"
@@ -410,8 +412,71 @@ def held_database(settings: Settings) -> Iterator[Path]:
     holder.wait()
 
 
-def test_a_running_service_is_reported_clearly(capsys, env: Settings, held_database: Path) -> None:
-    for argv in (("migrate",), ("migrate", "--check-only"), ("db", "reset", "--yes")):
+def test_a_database_held_by_something_else_is_reported_clearly(capsys, env: Settings, held_database: Path) -> None:
+    """Not the service: nobody answers the admin subjects, and reset needs the file."""
+    for argv in (("migrate",), ("migrate", "--check-only"), ("db", "backup")):
         run = ekko(capsys, env, *argv)
-        assert run.status == 3, argv
-        assert "stop the service" in run.err
+        assert run.status == 1, argv
+        assert "nothing answers ekko.admin." in run.err and "Traceback" not in run.err
+    run = ekko(capsys, env, "db", "reset", "--yes")
+    assert run.status == 3
+    assert "stop the service" in run.err
+
+
+@pytest.fixture
+def running_service(env: Settings, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`ekko run` in its own process, holding the DuckDB file."""
+    proc = start_service(env.nats_url, env.duckdb_path, tmp_path / "service.log")
+
+    async def ready() -> None:
+        nc = await nats.connect(env.nats_url)
+        try:
+            await wait_ready(Client(nc))
+        finally:
+            await nc.close()
+
+    asyncio.run(ready())
+    yield proc
+    proc.terminate()
+    proc.wait(30)
+
+
+def test_commands_talk_to_the_running_service(capsys, env: Settings, running_service: Any) -> None:
+    check = ekko(capsys, env, "migrate", "--check-only")
+    assert "asking it over NATS (ekko.admin.migration.check)" in check.err
+    assert check.out["mode"] == "check" and check.out["database_empty"] and check.out["would_change"]
+    assert buckets(check.out)["wallets"]["keys"] == 7
+
+    migrated = ekko(capsys, env, "migrate")
+    assert migrated.status == 1  # the corrupt records failed, as offline
+    assert migrated.out["status"] == "migrated" and migrated.out["backup"] is not None
+    assert migrated.out["tables"]["wallets"] == 2 and migrated.out["tables"]["users"] == 2
+
+    again = ekko(capsys, env, "migrate")
+    assert again.out["status"] == "up_to_date", again.out["message"]
+    validated = ekko(capsys, env, "migrate", "--validate")
+    assert validated.status == 0 and validated.out["ok"], validated.out
+    backup = ekko(capsys, env, "db", "backup")
+    assert backup.status == 0 and (Path(backup.out["path"]) / "manifest.json").exists()
+    assert backup.out["tables"]["wallets"] == 2
+
+    async def served() -> tuple[Any, Any, Any]:
+        nc = await nats.connect(env.nats_url)
+        client = Client(nc)
+        try:
+            wallet = await client.request("ekko.wallets.get", {"id": uid("wallets", 1)})
+            login = await client.request(
+                "ekko.users.authenticate", {"email": legacy.user(1, HASH)["email"], "password": PASSWORD.decode()}
+            )
+            health = await client.request("ekko.database.health")
+            return wallet, login, health
+        finally:
+            await nc.close()
+
+    wallet, login, health = asyncio.run(served())
+    assert wallet.ok and wallet.body["address"] == ADDRESS.lower()
+    assert login.ok and login.body["id"] == uid("users", 1)
+    assert health.body["integrity"]["ok"] is True
+
+    reset = ekko(capsys, env, "db", "reset", "--yes")
+    assert reset.status == 3 and "stop the service" in reset.err

@@ -67,3 +67,12 @@ def test_subjects_md_entity_table_names_each_entitys_required_fields_and_parents
         required, parents, _unique = rows[name]
         assert re.findall(r"`(\w+)`", required) == [f.name for f in msgspec.structs.fields(spec.create) if f.required]
         assert re.findall(r"`(\w+)` -> (\w+)", parents) == [(fk.field, fk.parent) for fk in spec.foreign_keys]
+
+
+def test_schemas_json_describes_exactly_the_subjects_the_service_answers() -> None:
+    from service.app import create_app
+    from service.config import Settings
+
+    app = create_app(Settings(), "nats://127.0.0.1:1")  # built, never started: no connection
+    answered = {sub._resolved_subject_string for sub in app.broker.subscribers}
+    assert answered == set(json.loads(SCHEMAS.read_bytes())["subjects"])

@@ -1,0 +1,33 @@
+"""`ekko run` as a separate process, as operators and the crash tests need it: only
+another process makes DuckDB's one-process-per-file lock (and SIGKILL) real."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nats
+
+from tests.client import Client
+from tests.sync_helpers import eventually
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def start_service(nats_url: str, db_path: Path, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "NATS_URL": nats_url, "DUCKDB_PATH": str(db_path), "BCRYPT_ROUNDS": "4",
+           "EKKO_WORKERS_PER_SUBJECT": "4", "EKKO_WRITE_WORKERS_PER_SUBJECT": "8"}
+    return subprocess.Popen([sys.executable, "-m", "service.cli", "run"], cwd=ROOT, env=env,
+                            stdout=log.open("ab"), stderr=subprocess.STDOUT)
+
+
+async def wait_ready(client: Client) -> None:
+    async def ready() -> bool:
+        try:
+            return (await client.request("ekko.health", timeout=0.5)).ok
+        except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
+            return False
+
+    await eventually(ready, timeout=30, what="service ready")
