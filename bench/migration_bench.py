@@ -8,9 +8,11 @@ balances dominate), seeded with many puts in flight. Then, in the same run:
 - the naive baseline on a subset: `kv.keys()`, then per key one `kv.get`, the
   same mapping, one INSERT in its own transaction. Its listing time is left
   out, which flatters the baseline.
+The migration runs `--rounds` times (3), each into a fresh file; the median round
+is judged (one run right after other benchmarks measured 20% below the others).
 Goals: >= 50,000 records/s, >= 50x the baseline.
 
-    python -m bench.migration_bench [--quick] [--records N] [--baseline N]
+    python -m bench.migration_bench [--quick] [--records N] [--baseline N] [--rounds N]
 """
 
 from __future__ import annotations
@@ -113,7 +115,7 @@ async def naive_baseline(url: str, db_path: Path, subset: int, total: int) -> tu
     return done, elapsed
 
 
-async def run(records: int, subset: int, *, judged: bool) -> bool:
+async def run(records: int, subset: int, *, rounds: int, judged: bool) -> bool:
     """Print the figures; True when the goals are met (or not judged)."""
     password_hash = bcrypt.hashpw(b"pw", bcrypt.gensalt(4)).decode()
     data = dataset(records, password_hash)
@@ -127,8 +129,13 @@ async def run(records: int, subset: int, *, judged: bool) -> bool:
         read_seconds = time.perf_counter() - start
         await nc.drain()
         assert read == records, read
-        gc.collect()
-        migrated, migrate_seconds, report = await real_migration(server.url, tmp / "real" / "ekko.db")
+        runs = []
+        for n in range(rounds):
+            gc.collect()
+            runs.append(await real_migration(server.url, tmp / f"real{n}" / "ekko.db"))
+            print(f"  round {n + 1}: migrated {runs[-1][0]} records in {runs[-1][1]:.2f} s"
+                  f" ({runs[-1][0] / runs[-1][1]:,.0f}/s)")
+        migrated, migrate_seconds, report = sorted(runs, key=lambda r: r[1])[len(runs) // 2]  # the median
         naive_done, naive_seconds = await naive_baseline(server.url, tmp / "naive" / "ekko.db", subset, records)
     rate, naive_rate = migrated / migrate_seconds, naive_done / naive_seconds
     backup = report.backup.seconds if report.backup else 0.0
@@ -136,7 +143,7 @@ async def run(records: int, subset: int, *, judged: bool) -> bool:
     print(table(
         ["path", "records", "seconds", "records/s"],
         [
-            ["migrate: read, check, back up, insert, validate", migrated, f"{migrate_seconds:.2f}", f"{rate:,.0f}"],
+            [f"migrate: read, check, back up, insert, validate (median of {rounds})", migrated, f"{migrate_seconds:.2f}", f"{rate:,.0f}"],
             ["  reading every bucket, alone", records, f"{read_seconds:.2f}", f"{records / read_seconds:,.0f}"],
             ["  its backup (runs beside the check)", records, f"{backup:.2f}", ""],
             ["naive: kv.get + INSERT per key (subset)", naive_done, f"{naive_seconds:.2f}", f"{naive_rate:,.0f}"],
@@ -157,17 +164,18 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.migration_bench", description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=200_000, help="legacy records to seed (default 200000)")
     parser.add_argument("--baseline", type=int, default=5_000, help="keys the naive baseline migrates (default 5000)")
+    parser.add_argument("--rounds", type=int, default=3, help="migration runs; the median is judged (default 3)")
     parser.add_argument("--quick", action="store_true", help="a short smoke run (20,000 records, 500 baseline keys)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.records, args.baseline = 20_000, 500
+        args.records, args.baseline, args.rounds = 20_000, 500, 1
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Returns 0 when the goals are met, 1 when not (the figures are printed either way)."""
     args = parse(argv)
-    return 0 if asyncio.run(run(args.records, args.baseline, judged=not args.quick)) else 1
+    return 0 if asyncio.run(run(args.records, args.baseline, rounds=args.rounds, judged=not args.quick)) else 1
 
 
 if __name__ == "__main__":

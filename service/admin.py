@@ -10,7 +10,8 @@ says to stop the service).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 
 from nats.js import JetStreamContext
 
@@ -21,6 +22,9 @@ from service.database import Database
 from service.errors import Conflict, Unavailable
 from service.migration import MigrationError, MigrationReport, ValidationResult, backup, check, migrate, validate
 from service.migration.report import BackupInfo
+from service.relay import Relay
+
+FAILURE_SAMPLE = 100
 
 
 class MigrationAdmin:
@@ -31,12 +35,18 @@ class MigrationAdmin:
         cache: RecordCache,
         jetstream: Callable[[], JetStreamContext | None],
         remember: Callable[[ValidationResult], None],
+        relay: Callable[[], Relay | None],
     ) -> None:
         self.settings = settings
         self.db = db
         self.cache = cache
         self._jetstream = jetstream
         self._remember = remember  # the latest integrity result, for ekko.database.health
+        self._relay = relay
+
+    def _relay_paused(self) -> contextlib.AbstractAsyncContextManager[None]:
+        relay = self._relay()
+        return contextlib.nullcontext() if relay is None else relay.paused()
 
     def _js(self) -> JetStreamContext:
         js = self._jetstream()
@@ -49,25 +59,52 @@ class MigrationAdmin:
         return self.settings.data_dir / "backups"
 
     async def check(self) -> MigrationReport:
-        return await check(self.db, self._js())
+        async with _reported():
+            return _sampled(await check(self.db, self._js()))
 
     async def validate(self) -> ValidationResult:
-        result = await validate(self.db, self._js())
+        async with _reported():
+            result = await validate(self.db, self._js())
         self._remember(result)
         return result
 
     async def migrate(self, request: MigrateRequest) -> MigrationReport:
-        try:
-            report = await migrate(
-                self.db, self._js(), force=request.force, backups_dir=self.backups_dir if request.backup else None
+        if request.force:
+            # KV trails DuckDB while the service runs (relay backlog, outages), so "KV wins"
+            # could roll rows back behind changes still waiting in the outbox.
+            raise Conflict(
+                "force is refused while the service runs: it would overwrite rows changed since KV was written;"
+                " stop the service and run `ekko migrate --force`"
             )
-        except MigrationError as exc:
-            raise Conflict(str(exc)) from exc
+        backups_dir = self.backups_dir if request.backup else None
+        async with _reported():
+            report = await migrate(self.db, self._js(), backups_dir=backups_dir, relay_paused=self._relay_paused)
         if report.status == "migrated":
             self.cache.clear()  # rows changed behind the cache's back
         if report.validation is not None:
             self._remember(report.validation)
-        return report
+        return _sampled(report)
 
     async def backup(self) -> BackupInfo:
-        return await backup(self.db, self._jetstream(), self.backups_dir)
+        async with _reported():
+            return await backup(self.db, self._jetstream(), self.backups_dir)
+
+
+@contextlib.asynccontextmanager
+async def _reported() -> AsyncIterator[None]:
+    """A migration that cannot run (e.g. a bucket that stops answering) is a 503 with its
+    message, not an internal error."""
+    try:
+        yield
+    except MigrationError as exc:
+        raise Unavailable(str(exc)) from exc
+
+
+def _sampled(report: MigrationReport) -> MigrationReport:
+    """At most FAILURE_SAMPLE failures per bucket: a reply must fit NATS's max_payload (1 MiB
+    by default) whatever the legacy data holds. The counts stay exact; the CLI run offline
+    (or with --json on the service's host) lists every failure."""
+    for bucket in report.buckets:
+        if len(bucket.failures) > FAILURE_SAMPLE:
+            bucket.failures = bucket.failures[:FAILURE_SAMPLE]
+    return report

@@ -77,7 +77,7 @@ class Ekko:
         self.auth: AuthService | None = None
         self.admin = MigrationAdmin(
             settings, self.db, self.cache, jetstream=lambda: None if self.sync is None else self.sync.js,
-            remember=lambda result: setattr(self, "integrity", result),
+            remember=lambda result: setattr(self, "integrity", result), relay=lambda: self.relay,
         )
         for service in self.services.values():
             self.broker.include_router(entity_router(

@@ -63,6 +63,20 @@ def first_row(cur: Cursor, sql: str, params: Sequence[object] | None = None) -> 
     return rows[0] if rows else None
 
 
+def in_one_snapshot(fn: Callable[[Cursor], T]) -> Callable[[Cursor], T]:
+    """fn run inside one read transaction on its cursor: all its statements see the same
+    committed state even while the writer commits (a cursor otherwise commits per statement)."""
+
+    def run(cur: Cursor) -> T:
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            return fn(cur)
+        finally:
+            cur.execute("ROLLBACK")  # read only (temp tables included): nothing to keep
+
+    return run
+
+
 def _settle(future: asyncio.Future, result: object, error: BaseException | None) -> None:
     if future.cancelled():
         return
@@ -78,6 +92,7 @@ class _Queued:
     future: asyncio.Future
     batched: bool
     lookups: tuple[Lookup, ...]
+    alone: bool
 
 
 class Database:
@@ -145,7 +160,9 @@ class Database:
         finally:
             self._idle.put_nowait(cursor)
 
-    async def write(self, fn: Callable[[Cursor], T], *, batched: bool = False, lookups: Sequence[Lookup] = ()) -> T:
+    async def write(
+        self, fn: Callable[[Cursor], T], *, batched: bool = False, lookups: Sequence[Lookup] = (), alone: bool = False
+    ) -> T:
         """Run fn(cursor) on the writer thread inside a transaction; its result once committed.
 
         Group commit: writes that queue up while one commits are run together in
@@ -160,12 +177,15 @@ class Database:
         (service.write_batch), and `lookups` are the (table, id) pairs it will ask
         `exists` about, fetched for the whole group at once. Any other fn sees every
         held-back row flushed.
+
+        alone: fn gets a transaction of its own, never grouped, so it runs exactly once
+        and nobody else's failure reruns it (migration, restore, reset: long and heavy).
         """
         assert self._writer is not None, "database is not open"
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         with self._lock:
-            self._queue.append(_Queued(fn, future, batched, tuple(lookups)))
+            self._queue.append(_Queued(fn, future, batched, tuple(lookups), alone))
             start = not self._draining
             self._draining = True
         if start:
@@ -175,7 +195,8 @@ class Database:
     def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
         while True:
             with self._lock:
-                batch, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
+                size = next((i for i, item in enumerate(self._queue[:MAX_GROUP]) if item.alone), MAX_GROUP) or 1
+                batch, self._queue = self._queue[:size], self._queue[size:]
                 if not batch:
                     self._draining = False
                     return

@@ -5,8 +5,10 @@ failures are retried with backoff until NATS is back."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -74,6 +76,12 @@ class Relay:
 
     async def pending(self) -> int:
         return (await self.db.read(lambda cur: OutboxRepository(cur).backlog()))[0]
+
+    @contextlib.asynccontextmanager
+    async def paused(self) -> AsyncIterator[None]:
+        """No batch is published while inside: for work that writes KV beside the relay."""
+        async with self._lock:
+            yield
 
     async def repair(self) -> dict[str, dict[str, int]]:
         """Rewrite KV from DuckDB between two batches, so no older outbox entry lands after it."""

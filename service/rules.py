@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import bcrypt
@@ -30,6 +31,10 @@ class Rules:
     def check(self, record: msgspec.Struct) -> None:
         return None
 
+    def check_secrets(self, secrets: dict[str, Any]) -> None:
+        """Secret column values from elsewhere (the migration): refuse ones that can never work."""
+        return None
+
 
 class UserRules(Rules):
     def __init__(self, bcrypt_rounds: int = 12) -> None:
@@ -49,6 +54,11 @@ class UserRules(Rules):
         if isinstance(values.get("email"), str):
             values = {**values, "email": values["email"].strip()}
         return values
+
+    def check_secrets(self, secrets):
+        # A legacy hash bcrypt cannot read would migrate a user who can never log in.
+        if (hashed := secrets.get("password_hash")) is not None and not BCRYPT_HASH.fullmatch(hashed):
+            raise invalid("hashed_password", "is not a bcrypt hash ($2a$/$2b$/$2y$)")
 
 
 class WalletRules(Rules):
@@ -71,6 +81,9 @@ class WalletBalanceRules(Rules):
         if creating and values.get("timestamp", msgspec.UNSET) is msgspec.UNSET:
             values = {**values, "timestamp": utc_now()}
         return values, {}
+
+
+BCRYPT_HASH = re.compile(r"\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}")
 
 
 def hash_password(password: str, rounds: int = 12) -> str:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
+from nats.js.kv import KeyValue
 
 from schema.common import encode
 from service.database import Database
-from service.jetstream import JetStreamSync
+from service.jetstream import PIPELINE, JetStreamSync
 from service.registry import ENTITIES, ENTITY_ORDER
 from service.repository import Repository
 
@@ -40,6 +43,25 @@ async def _duckdb_state(db: Database, entity: str) -> dict[str, bytes]:
         return {r.id: encode(r) for r in repo.list_all()}
 
     return await db.read(load)
+
+
+async def republish(db: Database, kv: KeyValue, entity: str, ids: Iterable[str]) -> int:
+    """Put DuckDB's current value (the reply format: no secrets) under these keys, except
+    keys with changes still in the outbox: the relay puts those, newer. Run it where no
+    relay batch can land in between (Relay.paused), or no relay runs. Returns keys put."""
+    wanted = set(ids)
+
+    def load(cur: Any) -> dict[str, bytes]:
+        pending = {row[0] for row in cur.execute(
+            "SELECT DISTINCT entity_id FROM outbox WHERE entity = ?", [entity]
+        ).fetchall()}
+        return {r.id: encode(r) for r in Repository(ENTITIES[entity], cur).list_all() if r.id in wanted - pending}
+
+    values = await db.read(load)
+    items = list(values.items())
+    for start in range(0, len(items), PIPELINE):
+        await asyncio.gather(*(kv.put(key, value) for key, value in items[start : start + PIPELINE]))
+    return len(items)
 
 
 def _same(a: bytes, b: bytes) -> bool:

@@ -8,7 +8,7 @@ and restores backups, `report` holds the result Structs.
 """
 
 from service.migration.backups import backup, reset, restore
-from service.migration.core import auto_migrate, check, last_validation, migrate, validate
+from service.migration.core import auto_migrate, check, migrate, validate
 from service.migration.report import MigrationError, MigrationReport, ValidationResult
 from service.migration.source import Snapshot, read_snapshot
 
@@ -20,7 +20,6 @@ __all__ = [
     "auto_migrate",
     "backup",
     "check",
-    "last_validation",
     "migrate",
     "read_snapshot",
     "reset",

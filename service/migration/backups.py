@@ -30,7 +30,7 @@ from nats.js.api import KeyValueConfig
 from nats.js.errors import BucketNotFoundError
 
 from service.columns import utc_now
-from service.database import Cursor, Database
+from service.database import Cursor, Database, in_one_snapshot
 from service.ddl import LATEST_VERSION, apply_pending, drop_all
 from service.migration.plan import schema_version, table_counts
 from service.migration.report import BackupInfo, MigrationError
@@ -84,17 +84,9 @@ async def backup(
     """Back up DuckDB and (when `js` or `snapshot` is given) the KV buckets."""
     if snapshot is None and js is not None:
         snapshot = await read_snapshot(js)
-
-    def in_one_snapshot(cur: Cursor) -> BackupInfo:
-        # One transaction: the export and the manifest's counts see the same state even
-        # while the running service commits writes (ekko.admin.backup).
-        cur.execute("BEGIN TRANSACTION")
-        try:
-            return write_backup(cur, snapshot, backups_dir)
-        finally:
-            cur.execute("ROLLBACK")  # read only: nothing to keep
-
-    return await db.read(in_one_snapshot)
+    # One transaction: the export and the manifest's counts see the same state even while
+    # the running service commits writes (ekko.admin.backup).
+    return await db.read(in_one_snapshot(lambda cur: write_backup(cur, snapshot, backups_dir)))
 
 
 def write_backup(cur: Cursor, snapshot: Snapshot | None, backups_dir: Path) -> BackupInfo:
@@ -103,6 +95,7 @@ def write_backup(cur: Cursor, snapshot: Snapshot | None, backups_dir: Path) -> B
     created = utc_now()
     path = backups_dir / created.strftime("%Y%m%dT%H%M%S.%fZ")
     path.mkdir(parents=True)
+    path.chmod(0o700)  # the KV dump holds the legacy password hashes: owner only
     cur.execute(f"EXPORT DATABASE {_literal(path / 'duckdb')} (FORMAT parquet)")
     buckets: dict[str, BucketDump] = {}
     if snapshot is not None:
@@ -194,7 +187,7 @@ async def restore(db: Database, js: JetStreamContext | None, path: Path, *, rest
         cur.execute(f"IMPORT DATABASE {_literal(source)}")
         return apply_pending(cur), table_counts(cur)
 
-    version, tables = await db.write(work)
+    version, tables = await db.write(work, alone=True)
     db.schema_version = version
     restored: dict[str, int] = {}
     if restore_kv:
@@ -213,7 +206,7 @@ async def reset(db: Database, js: JetStreamContext | None, *, backups_dir: Path 
         drop_all(cur)
         return apply_pending(cur)
 
-    version = await db.write(work)
+    version = await db.write(work, alone=True)
     db.schema_version = version
     log.warning("database reset to an empty schema (version %d)", version)
     return ResetResult(schema_version=version, backup=info)

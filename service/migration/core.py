@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from nats.js import JetStreamContext
 
 from service.columns import utc_now
 from service.config import Settings
-from service.database import Cursor, Database, first_row
+from service.database import Cursor, Database, first_row, in_one_snapshot
 from service.migration.backups import backup_ahead, write_backup
 from service.migration.plan import (
     EntityPlan,
@@ -41,22 +42,9 @@ from service.migration.report import (
 )
 from service.migration.source import Snapshot, read_snapshot
 from service.registry import ENTITY_ORDER
+from service.sync_check import republish
 
 log = logging.getLogger(__name__)
-
-_last_validation: ValidationResult | None = None
-
-
-def last_validation() -> ValidationResult | None:
-    """The latest integrity result of this process (for `ekko.database.health`)."""
-    return _last_validation
-
-
-def _remember(result: ValidationResult) -> ValidationResult:
-    global _last_validation
-    _last_validation = result
-    return result
-
 
 async def check(
     db: Database, js: JetStreamContext, *, snapshot: Snapshot | None = None, progress: Progress | None = None
@@ -88,7 +76,7 @@ async def check(
         report.ok = failed == 0
         return report
 
-    report = await db.read(work)
+    report = await db.read(in_one_snapshot(work))
     report.seconds = time.perf_counter() - clock
     return report
 
@@ -101,6 +89,7 @@ async def migrate(
     backups_dir: Path | None = None,
     snapshot: Snapshot | None = None,
     progress: Progress | None = None,
+    relay_paused: Callable[[], contextlib.AbstractAsyncContextManager[None]] = contextlib.nullcontext,
 ) -> MigrationReport:
     """Migrate every entity bucket into DuckDB, then check integrity.
 
@@ -108,6 +97,11 @@ async def migrate(
     when DuckDB holds data and the buckets differ, unless `force`: then new keys are
     inserted and changed ones overwritten (KV wins for the keys it holds; nothing is
     deleted). `backups_dir`: back up DuckDB and the buckets there before writing.
+
+    Then the KV values of migrated records that carried a secret (users' legacy
+    `hashed_password`) are rewritten from DuckDB, so no password hash stays in KV
+    (the backup keeps the legacy values). `relay_paused`: the running service's
+    Relay.paused, so no relay batch lands between reading DuckDB and those puts.
     """
     started, clock = utc_now(), time.perf_counter()
     if snapshot is None:
@@ -122,7 +116,8 @@ async def migrate(
                 keep_backup_ahead = stack.enter_context(backup_ahead(cur, snapshot, backups_dir))
             plans = plan_all(cur, snapshot, started, progress)
             stack.callback(drop_stages, cur, plans)
-            status, message = _decide(plans, snapshot, empty=empty, force=force)
+            unpublished = int(first_row(cur, "SELECT count(*) FROM outbox")[0])
+            status, message = _decide(plans, snapshot, empty=empty, force=force, unpublished=unpublished)
             if status == "migrated":
                 if keep_backup_ahead is not None:
                     backup = keep_backup_ahead()
@@ -134,15 +129,22 @@ async def migrate(
                     plan.seconds += time.perf_counter() - clock_write
             report = _report("migrate", plans, snapshot, cur, started, status=status)
             report.validation = _validate(cur, plans)
+            with_secrets.update({
+                name: [row["id"] for row in plan.rows] for name, plan in plans.items() if plan.spec.secret_columns
+            })
         report.message, report.backup, report.force, report.database_empty = message, backup, force, empty
         if failed := len(report.failures):
             report.message += f"; {failed} records could not be migrated"
         report.ok = status != "refused" and failed == 0 and report.validation.ok
         return report
 
-    report = await db.write(work)
+    with_secrets: dict[str, list[str]] = {}
+    report = await db.write(work, alone=True)
+    if report.status == "migrated":
+        async with relay_paused():
+            for name, ids in with_secrets.items():
+                report.kv_rewritten[name] = await republish(db, await js.key_value(name), name, ids)
     report.seconds = time.perf_counter() - clock
-    _remember(report.validation)
     return report
 
 
@@ -163,9 +165,9 @@ async def validate(
         finally:
             drop_stages(cur, plans)
 
-    result = await db.read(work)
+    result = await db.read(in_one_snapshot(work))
     result.seconds = time.perf_counter() - clock
-    return _remember(result)
+    return result
 
 
 async def auto_migrate(settings: Settings, db: Database, nc: NATS) -> ValidationResult:
@@ -202,7 +204,9 @@ def log_report(report: MigrationReport) -> None:
 
 
 # -- helpers -----------------------------------------------------------------
-def _decide(plans: dict[str, EntityPlan], snapshot: Snapshot, *, empty: bool, force: bool) -> tuple[Status, str]:
+def _decide(
+    plans: dict[str, EntityPlan], snapshot: Snapshot, *, empty: bool, force: bool, unpublished: int
+) -> tuple[Status, str]:
     new, changed = _totals(plans)
     if not new and not changed:
         if not snapshot.has_data:
@@ -212,6 +216,13 @@ def _decide(plans: dict[str, EntityPlan], snapshot: Snapshot, *, empty: bool, fo
         return "refused", (
             f"DuckDB already holds data and the KV buckets differ ({new} new, {changed} changed records):"
             " rerun with --force to upsert them (KV wins for the keys it holds; nothing is deleted)"
+        )
+    if not empty and unpublished:
+        # KV is behind DuckDB by these changes: "KV wins" would undo them, and the relay
+        # would then publish them over the forced values.
+        return "refused", (
+            f"{unpublished} changes in the outbox have not reached KV yet: start the service so the relay"
+            " publishes them (or run `ekko sync repair`), then rerun"
         )
     return "migrated", f"migrated {new} new and {changed} changed records"
 

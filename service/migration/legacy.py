@@ -138,6 +138,7 @@ class _Mapper:
             for column in self.json:
                 row[column.name] = to_db(column, row[column.name])
             mapped = Mapped(self.spec.name, row, filled, now)
+            self.rules.check_secrets({name: row[name] for name in self.spec.secret_columns})
             if self.checks:
                 self.rules.check(mapped.record)
         except ValidationFailed as exc:

@@ -86,8 +86,8 @@ def plan_all(cur: Cursor, snapshot: Snapshot, now: datetime, progress: Progress 
         mapped = _map_bucket(plan, now)
         stored = {row[0] for row in cur.execute(f"SELECT id FROM {_q(name)}").fetchall()}
         _check_references(plan, mapped, known, failed)
+        _check_secrets(plan, mapped, stored)  # first: a record that cannot be kept must not win a unique key
         _check_unique(cur, plan, mapped, stored)
-        _check_secrets(plan, mapped, stored)
         known[name] = stored | mapped.keys()
         failed[name] = {f.key for f in plan.failures}
         plan.rows = [m.row for m in mapped.values()]

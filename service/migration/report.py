@@ -94,6 +94,7 @@ class MigrationReport(msgspec.Struct, kw_only=True):
     ignored_buckets: list[str] = []  # legacy buckets present but out of scope (nodes, settings)
     backup: BackupInfo | None = None
     validation: ValidationResult | None = None
+    kv_rewritten: dict[str, int] = {}  # keys rewritten from DuckDB so no secret stays in KV (users)
 
     @property
     def failures(self) -> list[Failure]:

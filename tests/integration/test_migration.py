@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import subprocess
 import sys
@@ -451,6 +452,9 @@ def test_commands_talk_to_the_running_service(capsys, env: Settings, running_ser
     assert migrated.status == 1  # the corrupt records failed, as offline
     assert migrated.out["status"] == "migrated" and migrated.out["backup"] is not None
     assert migrated.out["tables"]["wallets"] == 2 and migrated.out["tables"]["users"] == 2
+    assert migrated.out["kv_rewritten"] == {"users": 2}
+    forced = ekko(capsys, env, "migrate", "--force")
+    assert forced.status == 1 and "force is refused while the service runs" in forced.err
 
     again = ekko(capsys, env, "migrate")
     assert again.out["status"] == "up_to_date", again.out["message"]
@@ -480,3 +484,65 @@ def test_commands_talk_to_the_running_service(capsys, env: Settings, running_ser
 
     reset = ekko(capsys, env, "db", "reset", "--yes")
     assert reset.status == 3 and "stop the service" in reset.err
+
+
+def test_a_user_who_cannot_be_migrated_does_not_take_the_email_from_one_who_can(
+    capsys, settings: Settings, nats_server: NatsServer
+) -> None:
+    async def seed() -> None:
+        nc = await nats.connect(nats_server.url)
+        no_hash = {**legacy.user(4, HASH), "email": "same@example.com", "hashed_password": None}
+        later = {**legacy.user(5, HASH), "email": "Same@example.com"}  # created after user 4
+        await legacy.put_all(nc.jetstream(), "users", [
+            (uid("users", 4), legacy.encoded(no_hash)), (uid("users", 5), legacy.encoded(later)),
+        ])
+        await nc.drain()
+
+    asyncio.run(seed())
+    run = ekko(capsys, settings.with_(nats_url=nats_server.url), "migrate", "--no-backup")
+    users = buckets(run.out)["users"]
+    assert (users["migrated"], users["failed"]) == (1, 1)
+    assert "missing required field `hashed_password`" in users["failures"][0]["reason"]
+    assert content(settings.duckdb_path)["users"][0][0] == uid("users", 5)
+
+
+def test_no_password_hash_stays_in_kv_for_a_migrated_user_and_the_backup_keeps_the_legacy_value(
+    capsys, env: Settings
+) -> None:
+    _, report, _ = ekko(capsys, env, "migrate")
+    assert report["kv_rewritten"] == {"users": 2}
+
+    async def users_bucket() -> dict[str, dict[str, Any]]:
+        nc = await nats.connect(env.nats_url)
+        try:
+            kv = await nc.jetstream().key_value("users")
+            return {key: json.loads((await kv.get(key)).value) for key in await kv.keys()}
+        finally:
+            await nc.drain()
+
+    values = asyncio.run(users_bucket())
+    assert "hashed_password" not in values[uid("users", 1)] and "password_hash" not in values[uid("users", 1)]
+    assert values[uid("users", 1)]["email"] == "user1@example.com" and values[uid("users", 1)]["version"] == 1
+    assert values[uid("users", 3)]["hashed_password"] == HASH, "a record that failed stays as it was"
+    dump = [json.loads(line) for line in (backups(env)[0] / "kv" / "users.ndjson").read_text().splitlines()]
+    assert all(json.loads(base64.b64decode(e["value"]))["hashed_password"] == HASH for e in dump)
+    assert oct(backups(env)[0].stat().st_mode & 0o777) == "0o700", "legacy hashes: owner only"
+    again = ekko(capsys, env, "migrate")
+    assert again.out["status"] == "up_to_date", "the rewritten values still read as migrated"
+    assert ekko(capsys, env, "migrate", "--validate").out["ok"]
+
+
+def test_force_is_refused_while_changes_wait_in_the_outbox(capsys, env: Settings) -> None:
+    ekko(capsys, env, "migrate")
+    with_db(env.duckdb_path, lambda cur: (
+        cur.execute("UPDATE wallets SET name = 'newer', version = 2 WHERE id = ?", [uid("wallets", 4)]),
+        cur.execute(
+            "INSERT INTO outbox (event_id, entity, entity_id, action, version, occurred_at, data)"
+            " VALUES ('e1', 'wallets', ?, 'updated', 2, now(), '{}')", [uid("wallets", 4)],
+        ),
+    ))
+    before = content(env.duckdb_path)
+    status, report, _ = ekko(capsys, env, "migrate", "--force")
+    assert status == 1 and report["status"] == "refused"
+    assert "1 changes in the outbox have not reached KV yet" in report["message"]
+    assert content(env.duckdb_path) == before

@@ -135,3 +135,33 @@ async def test_a_write_outside_the_batch_sees_rows_held_back_before_it(db: Datab
     release.set()
     await asyncio.gather(blocked, held)
     assert await counted == 1
+
+
+async def test_a_write_that_asks_to_run_alone_gets_its_own_transaction_and_runs_once(db: Database) -> None:
+    await db.write(lambda cur: cur.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)"))
+    started, release = threading.Event(), threading.Event()
+    blocked = asyncio.create_task(db.write(lambda cur: started.set() or release.wait(10)))
+    assert await asyncio.to_thread(started.wait, 10)
+    runs = []
+
+    def heavy(cur: duckdb.DuckDBPyConnection) -> None:
+        runs.append(1)
+        cur.execute("INSERT INTO t VALUES (100)")
+
+    def refused(cur: duckdb.DuckDBPyConnection) -> None:
+        raise Conflict("no")
+
+    queued = [
+        asyncio.create_task(db.write(lambda cur: cur.execute("INSERT INTO t VALUES (1)"))),
+        asyncio.create_task(db.write(heavy, alone=True)),
+        asyncio.create_task(db.write(refused)),
+        asyncio.create_task(db.write(lambda cur: cur.execute("INSERT INTO t VALUES (2)"))),
+    ]
+    await asyncio.sleep(0.05)
+    groups = db.group_commits
+    release.set()
+    await blocked
+    outcomes = await asyncio.gather(*queued, return_exceptions=True)
+    assert isinstance(outcomes[2], Conflict) and runs == [1], "the refused write did not rerun the heavy one"
+    assert db.group_commits - groups == 4, "[1], [heavy] alone, [refused, 2] failing once, then [2]"
+    assert await db.read(lambda cur: cur.execute("SELECT n FROM t ORDER BY n").fetchall()) == [(1,), (2,), (100,)]

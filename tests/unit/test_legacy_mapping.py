@@ -129,3 +129,14 @@ def test_an_id_that_differs_from_its_key_is_rejected() -> None:
     data = json.dumps(legacy.wallet(1)).encode()
     with pytest.raises(Rejected, match="differs from its key"):
         map_value(ENTITIES["wallets"], "another-key", data, NOW)
+
+
+@pytest.mark.parametrize("bad", ["", "plaintext-password", "$2b$12$short", "$1$md5crypt$abcdefghijklmnopqrstuv"])
+def test_a_password_hash_bcrypt_cannot_read_is_rejected(bad: str) -> None:
+    assert "hashed_password: is not a bcrypt hash" in rejection("users", legacy.user(1, bad))
+
+
+@pytest.mark.parametrize("prefix", ["$2a$", "$2b$", "$2y$"])
+def test_bcrypt_hashes_of_every_variant_are_kept(prefix: str) -> None:
+    hashed = prefix + HASH[4:]
+    assert mapped("users", legacy.user(1, hashed)).secrets == {"password_hash": hashed}
