@@ -87,26 +87,6 @@ class JetStreamSync:
     def bucket(self, entity: str) -> KeyValue:
         return self._kv[entity]
 
-    async def read_bucket(self, entity: str) -> dict[str, bytes]:
-        """Latest value of every live key (delete/purge markers dropped), via one watcher."""
-        kv = self._kv[entity]
-        values: dict[str, bytes] = {}
-        try:
-            watcher = await kv.watchall(ignore_deletes=False)
-        except NotFoundError:  # the bucket is gone: it holds nothing
-            return values
-        try:
-            async for entry in watcher:
-                if entry is None:  # end of the initial values
-                    break
-                if entry.operation in ("DEL", "PURGE"):
-                    values.pop(entry.key, None)
-                else:
-                    values[entry.key] = entry.value
-        finally:
-            await watcher.stop()
-        return values
-
 
 async def _pipelined(send: Callable[[Change], Awaitable[None]], changes: list[Change]) -> None:
     for start in range(0, len(changes), PIPELINE):

@@ -12,6 +12,7 @@ from nats.js.kv import KeyValue
 from schema.common import encode
 from service.database import Database
 from service.jetstream import PIPELINE, JetStreamSync
+from service.migration.source import read_bucket
 from service.registry import ENTITIES, ENTITY_ORDER
 from service.repository import Repository
 
@@ -72,7 +73,7 @@ async def verify(db: Database, sync: JetStreamSync) -> VerifyReport:
     buckets = []
     for entity in ENTITY_ORDER:
         want = await _duckdb_state(db, entity)
-        have = await sync.read_bucket(entity)
+        have = (await read_bucket(sync.js, entity)).values
         missing = sorted(k for k in want if k not in have)
         extra = sorted(k for k in have if k not in want)
         different = sorted(k for k in want if k in have and not _same(want[k], have[k]))
@@ -90,7 +91,7 @@ async def repair(db: Database, sync: JetStreamSync) -> dict[str, dict[str, int]]
     result = {}
     for entity in ENTITY_ORDER:
         want = await _duckdb_state(db, entity)
-        have = await sync.read_bucket(entity)
+        have = (await read_bucket(sync.js, entity)).values
         kv = sync.bucket(entity)
         put = [k for k in want if k not in have or not _same(want[k], have[k])]
         extra = [k for k in have if k not in want]

@@ -27,14 +27,15 @@ import duckdb
 import msgspec
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig
-from nats.js.errors import BucketNotFoundError
+from nats.js.errors import BucketNotFoundError, NotFoundError
 
 from service.columns import utc_now
 from service.database import Cursor, Database, in_one_snapshot
 from service.ddl import LATEST_VERSION, apply_pending, drop_all
 from service.migration.plan import schema_version, table_counts
 from service.migration.report import BackupInfo, MigrationError
-from service.migration.source import Snapshot, read_snapshot
+from service.migration.source import EXTRA_BUCKETS, Snapshot, read_snapshot
+from service.registry import ENTITY_ORDER
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +186,10 @@ async def restore(db: Database, js: JetStreamContext | None, path: Path, *, rest
     def work(cur: Cursor) -> tuple[int, dict[str, int]]:
         drop_all(cur)
         cur.execute(f"IMPORT DATABASE {_literal(source)}")
-        return apply_pending(cur), table_counts(cur)
+        counts = table_counts(cur)
+        if wrong := {t: (n, counts.get(t)) for t, n in manifest.tables.items() if counts.get(t) != n}:
+            raise MigrationError(f"{path}: restored row counts differ from the manifest (expected, got): {wrong}")
+        return apply_pending(cur), counts
 
     version, tables = await db.write(work, alone=True)
     db.schema_version = version
@@ -194,6 +198,9 @@ async def restore(db: Database, js: JetStreamContext | None, path: Path, *, rest
         assert js is not None
         for name, dump in manifest.buckets.items():
             restored[name] = await _restore_bucket(js, name, dump, path)
+        for name in (*ENTITY_ORDER, *EXTRA_BUCKETS):
+            if name not in manifest.buckets and await _empty_bucket(js, name):
+                restored[name] = 0  # absent at backup time, created since: emptied
     log.info("restored %s (tables %s, buckets %s)", path, tables, restored)
     return RestoreResult(path=str(path), schema_version=version, tables=tables, buckets=restored)
 
@@ -224,6 +231,15 @@ async def _restore_bucket(js: JetStreamContext, name: str, dump: BucketDump, pat
     for start in range(0, len(entries), PUT_PIPELINE):
         await asyncio.gather(*(kv.put(e.key, e.value) for e in entries[start : start + PUT_PIPELINE]))
     return len(entries)
+
+
+async def _empty_bucket(js: JetStreamContext, name: str) -> bool:
+    """Purge the bucket if it exists; whether it did."""
+    try:
+        await js.purge_stream(f"KV_{name}")
+    except NotFoundError:
+        return False
+    return True
 
 
 def _literal(path: Path) -> str:

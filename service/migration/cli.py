@@ -30,14 +30,12 @@ from typing import Any, TypeVar
 
 import duckdb
 import msgspec
-import nats
 from nats.aio.client import Client as NATS
-from nats.errors import NoServersError
 from nats.js import JetStreamContext
 
 from schema.admin import MigrateRequest
 from schema.common import encode
-from service.cli import NatsUnreachable, ServiceRefused, ask_service
+from service.cli import NatsUnreachable, ServiceRefused, ask_service, connect_once
 from service.config import Settings
 from service.database import Cursor, Database, connect, first_row
 from service.ddl import apply_pending
@@ -50,7 +48,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 EXIT_OK, EXIT_FAILED, EXIT_UNAVAILABLE = 0, 1, 3
-DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 
 
 def add_commands(subparsers: Any) -> None:
@@ -212,7 +209,7 @@ def _run(main: Coroutine[Any, Any, int]) -> int:
             file=sys.stderr,
         )
         return EXIT_UNAVAILABLE
-    except (_Unreachable, NatsUnreachable) as exc:
+    except NatsUnreachable as exc:
         print(f"ekko: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     except ServiceRefused as exc:
@@ -221,10 +218,6 @@ def _run(main: Coroutine[Any, Any, int]) -> int:
     except MigrationError as exc:
         print(f"ekko: {exc}", file=sys.stderr)
         return EXIT_FAILED
-
-
-class _Unreachable(Exception):
-    """NATS cannot be reached (exit status 3)."""
 
 
 def _confirmed(path: Path) -> bool:
@@ -261,28 +254,18 @@ async def _database(settings: Settings, *, read_only: bool = False) -> AsyncIter
 
 @contextlib.asynccontextmanager
 async def _nats(settings: Settings, *, required: bool = True) -> AsyncIterator[NATS | None]:
-    url = settings.nats_url or DEFAULT_NATS_URL
     try:
-        # Two attempts half a second apart, then give up (nats-py's defaults retry for two minutes).
-        nc = await nats.connect(
-            url, connect_timeout=3, allow_reconnect=False, max_reconnect_attempts=1, reconnect_time_wait=0.5,
-            error_cb=_nats_error,
-        )
-    except (NoServersError, OSError, TimeoutError) as exc:
+        nc = await connect_once(settings)
+    except NatsUnreachable as exc:
         if required:
-            raise _Unreachable(f"cannot reach NATS at {url} ({exc or type(exc).__name__}); set NATS_URL") from exc
-        print(f"ekko: NATS at {url} is unreachable: the KV buckets are not backed up", file=sys.stderr)
+            raise
+        print(f"ekko: {exc}: the KV buckets are not backed up", file=sys.stderr)
         yield None
         return
     try:
         yield nc
     finally:
         await nc.drain()
-
-
-async def _nats_error(exc: Exception) -> None:
-    """One line instead of nats-py's traceback per failed attempt; the caller reports the outcome."""
-    log.debug("NATS: %s", exc)
 
 
 class ReadOnlyDatabase:

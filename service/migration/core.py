@@ -18,6 +18,7 @@ from pathlib import Path
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
+from service import sync_check  # the module, not a name: sync_check imports our source back
 from service.columns import utc_now
 from service.config import Settings
 from service.database import Cursor, Database, first_row, in_one_snapshot
@@ -42,7 +43,6 @@ from service.migration.report import (
 )
 from service.migration.source import Snapshot, read_snapshot
 from service.registry import ENTITY_ORDER
-from service.sync_check import republish
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ async def migrate(
     if report.status == "migrated":
         async with relay_paused():
             for name, ids in with_secrets.items():
-                report.kv_rewritten[name] = await republish(db, await js.key_value(name), name, ids)
+                report.kv_rewritten[name] = await sync_check.republish(db, await js.key_value(name), name, ids)
     report.seconds = time.perf_counter() - clock
     return report
 

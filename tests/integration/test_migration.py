@@ -18,6 +18,7 @@ import bcrypt
 import duckdb
 import nats
 import pytest
+from nats.js.api import KeyValueConfig
 
 from service.app import create_app
 from service.auth import AuthService
@@ -31,7 +32,7 @@ from service.repository import Repository
 from service.rules import password_matches
 from tests import legacy_data as legacy
 from tests.client import Client
-from tests.natsd import NatsServer
+from tests.natsd import NatsServer, free_port
 from tests.service_process import start_service, wait_ready
 
 PASSWORD = b"pw"
@@ -294,7 +295,7 @@ def test_a_backup_restores_duckdb_and_kv_to_identical_content(capsys, env: Setti
     ekko(capsys, env, "db", "reset", "--yes", "--no-backup")
     asyncio.run(_scribble_on_kv(env.nats_url))
     status, result, _ = ekko(capsys, env, "migrate", "--restore-backup", info["path"], "--restore-kv")
-    assert status == 0 and result["tables"]["wallets"] == 2
+    assert status == 0 and result["tables"]["wallets"] == 2 and result["buckets"]["agents"] == 0
     assert content(env.duckdb_path) == saved_rows
     assert asyncio.run(_kv_values(env.nats_url)) == saved_kv
 
@@ -323,6 +324,8 @@ async def _scribble_on_kv(url: str) -> None:
     await kv.put(uid("wallets", 1), b'{"changed": true}')
     await kv.delete(uid("wallets", 4))
     await kv.put("new-key", b"{}")
+    agents = await nc.jetstream().create_key_value(KeyValueConfig(bucket="agents"))  # absent at backup time
+    await agents.put(uid("agents", 1), b"{}")
     await nc.drain()
 
 
@@ -546,3 +549,12 @@ def test_force_is_refused_while_changes_wait_in_the_outbox(capsys, env: Settings
     assert status == 1 and report["status"] == "refused"
     assert "1 changes in the outbox have not reached KV yet" in report["message"]
     assert content(env.duckdb_path) == before
+
+
+def test_without_nats_migrate_says_so_and_backup_keeps_duckdb_only(capsys, settings: Settings) -> None:
+    offline = settings.with_(nats_url=f"nats://127.0.0.1:{free_port()}")
+    run = ekko(capsys, offline, "migrate", "--check-only")
+    assert run.status == 3 and "cannot reach NATS at" in run.err and "Traceback" not in run.err
+    backup = ekko(capsys, offline, "db", "backup")
+    assert backup.status == 0 and backup.out["buckets"] == {}
+    assert "the KV buckets are not backed up" in backup.err
