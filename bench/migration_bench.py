@@ -8,8 +8,9 @@ balances dominate), seeded with many puts in flight. Then, in the same run:
 - the naive baseline on a subset: `kv.keys()`, then per key one `kv.get`, the
   same mapping, one INSERT in its own transaction. Its listing time is left
   out, which flatters the baseline.
-The migration runs `--rounds` times (3), each into a fresh file; the median round
-is judged (one run right after other benchmarks measured 20% below the others).
+The migration runs `--rounds` times (3), each into a fresh file (the users bucket,
+which a migration rewrites without password hashes, is re-seeded between rounds); the
+median round is judged (one run right after other benchmarks measured 20% below the others).
 Goals: >= 50,000 records/s, >= 50x the baseline.
 
     python -m bench.migration_bench [--quick] [--records N] [--baseline N] [--rounds N]
@@ -122,6 +123,7 @@ async def run(records: int, subset: int, *, rounds: int, judged: bool) -> bool:
     with nats_server() as (server, tmp):
         seconds = await seed(server.url, data)
         print(f"seeded {records} legacy records in {seconds:.1f} s ({records / seconds:,.0f}/s)")
+        legacy_users = data["users"]  # a migration rewrites these without their hashes: re-put per round
         del data  # what the bench holds must not slow the measured code (the collector scans it)
         nc = await nats.connect(server.url)
         start = time.perf_counter()
@@ -133,6 +135,7 @@ async def run(records: int, subset: int, *, rounds: int, judged: bool) -> bool:
         for n in range(rounds):
             gc.collect()
             runs.append(await real_migration(server.url, tmp / f"real{n}" / "ekko.db"))
+            await seed(server.url, {"users": legacy_users})  # untimed: the legacy values again
             print(f"  round {n + 1}: migrated {runs[-1][0]} records in {runs[-1][1]:.2f} s"
                   f" ({runs[-1][0] / runs[-1][1]:,.0f}/s)")
         migrated, migrate_seconds, report = sorted(runs, key=lambda r: r[1])[len(runs) // 2]  # the median
@@ -143,7 +146,7 @@ async def run(records: int, subset: int, *, rounds: int, judged: bool) -> bool:
     print(table(
         ["path", "records", "seconds", "records/s"],
         [
-            [f"migrate: read, check, back up, insert, validate (median of {rounds})", migrated, f"{migrate_seconds:.2f}", f"{rate:,.0f}"],
+            [f"migrate: read, check, back up, insert, validate, users KV (median of {rounds})", migrated, f"{migrate_seconds:.2f}", f"{rate:,.0f}"],
             ["  reading every bucket, alone", records, f"{read_seconds:.2f}", f"{records / read_seconds:,.0f}"],
             ["  its backup (runs beside the check)", records, f"{backup:.2f}", ""],
             ["naive: kv.get + INSERT per key (subset)", naive_done, f"{naive_seconds:.2f}", f"{naive_rate:,.0f}"],

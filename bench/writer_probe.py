@@ -77,6 +77,7 @@ class TimedDatabase(Database):
             self.batch.flush(timed)
             t1 = time.perf_counter()
             cur.execute("COMMIT")
+            self.batch.forget()
         except BaseException:
             self.batch.clear()
             try:

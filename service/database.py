@@ -255,6 +255,7 @@ class Database:
             result = fn(cur)
             self.batch.flush(cur)
             cur.execute("COMMIT")
+            self.batch.forget()  # what it knew held inside this transaction only
         except BaseException:
             self.batch.clear()
             try:

@@ -165,3 +165,11 @@ async def test_a_write_that_asks_to_run_alone_gets_its_own_transaction_and_runs_
     assert isinstance(outcomes[2], Conflict) and runs == [1], "the refused write did not rerun the heavy one"
     assert db.group_commits - groups == 4, "[1], [heavy] alone, [refused, 2] failing once, then [2]"
     assert await db.read(lambda cur: cur.execute("SELECT n FROM t ORDER BY n").fetchall()) == [(1,), (2,), (100,)]
+
+
+async def test_what_a_group_learned_about_ids_does_not_outlive_its_transaction(db: Database) -> None:
+    await db.write(lambda cur: cur.execute("CREATE TABLE t (id VARCHAR PRIMARY KEY)"))
+    learned = await db.write(lambda cur: db.batch.exists("t", "x"), batched=True, lookups=[("t", "x")])
+    assert learned is False
+    await db.read(lambda cur: cur.execute("INSERT INTO t VALUES ('x')"))  # a change the writer did not see
+    assert await db.write(lambda cur: db.batch.exists("t", "x"), batched=True) is None, "unknown: must ask"
