@@ -145,6 +145,11 @@ REJECTED: dict[str, tuple[Case, int, str | None]] = {
                                   409, "expected_version"),
     "a delete of a row with children": (send("wallets.delete", lambda w: {"id": w.wallet["id"]}), 409,
                                         "wallet_balances"),
+    # admin subjects take typed bodies too
+    "bad JSON on migrate": (send_raw("admin.migration.migrate", b"{force"), 400, None),
+    "a string for a flag on migrate": (send("admin.migration.migrate", lambda w: {"force": "yes"}), 400, "force"),
+    "an unknown flag on migrate": (send("admin.migration.migrate", lambda w: {"dry_run": True}), 400, None),
+    "a forced migration while serving": (send("admin.migration.migrate", lambda w: {"force": True}), 409, None),
 }
 
 
@@ -165,6 +170,9 @@ SAYS = {
     "get of a missing row": "not found",
     "update of a missing row": "not found",
     "delete of a missing row": "not found",
+    "bad JSON on migrate": "request body is not valid JSON",
+    "an unknown flag on migrate": "unknown field `dry_run`",
+    "a forced migration while serving": "force is refused while the service runs",
 }
 
 
