@@ -12,9 +12,9 @@ While `ekko run` holds the database, --check-only, --validate, migrate and
 --restore-backup and `db reset` replace the whole database and need the service
 stopped.
 
-Exit status: 0 when everything went through, 1 when anything failed (a record,
-the integrity check, a refusal), 3 when the database is held by the running
-service (restore, reset) or NATS cannot be reached.
+Exit status (as every `ekko` command): 0 when everything went through, 1 when
+anything failed (a record, the integrity check, a refusal), 3 when the database
+is held by the running service (restore, reset), 4 when NATS cannot be reached.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from service.migration.report import BackupInfo, MigrationError, MigrationReport
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-EXIT_OK, EXIT_FAILED, EXIT_UNAVAILABLE = 0, 1, 3
+EXIT_OK, EXIT_FAILED, EXIT_LOCKED, EXIT_NO_NATS = 0, 1, 3, 4
 
 
 def add_commands(subparsers: Any) -> None:
@@ -208,10 +208,10 @@ def _run(main: Coroutine[Any, Any, int]) -> int:
             f" (`ekko run`) first, then run this again.\n  ({exc})",
             file=sys.stderr,
         )
-        return EXIT_UNAVAILABLE
+        return EXIT_LOCKED
     except NatsUnreachable as exc:
         print(f"ekko: {exc}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
+        return EXIT_NO_NATS
     except ServiceRefused as exc:
         print(f"ekko: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -554,7 +554,7 @@ def test_force_is_refused_while_changes_wait_in_the_outbox(capsys, env: Settings
 def test_without_nats_migrate_says_so_and_backup_keeps_duckdb_only(capsys, settings: Settings) -> None:
     offline = settings.with_(nats_url=f"nats://127.0.0.1:{free_port()}")
     run = ekko(capsys, offline, "migrate", "--check-only")
-    assert run.status == 3 and "cannot reach NATS at" in run.err and "Traceback" not in run.err
+    assert run.status == 4 and "cannot reach NATS at" in run.err and "Traceback" not in run.err
     backup = ekko(capsys, offline, "db", "backup")
     assert backup.status == 0 and backup.out["buckets"] == {}
     assert "the KV buckets are not backed up" in backup.err
