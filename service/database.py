@@ -166,12 +166,12 @@ class Database:
         """Run fn(cursor) on the writer thread inside a transaction; its result once committed.
 
         Group commit: writes that queue up while one commits are run together in
-        the next transaction, so one fdatasync serves them all. A write that fails
-        with a ServiceError (a rule it checked) is answered with it, the
-        transaction is rolled back and the others run again without it; any other
-        failure rolls back and runs each write alone, so a failing write never
-        takes another down with it (fn must only touch the database, which every
-        writer here does).
+        the next transaction, so one fdatasync serves them all. A batched write
+        refused by a rule (ServiceError) before it wrote anything is answered with
+        it once the others commit; refused after writing, the transaction is rolled
+        back and the others run again without it; any other failure rolls back and
+        runs each write alone, so a failing write never takes another down with it
+        (fn must only touch the database, which every writer here does).
 
         batched: fn reads and writes only through repositories given `self.batch`
         (service.write_batch), and `lookups` are the (table, id) pairs it will ask
@@ -181,7 +181,8 @@ class Database:
         alone: fn gets a transaction of its own, never grouped, so it runs exactly once
         and nobody else's failure reruns it (migration, restore, reset: long and heavy).
         """
-        assert self._writer is not None, "database is not open"
+        if self._writer is None or self._con is None:
+            raise RuntimeError("database is not open")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         with self._lock:
@@ -189,7 +190,13 @@ class Database:
             start = not self._draining
             self._draining = True
         if start:
-            self._writer.submit(self._drain, loop)
+            try:
+                self._writer.submit(self._drain, loop)
+            except RuntimeError:  # closing: the writer takes no more work
+                with self._lock:
+                    self._queue.clear()
+                    self._draining = False
+                raise RuntimeError("database is closing") from None
         return await future
 
     def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -200,7 +207,12 @@ class Database:
                 if not batch:
                     self._draining = False
                     return
-            for item, result, error in self._run_group(batch):
+            try:
+                settled = self._run_group(batch)
+            except BaseException as exc:  # a bug or a dying interpreter: fail these writes, never hang them
+                settled = [(item, None, exc) for item in batch]
+                log.exception("writer: a group failed outside its transaction")
+            for item, result, error in settled:
                 loop.call_soon_threadsafe(_settle, item.future, result, error)
 
     def _run_group(self, batch: list[_Queued]) -> list[tuple[_Queued, object, BaseException | None]]:
@@ -209,25 +221,31 @@ class Database:
             self.group_commits += 1
             culprit: list[int] = []
 
-            def run_all(cur: Cursor) -> list[object]:
+            def run_all(cur: Cursor) -> list[tuple[object, BaseException | None]]:
                 self.batch.prefetch(cur, [lookup for item in batch for lookup in item.lookups])
-                results = []
+                outcomes: list[tuple[object, BaseException | None]] = []
                 for index, item in enumerate(batch):
                     if not item.batched:
                         self.batch.flush(cur)
                         self.batch.forget()
                     culprit[:] = [index]
-                    results.append(item.fn(cur))
+                    writes = self.batch.writes
+                    try:
+                        outcomes.append((item.fn(cur), None))
+                    except ServiceError as exc:
+                        if not item.batched or self.batch.writes != writes:
+                            raise
+                        outcomes.append((None, exc))  # refused before writing anything: the rest go on
                     if not item.batched:
                         self.batch.forget()
                 culprit.clear()  # from here on (flush, COMMIT) no single write is to blame
-                return results
+                return outcomes
 
             try:
-                results = self.transaction(run_all)
+                outcomes = self.transaction(run_all)
             except Exception as exc:  # noqa: BLE001 - handed to the caller's future, re-raised there
                 if isinstance(exc, ServiceError) and culprit and len(batch) > 1:
-                    # A rule one write checked: valid given the writes before it, which run again.
+                    # Refused after it wrote: roll back, answer it, run the others again without it.
                     settled.append((batch[culprit[0]], None, exc))
                     batch = batch[: culprit[0]] + batch[culprit[0] + 1 :]
                     continue
@@ -236,7 +254,8 @@ class Database:
                 else:
                     settled.extend((item, *self._alone(item.fn)) for item in batch)
                 return settled
-            settled.extend(zip(batch, results, [None] * len(batch), strict=True))
+            # Refusals are answered only now: they were judged against writes that had to commit.
+            settled.extend((item, result, error) for item, (result, error) in zip(batch, outcomes, strict=True))
             return settled
         return settled
 

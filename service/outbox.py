@@ -70,6 +70,8 @@ class OutboxRepository:
     def remove_through(self, seq: int) -> None:
         """Forget every entry up to and including seq: JetStream has acknowledged them."""
         self._execute("DELETE FROM outbox WHERE seq <= ?", [seq])
+        if self.batch is not None:
+            self.batch.wrote()
 
     def backlog(self) -> tuple[int, datetime | None]:
         count, oldest = self._execute("SELECT count(*), min(occurred_at) FROM outbox").fetchall()[0]

@@ -159,10 +159,13 @@ class Repository:
             params.append(value)
         params.append(record.id)
         self._execute(f"UPDATE {self._table} SET {', '.join(sets)} WHERE id = ?", params)
+        if self.batch is not None:
+            self.batch.wrote()
 
     def delete(self, entity_id: str) -> None:
         self._execute(f"DELETE FROM {self._table} WHERE id = ?", [entity_id])
         if self.batch is not None:
+            self.batch.wrote()
             self.batch.noted(self.spec.name, entity_id, exists=False)
 
 

@@ -33,10 +33,16 @@ class WriteBatch:
         self._rows: dict[tuple[str, tuple[str, ...]], list[Sequence[Any]]] = {}
         self._present: dict[str, set[str]] = {}
         self._absent: dict[str, set[str]] = {}
+        self.writes = 0  # rows written or held back so far: did a refused write change anything?
+
+    def wrote(self) -> None:
+        """A repository changed rows directly (UPDATE, DELETE)."""
+        self.writes += 1
 
     # -- held-back inserts ---------------------------------------------------
     def add(self, table: str, columns: tuple[str, ...], row: Sequence[Any], entity_id: str | None = None) -> None:
         self._rows.setdefault((table, columns), []).append(row)
+        self.writes += 1
         if entity_id is not None:
             self.noted(table, entity_id, exists=True)
 

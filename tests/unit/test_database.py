@@ -173,3 +173,46 @@ async def test_what_a_group_learned_about_ids_does_not_outlive_its_transaction(d
     assert learned is False
     await db.read(lambda cur: cur.execute("INSERT INTO t VALUES ('x')"))  # a change the writer did not see
     assert await db.write(lambda cur: db.batch.exists("t", "x"), batched=True) is None, "unknown: must ask"
+
+
+async def test_refusals_before_any_write_are_answered_without_rerunning_the_group(db: Database) -> None:
+    """Clients retrying creates with their own ids: each retry is refused, and the group
+    still commits once (it used to roll back and rerun once per refusal)."""
+    await db.write(lambda cur: cur.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)"))
+    started, release = threading.Event(), threading.Event()
+    blocked = asyncio.create_task(db.write(lambda cur: started.set() or release.wait(10)))
+    assert await asyncio.to_thread(started.wait, 10)
+    runs: list[int] = []
+
+    def create(n: int, *, refuse: bool = False, after_writing: bool = False):
+        def fn(cur: duckdb.DuckDBPyConnection) -> int:
+            runs.append(n)
+            if refuse and not after_writing:
+                raise Conflict(f"{n} exists")
+            db.batch.add("t", ("n",), [n])
+            if after_writing:
+                raise Conflict(f"{n} changed its mind")
+            return n
+        return fn
+
+    fns = [create(n) for n in range(50)] + [create(n, refuse=True) for n in range(50)]
+    fns.insert(25, create(999, refuse=True, after_writing=True))
+    writes = [asyncio.create_task(db.write(fn, batched=True)) for fn in fns]
+    await asyncio.sleep(0.05)
+    groups = db.group_commits
+    release.set()
+    await blocked
+    outcomes = await asyncio.gather(*writes, return_exceptions=True)
+    assert [o for o in outcomes if not isinstance(o, Conflict)] == list(range(50))
+    assert sum(isinstance(o, Conflict) for o in outcomes) == 51
+    assert db.group_commits - groups == 2, "one rollback for the write that refused after writing, one commit"
+    assert len(runs) == 101 + 25, "only the 25 writes before it ran twice"
+    rows = await db.read(lambda cur: cur.execute("SELECT count(*), max(n) FROM t").fetchall())
+    assert rows == [(50, 49)]
+
+
+async def test_a_write_after_close_fails_at_once(tmp_path: Path) -> None:
+    database = Database(tmp_path / "x.db", pool_size=1).open()
+    database.close()
+    with pytest.raises(RuntimeError, match="not open"):
+        await database.write(lambda cur: None)
