@@ -53,6 +53,11 @@ class OutboxRepository:
             self.batch.flush(self.cur, "outbox")
         return self.cur.execute(sql, params)
 
+    def _change(self, sql: str, params: list[object] | None = None) -> None:
+        self._execute(sql, params)
+        if self.batch is not None:
+            self.batch.wrote()
+
     def pending(self, limit: int) -> list[Change]:
         rows = self._execute(
             "SELECT seq, event_id, entity, entity_id, action, version, occurred_at, data"
@@ -69,9 +74,7 @@ class OutboxRepository:
 
     def remove_through(self, seq: int) -> None:
         """Forget every entry up to and including seq: JetStream has acknowledged them."""
-        self._execute("DELETE FROM outbox WHERE seq <= ?", [seq])
-        if self.batch is not None:
-            self.batch.wrote()
+        self._change("DELETE FROM outbox WHERE seq <= ?", [seq])
 
     def backlog(self) -> tuple[int, datetime | None]:
         count, oldest = self._execute("SELECT count(*), min(occurred_at) FROM outbox").fetchall()[0]
@@ -79,5 +82,5 @@ class OutboxRepository:
 
     def clear(self) -> int:
         (count,) = self._execute("SELECT count(*) FROM outbox").fetchall()[0]
-        self._execute("DELETE FROM outbox")
+        self._change("DELETE FROM outbox")
         return int(count)

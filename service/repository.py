@@ -64,6 +64,12 @@ class Repository:
             self.batch.flush(self.cur, self.spec.name)
         return self.cur.execute(sql, params)
 
+    def _change(self, sql: str, params: Sequence[Any]) -> None:
+        """An UPDATE or DELETE, counted: a refused write that changed nothing is told apart."""
+        self._execute(sql, params)
+        if self.batch is not None:
+            self.batch.wrote()
+
     def _first(self, sql: str, params: Sequence[Any] | None = None) -> tuple[Any, ...] | None:
         rows = self._execute(sql, params).fetchall()  # all of it: see service.database.first_row
         return rows[0] if rows else None
@@ -158,14 +164,11 @@ class Repository:
             sets.append(f"{_q(name)} = ?")
             params.append(value)
         params.append(record.id)
-        self._execute(f"UPDATE {self._table} SET {', '.join(sets)} WHERE id = ?", params)
-        if self.batch is not None:
-            self.batch.wrote()
+        self._change(f"UPDATE {self._table} SET {', '.join(sets)} WHERE id = ?", params)
 
     def delete(self, entity_id: str) -> None:
-        self._execute(f"DELETE FROM {self._table} WHERE id = ?", [entity_id])
+        self._change(f"DELETE FROM {self._table} WHERE id = ?", [entity_id])
         if self.batch is not None:
-            self.batch.wrote()
             self.batch.noted(self.spec.name, entity_id, exists=False)
 
 
