@@ -42,3 +42,10 @@ class Client:
         reply = await self.request(subject, body)
         assert reply.ok, f"{subject} -> {reply.status} {reply.body}"
         return reply.body
+
+
+def assert_rejected(reply: Reply, status: int, field: str | None = None) -> None:
+    """An error reply with this status, naming `field` in its details when given."""
+    assert reply.status == status, reply.body
+    if field is not None:
+        assert field in [d.get("field") for d in reply.error["details"]], reply.error

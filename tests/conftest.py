@@ -12,6 +12,7 @@ import pytest
 from service.app import Ekko, create_app
 from service.config import Settings
 from tests.client import Client
+from tests.factories import Factory
 from tests.natsd import NatsServer
 
 
@@ -55,3 +56,9 @@ async def client(ekko: Ekko, nats_server: NatsServer) -> AsyncIterator[Client]:
     nc = await nats.connect(nats_server.url)
     yield Client(nc)
     await nc.close()
+
+
+@pytest.fixture
+def make(client: Client) -> Factory:
+    """Valid rows of any entity, parents first (tests.factories)."""
+    return Factory(client)

@@ -13,20 +13,9 @@ from nats.js.errors import KeyNotFoundError
 
 from service.app import Ekko
 from service.registry import ENTITIES, children_of
-from tests.client import Client, Reply
+from tests.client import Client, assert_rejected
 from tests.factories import PASSWORD, Factory
 from tests.sync_helpers import eventually, read_events
-
-
-@pytest.fixture
-def make(client: Client) -> Factory:
-    return Factory(client)
-
-
-def assert_rejected(reply: Reply, status: int, field: str | None = None) -> None:
-    assert reply.status == status, reply.body
-    if field is not None:
-        assert field in [d.get("field") for d in reply.error["details"]], reply.error
 
 
 async def stored_hash(ekko: Ekko, user_id: str) -> str:

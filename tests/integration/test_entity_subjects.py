@@ -11,21 +11,10 @@ import pytest
 
 from service.columns import Kind
 from service.registry import ENTITIES, EntitySpec
-from tests.client import Client, Reply
+from tests.client import Client, assert_rejected
 from tests.factories import EDITS, PAYLOADS, Factory, nullable_column, required_field
 
 entities = pytest.mark.parametrize("entity", list(ENTITIES))
-
-
-@pytest.fixture
-def make(client: Client) -> Factory:
-    return Factory(client)
-
-
-def assert_rejected(reply: Reply, status: int, field: str | None = None) -> None:
-    assert reply.status == status, reply.body
-    if field is not None:
-        assert field in [d.get("field") for d in reply.error["details"]], reply.error
 
 
 def when(value: str) -> datetime:
