@@ -1,7 +1,7 @@
 """Change events published on `ekko.events.<entity>.<created|updated|deleted>`."""
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from msgspec import Raw, Struct
 

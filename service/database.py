@@ -10,6 +10,7 @@ commit order.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import threading
@@ -219,30 +220,9 @@ class Database:
         settled: list[tuple[_Queued, object, BaseException | None]] = []
         while batch:
             self.group_commits += 1
-            culprit: list[int] = []
-
-            def run_all(cur: Cursor) -> list[tuple[object, BaseException | None]]:
-                self.batch.prefetch(cur, [lookup for item in batch for lookup in item.lookups])
-                outcomes: list[tuple[object, BaseException | None]] = []
-                for index, item in enumerate(batch):
-                    if not item.batched:
-                        self.batch.flush(cur)
-                        self.batch.forget()
-                    culprit[:] = [index]
-                    writes = self.batch.writes
-                    try:
-                        outcomes.append((item.fn(cur), None))
-                    except ServiceError as exc:
-                        if not item.batched or self.batch.writes != writes:
-                            raise
-                        outcomes.append((None, exc))  # refused before writing anything: the rest go on
-                    if not item.batched:
-                        self.batch.forget()
-                culprit.clear()  # from here on (flush, COMMIT) no single write is to blame
-                return outcomes
-
+            culprit: list[int] = []  # the index of the write running, while one is
             try:
-                outcomes = self.transaction(run_all)
+                outcomes = self.transaction(functools.partial(self._run_each, batch, culprit))
             except Exception as exc:  # noqa: BLE001 - handed to the caller's future, re-raised there
                 if isinstance(exc, ServiceError) and culprit and len(batch) > 1:
                     # Refused after it wrote: roll back, answer it, run the others again without it.
@@ -258,6 +238,29 @@ class Database:
             settled.extend((item, result, error) for item, (result, error) in zip(batch, outcomes, strict=True))
             return settled
         return settled
+
+    def _run_each(
+        self, batch: list[_Queued], culprit: list[int], cur: Cursor
+    ) -> list[tuple[object, BaseException | None]]:
+        """The group's writes in order, inside its transaction: (result, refusal) each."""
+        self.batch.prefetch(cur, [lookup for item in batch for lookup in item.lookups])
+        outcomes: list[tuple[object, BaseException | None]] = []
+        for index, item in enumerate(batch):
+            if not item.batched:
+                self.batch.flush(cur)
+                self.batch.forget()
+            culprit[:] = [index]
+            writes = self.batch.writes
+            try:
+                outcomes.append((item.fn(cur), None))
+            except ServiceError as exc:
+                if not item.batched or self.batch.writes != writes:
+                    raise
+                outcomes.append((None, exc))  # refused before writing anything: the rest go on
+            if not item.batched:
+                self.batch.forget()
+        culprit.clear()  # from here on (flush, COMMIT) no single write is to blame
+        return outcomes
 
     def _alone(self, fn: Callable[[Cursor], T]) -> tuple[T | None, BaseException | None]:
         try:
