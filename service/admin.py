@@ -10,6 +10,7 @@ says to stop the service).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 
@@ -25,6 +26,7 @@ from service.migration.report import BackupInfo
 from service.relay import Relay
 
 FAILURE_SAMPLE = 100
+RELAY_WAIT = 10.0  # seconds validate waits for the relay to publish what is pending
 
 
 class MigrationAdmin:
@@ -43,6 +45,22 @@ class MigrationAdmin:
         self._jetstream = jetstream
         self._remember = remember  # the latest integrity result, for ekko.database.health
         self._relay = relay
+
+    async def _relay_caught_up(self, timeout: float = RELAY_WAIT) -> None:
+        """Validation compares KV with DuckDB: while the relay has changes to publish, KV is
+        behind and every one of them would show as a difference. Wait for it (bounded)."""
+        relay = self._relay()
+        if relay is None:
+            return
+        deadline = asyncio.get_running_loop().time() + timeout
+        while (pending := await relay.pending()) and asyncio.get_running_loop().time() < deadline:
+            relay.notify()
+            await asyncio.sleep(0.05)
+        if pending:
+            raise Unavailable(
+                f"the relay still has {pending} changes to publish to KV (is NATS up?); validate again when"
+                " `ekko.database.health` shows sync.pending 0"
+            )
 
     def _relay_paused(self) -> contextlib.AbstractAsyncContextManager[None]:
         relay = self._relay()
@@ -63,6 +81,7 @@ class MigrationAdmin:
             return _sampled(await check(self.db, self._js()))
 
     async def validate(self) -> ValidationResult:
+        await self._relay_caught_up()
         async with _reported():
             result = await validate(self.db, self._js())
         self._remember(result)

@@ -558,3 +558,19 @@ def test_without_nats_migrate_says_so_and_backup_keeps_duckdb_only(capsys, setti
     backup = ekko(capsys, offline, "db", "backup")
     assert backup.status == 0 and backup.out["buckets"] == {}
     assert "the KV buckets are not backed up" in backup.err
+
+
+async def test_validate_on_the_service_waits_for_the_relay_and_says_so_when_it_cannot(ekko: Any) -> None:
+    from schema.wallets import WalletCreate
+    from service.errors import Unavailable
+
+    create = ekko.services["wallets"].create
+    await create(WalletCreate(blockchain_symbol="ETH", address="0x" + "1" * 40))
+    await ekko.admin._relay_caught_up()  # published
+    async with ekko.relay.paused():  # KV falls behind by the next change
+        await create(WalletCreate(blockchain_symbol="ETH", address="0x" + "2" * 40))
+        with pytest.raises(Unavailable, match="still has 1 changes to publish"):
+            await ekko.admin._relay_caught_up(timeout=0.2)
+    result = await ekko.admin.validate()  # the relay catches up first, so KV and DuckDB agree
+    tables = {t.table: t for t in result.tables}
+    assert result.ok and tables["wallets"].db_rows == tables["wallets"].kv_keys == 2
