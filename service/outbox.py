@@ -33,7 +33,7 @@ class OutboxRepository:
         self.batch = batch  # writer transactions hold entries back until COMMIT
 
     def add(self, change: Change) -> None:
-        """Queue one change; seq (DEFAULT nextval) is assigned in the order entries are added."""
+        """Queue one change; its seq follows the order changes are added, in a batch too."""
         row = [
             change.event_id,
             change.entity,
@@ -44,7 +44,7 @@ class OutboxRepository:
             change.data,
         ]
         if self.batch is not None:
-            self.batch.add("outbox", _COLUMNS, row)
+            self.batch.add("outbox", _COLUMNS, row, numbered_by=("seq", "outbox_seq"))
         else:
             self.cur.execute(f"INSERT INTO outbox ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})", row)
 

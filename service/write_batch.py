@@ -7,8 +7,9 @@ transaction, so the writer
 
 - holds their INSERTs back and sends one multi-row INSERT per table: whoever
   reads or changes a table flushes it first (the repositories do), and the
-  writer flushes everything before COMMIT, so no statement misses a row; rows
-  go out in the order they were added (outbox sequence numbers follow it);
+  writer flushes everything before COMMIT, so no statement misses a row; a
+  table numbered by a sequence (the outbox) gets its numbers drawn at flush and
+  handed out in the order rows were added;
 - looks up, in one query per table, every parent id the group's writes declared
   they will check, and keeps track of the rows the group inserts and deletes, so
   `Repository.exists` answers from memory for those ids.
@@ -31,6 +32,7 @@ Lookup = tuple[str, str]  # (table, id)
 class WriteBatch:
     def __init__(self) -> None:
         self._rows: dict[tuple[str, tuple[str, ...]], list[Sequence[Any]]] = {}
+        self._numbered: dict[str, tuple[str, str]] = {}  # table -> (column, sequence)
         self._present: dict[str, set[str]] = {}
         self._absent: dict[str, set[str]] = {}
         self.writes = 0  # rows written or held back so far: did a refused write change anything?
@@ -40,8 +42,15 @@ class WriteBatch:
         self.writes += 1
 
     # -- held-back inserts ---------------------------------------------------
-    def add(self, table: str, columns: tuple[str, ...], row: Sequence[Any], entity_id: str | None = None) -> None:
+    def add(
+        self, table: str, columns: tuple[str, ...], row: Sequence[Any], entity_id: str | None = None,
+        *, numbered_by: tuple[str, str] | None = None,
+    ) -> None:
+        """Hold a row back. numbered_by (column, sequence): that column gets the sequence's
+        next value at flush, in the order rows were added."""
         self._rows.setdefault((table, columns), []).append(row)
+        if numbered_by is not None:
+            self._numbered[table] = numbered_by
         self.writes += 1
         if entity_id is not None:
             self.noted(table, entity_id, exists=True)
@@ -51,6 +60,13 @@ class WriteBatch:
         for key in [k for k in self._rows if table is None or k[0] == table]:
             rows = self._rows.pop(key)
             name, columns = key
+            if name in self._numbered:
+                # Drawn explicitly and sorted: DuckDB does not promise to evaluate a
+                # DEFAULT nextval in VALUES order.
+                column, sequence = self._numbered[name]
+                drawn = cur.execute("SELECT nextval(?) FROM range(?)", [sequence, len(rows)]).fetchall()
+                rows = [(number, *row) for (number,), row in zip(sorted(drawn), rows, strict=True)]
+                columns = (column, *columns)
             names = ", ".join(f'"{c}"' for c in columns)
             marks = ", ".join(["(" + ", ".join("?" * len(columns)) + ")"] * len(rows))
             cur.execute(f'INSERT INTO "{name}" ({names}) VALUES {marks}', [v for row in rows for v in row])
