@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 from nats.js import JetStreamContext
 
@@ -73,7 +74,7 @@ class MigrationAdmin:
         return js
 
     @property
-    def backups_dir(self):
+    def backups_dir(self) -> Path:
         return self.settings.data_dir / "backups"
 
     async def check(self) -> MigrationReport:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 import msgspec
 from nats.js import JetStreamContext
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 
 EVENTS_STREAM = "EKKO_EVENTS"
 PIPELINE = 256  # publishes in flight at once; order on one connection is preserved
+T = TypeVar("T")
 
 
 class JetStreamSync:
@@ -57,8 +59,8 @@ class JetStreamSync:
         latest: dict[tuple[str, str], Change] = {}
         for change in changes:
             latest[(change.entity, change.entity_id)] = change
-        await _pipelined(self._kv_write, list(latest.values()))
-        await _pipelined(self._event, list(changes))
+        await pipelined(self._kv_write, list(latest.values()))
+        await pipelined(self._event, changes)
 
     async def _kv_write(self, change: Change) -> None:
         kv = self._kv[change.entity]
@@ -88,6 +90,7 @@ class JetStreamSync:
         return self._kv[entity]
 
 
-async def _pipelined(send: Callable[[Change], Awaitable[None]], changes: list[Change]) -> None:
-    for start in range(0, len(changes), PIPELINE):
-        await asyncio.gather(*(send(c) for c in changes[start : start + PIPELINE]))
+async def pipelined(send: Callable[[T], Awaitable[object]], items: Sequence[T]) -> None:
+    """send(item) for every item, PIPELINE of them in flight at once (JetStream acks each)."""
+    for start in range(0, len(items), PIPELINE):
+        await asyncio.gather(*(send(item) for item in items[start : start + PIPELINE]))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 from typing import Any
 
@@ -11,7 +10,7 @@ from nats.js.kv import KeyValue
 
 from schema.common import encode
 from service.database import Database
-from service.jetstream import PIPELINE, JetStreamSync
+from service.jetstream import JetStreamSync, pipelined
 from service.migration.source import read_bucket
 from service.registry import ENTITIES, ENTITY_ORDER
 from service.repository import Repository
@@ -59,10 +58,8 @@ async def republish(db: Database, kv: KeyValue, entity: str, ids: Iterable[str])
         return {r.id: encode(r) for r in Repository(ENTITIES[entity], cur).list_all() if r.id in wanted - pending}
 
     values = await db.read(load)
-    items = list(values.items())
-    for start in range(0, len(items), PIPELINE):
-        await asyncio.gather(*(kv.put(key, value) for key, value in items[start : start + PIPELINE]))
-    return len(items)
+    await pipelined(lambda item: kv.put(*item), list(values.items()))
+    return len(values)
 
 
 def _same(a: bytes, b: bytes) -> bool:

@@ -11,7 +11,6 @@ A backup is a directory `<backups_dir>/<UTC timestamp>/` holding
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import importlib.metadata
@@ -32,6 +31,7 @@ from nats.js.errors import BucketNotFoundError, NotFoundError
 from service.columns import utc_now
 from service.database import Cursor, Database, in_one_snapshot
 from service.ddl import LATEST_VERSION, apply_pending, drop_all
+from service.jetstream import pipelined
 from service.migration.plan import schema_version, table_counts
 from service.migration.report import BackupInfo, MigrationError
 from service.migration.source import EXTRA_BUCKETS, Snapshot, read_snapshot
@@ -42,7 +42,6 @@ log = logging.getLogger(__name__)
 FORMAT = 1
 # Keys and raw values (base64) only, no decimals: this writes what schema.common.encode would, faster.
 _DUMP = msgspec.json.Encoder()
-PUT_PIPELINE = 256  # KV puts in flight while restoring
 
 
 class BucketDump(msgspec.Struct):
@@ -228,8 +227,7 @@ async def _restore_bucket(js: JetStreamContext, name: str, dump: BucketDump, pat
     await js.purge_stream(f"KV_{name}")
     decoder = msgspec.json.Decoder(KvEntry)
     entries = [decoder.decode(line) for line in (path / dump.file).read_bytes().splitlines() if line]
-    for start in range(0, len(entries), PUT_PIPELINE):
-        await asyncio.gather(*(kv.put(e.key, e.value) for e in entries[start : start + PUT_PIPELINE]))
+    await pipelined(lambda e: kv.put(e.key, e.value), entries)
     return len(entries)
 
 
