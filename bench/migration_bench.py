@@ -30,12 +30,12 @@ import bcrypt
 import nats
 
 from bench.harness import nats_server, table, verdict
-from service.columns import utc_now
-from service.database import Database
+from service.model.columns import utc_now
+from service.store.database import Database
 from service.migration import migrate, read_snapshot
 from service.migration.legacy import Rejected, map_value
-from service.registry import ENTITIES, ENTITY_ORDER
-from service.repository import Repository
+from service.model.registry import ENTITIES, ENTITY_ORDER
+from service.store.repository import Repository
 from tests import legacy_data as legacy
 
 GOAL_RATE = 50_000

@@ -31,12 +31,12 @@ async def _until_terminated(nc: Client) -> None:
 
 
 async def serve_ekko(args: argparse.Namespace) -> None:
-    from service.app import create_app
+    from service.app import Ekko
 
     settings = Settings(
         duckdb_path=Path(args.db), bcrypt_rounds=4, subject_prefix=args.prefix, cache_entries=args.cache_entries
     )
-    ekko = create_app(settings, args.nats)
+    ekko = Ekko(settings, args.nats)
     await ekko.start()
     try:
         await _until_terminated(ekko.broker.connection)

@@ -1,6 +1,6 @@
 """Where a create's time goes: the service's own write path, in this process, no NATS hop.
 
-Every write runs on the one writer thread. `service.database.Database.write`
+Every write runs on the one writer thread. `service.store.database.Database.write`
 group-commits (writes queued while one transaction runs share the next one);
 the probe compares it with one transaction per write (the path before group
 commit, rebuilt here from `Database.transaction`), and splits the writer's time
@@ -22,13 +22,13 @@ import duckdb
 from bench.harness import connect, table
 from schema.wallet_balances import WalletBalanceCreate
 from schema.wallets import WalletCreate
-from service.cache import RecordCache
-from service.database import Cursor, Database
-from service.entities import EntityService
-from service.jetstream import JetStreamSync
-from service.registry import ENTITIES
-from service.relay import Relay
-from service.rules import WalletBalanceRules, WalletRules
+from service.usecases.cache import RecordCache
+from service.store.database import Cursor, Database
+from service.usecases.entities import EntityService
+from service.sync.jetstream import JetStreamSync
+from service.model.registry import ENTITIES
+from service.sync.relay import Relay
+from service.model.rules import WalletBalanceRules, WalletRules
 
 T = TypeVar("T")
 INFLIGHT = 32
@@ -111,15 +111,15 @@ async def _creates(db: TimedDatabase, nats_url: str | None, n: int, inflight: in
             relay.notify()
 
     services = {
-        name: EntityService(ENTITIES[name], db, RecordCache(50_000), rules, outbox=lambda: True, after_commit=notify)
+        name: EntityService(ENTITIES[name], db, RecordCache(50_000), rules, outbox=True, after_commit=notify)
         for name, rules in (("wallets", WalletRules()), ("wallet_balances", WalletBalanceRules()))
     }
     try:
         wallet = await services["wallets"].create(WalletCreate(blockchain_symbol="ETH", address="0x" + "cd" * 20))
         if nats_url is not None:
             nc = await connect(nats_url)
-            sync = JetStreamSync(nc.jetstream())
-            await sync.ensure()
+            sync = JetStreamSync()
+            await sync.attach(nc)
             relay = Relay(db, sync)
             relay.start()
         request = WalletBalanceCreate(wallet_id=wallet.id, balance=Decimal("1234.5678"), token_price=Decimal("2000.5"))

@@ -8,7 +8,7 @@ import msgspec
 from faststream.nats import NatsMessage, NatsRouter
 
 from schema.common import DeleteRequest, GetRequest, ListRequest, encode
-from service.entities import EntityService
+from service.usecases.entities import EntityService
 
 
 def json_decoder(request_type: type) -> Any:

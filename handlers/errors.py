@@ -19,7 +19,7 @@ from fast_depends.exceptions import ValidationError as DependsValidationError
 from faststream._internal.middlewares import BaseMiddleware
 
 from schema.common import ErrorBody, ErrorDetail, ErrorReply, encode
-from service.errors import ServiceError
+from service.model.errors import ServiceError
 
 log = logging.getLogger(__name__)
 

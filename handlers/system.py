@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from faststream.nats import NatsRouter
 
@@ -10,53 +10,56 @@ from handlers.crud import subscribe
 from schema.admin import MigrateRequest
 from schema.common import encode
 from schema.users import AuthenticateRequest
+from service.config import Settings
+from service.usecases.admin import MigrationAdmin
+from service.usecases.auth import AuthService
+from service.usecases.status import StatusService
 
-if TYPE_CHECKING:
-    from service.app import Ekko
 
-
-def system_router(ekko: Ekko) -> NatsRouter:
-    settings = ekko.settings
+def system_router(
+    settings: Settings, *, auth: AuthService, admin: MigrationAdmin, status: StatusService
+) -> NatsRouter:
     router = NatsRouter(prefix=f"{settings.subject_prefix}.")
     options = {"workers": settings.workers_per_subject, "queue": settings.queue_group}
 
     async def authenticate(body: Any) -> bytes:
-        return encode(await ekko.auth.authenticate(body.email, body.password))
+        return encode(await auth.authenticate(body.email, body.password))
 
     async def database_health() -> bytes:
-        return encode(await ekko.database_health())
+        return encode(await status.database_health())
 
     async def health() -> bytes:
-        return encode(await ekko.health())
+        return encode(await status.health())
 
     async def sync_verify() -> bytes:
-        return encode(await ekko.sync_verify())
+        return encode(await status.sync_verify())
 
     async def sync_repair() -> bytes:
-        return encode(await ekko.sync_repair())
+        return encode(await status.sync_repair())
 
     async def migration_check() -> bytes:
-        return encode(await ekko.admin.check())
+        return encode(await admin.check())
 
     async def migration_validate() -> bytes:
-        return encode(await ekko.admin.validate())
+        return encode(await admin.validate())
 
     async def migration_migrate(body: MigrateRequest) -> bytes:
-        return encode(await ekko.admin.migrate(body))
+        return encode(await admin.migrate(body))
 
     async def backup() -> bytes:
-        return encode(await ekko.admin.backup())
+        return encode(await admin.backup())
 
     subscribe(router, "users.authenticate", AuthenticateRequest, authenticate, **options)
     subscribe(router, "database.health", None, database_health, **options)
     subscribe(router, "health", None, health, **options)
     # Admin work is heavy and rare: one subscriber each, so two repairs never run at once.
-    subscribe(router, "admin.sync.verify", None, sync_verify, workers=1, queue=settings.queue_group)
-    subscribe(router, "admin.sync.repair", None, sync_repair, workers=1, queue=settings.queue_group)
-    # One subscriber each: two migrations never run at once (a check or validate beside a
-    # migration reads a consistent snapshot of before or after it).
-    subscribe(router, "admin.migration.check", None, migration_check, workers=1, queue=settings.queue_group)
-    subscribe(router, "admin.migration.validate", None, migration_validate, workers=1, queue=settings.queue_group)
-    subscribe(router, "admin.migration.migrate", MigrateRequest, migration_migrate, workers=1, queue=settings.queue_group)
-    subscribe(router, "admin.backup", None, backup, workers=1, queue=settings.queue_group)
+    # One subscriber per migration subject too: a check or validate beside a migration
+    # reads a consistent snapshot of before or after it.
+    single = {"workers": 1, "queue": settings.queue_group}
+    subscribe(router, "admin.sync.verify", None, sync_verify, **single)
+    subscribe(router, "admin.sync.repair", None, sync_repair, **single)
+    subscribe(router, "admin.migration.check", None, migration_check, **single)
+    subscribe(router, "admin.migration.validate", None, migration_validate, **single)
+    subscribe(router, "admin.migration.migrate", MigrateRequest, migration_migrate, **single)
+    subscribe(router, "admin.backup", None, backup, **single)
     return router

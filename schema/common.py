@@ -40,7 +40,7 @@ Name = Annotated[str, Meta(min_length=1, max_length=200)]
 ShortText = Annotated[str, Meta(max_length=64)]
 LongText = Annotated[str, Meta(max_length=10_000)]
 # Exact decimals: DECIMAL(24,8) in DuckDB, JSON strings in replies, numbers or
-# strings on input. Scale and magnitude are checked by service.values.
+# strings on input. Scale and magnitude are checked by service.model.values.
 Money = Decimal
 
 
@@ -49,7 +49,7 @@ class FixedDecimal(Decimal):
 
     msgspec writes a plain Decimal with str(), which switches to exponent
     notation below 1e-6; a subclass goes through the encoder's enc_hook instead.
-    Every stored decimal is made one (service.values, service.columns)."""
+    Every stored decimal is made one (service.model.values, service.model.columns)."""
 
     __slots__ = ()
 Timestamp = datetime

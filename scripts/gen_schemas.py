@@ -19,12 +19,12 @@ import msgspec
 from schema.admin import MigrateRequest
 from schema.common import DeleteReply, DeleteRequest, ErrorReply, GetRequest, ListRequest
 from schema.users import AuthenticateRequest
-from service.app import ServiceHealth
+from service.usecases.status import ServiceHealth
 from service.config import Settings
-from service.health import DatabaseHealth
+from service.usecases.health import DatabaseHealth
 from service.migration.report import BackupInfo, MigrationReport, ValidationResult
-from service.registry import ENTITIES
-from service.sync_check import VerifyReport
+from service.model.registry import ENTITIES
+from service.sync.check import VerifyReport
 
 OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "schemas.json"
 PREFIX = Settings().subject_prefix

@@ -10,14 +10,14 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
+from service.cli.common import EXIT_CONFIG, run_command, setup_logging
+from service.cli.migrate import add_migrate_arguments, run_migrate
 from service.config import ConfigError, Settings
-from service.migration.cli import add_migrate_arguments, run_migrate
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,9 +29,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env()
     except ConfigError as exc:
         print(f"run_migration.py: {exc}", file=sys.stderr)
-        return 2
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return run_migrate(args, settings)
+        return EXIT_CONFIG
+    setup_logging(settings.log_level)
+    return run_command(lambda: run_migrate(args, settings))
 
 
 if __name__ == "__main__":

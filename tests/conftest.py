@@ -9,7 +9,7 @@ from pathlib import Path
 import nats
 import pytest
 
-from service.app import Ekko, create_app
+from service.app import Ekko
 from service.config import Settings
 from tests.client import Client
 from tests.factories import Factory
@@ -44,7 +44,7 @@ def settings(db_path: Path) -> Settings:
 @pytest.fixture
 async def ekko(settings: Settings, nats_server: NatsServer) -> AsyncIterator[Ekko]:
     """The whole service, started against this test's nats-server and DuckDB file."""
-    app = create_app(settings, nats_server.url)
+    app = Ekko(settings, nats_server.url)
     await app.start()
     yield app
     await app.stop()

@@ -13,8 +13,8 @@ from typing import Any
 
 import msgspec
 
-from service.columns import Column, strip_optional
-from service.registry import ENTITIES, EntitySpec
+from service.model.columns import Column, strip_optional
+from service.model.registry import ENTITIES, EntitySpec
 from tests.client import Client
 
 PASSWORD = "correct horse battery"

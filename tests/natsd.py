@@ -7,7 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from service.natsd import binary
+from service.cli.natsd import binary
 
 
 def free_port() -> int:

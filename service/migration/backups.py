@@ -28,14 +28,14 @@ from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig
 from nats.js.errors import BucketNotFoundError, NotFoundError
 
-from service.columns import utc_now
-from service.database import Cursor, Database, in_one_snapshot
-from service.ddl import LATEST_VERSION, apply_pending, drop_all
-from service.jetstream import pipelined
+from service.model.columns import utc_now
+from service.store.database import Cursor, Database, in_one_snapshot
+from service.store.ddl import LATEST_VERSION, apply_pending, drop_all
+from service.sync.jetstream import pipelined
 from service.migration.plan import schema_version, table_counts
 from service.migration.report import BackupInfo, MigrationError
-from service.migration.source import EXTRA_BUCKETS, Snapshot, read_snapshot
-from service.registry import ENTITY_ORDER
+from service.sync.buckets import EXTRA_BUCKETS, Snapshot, read_snapshot
+from service.model.registry import ENTITY_ORDER
 
 log = logging.getLogger(__name__)
 

@@ -18,10 +18,10 @@ from pathlib import Path
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
-from service import sync_check  # the module, not a name: sync_check imports our source back
-from service.columns import utc_now
+from service.sync.check import republish
+from service.model.columns import utc_now
 from service.config import Settings
-from service.database import Cursor, Database, first_row, in_one_snapshot
+from service.store.database import Cursor, Database, first_row, in_one_snapshot
 from service.migration.backups import backup_ahead, write_backup
 from service.migration.plan import (
     EntityPlan,
@@ -37,12 +37,11 @@ from service.migration.report import (
     BucketReport,
     MigrationReport,
     Mode,
-    Progress,
     Status,
     ValidationResult,
 )
-from service.migration.source import Snapshot, read_snapshot
-from service.registry import ENTITY_ORDER
+from service.sync.buckets import Progress, Snapshot, read_snapshot
+from service.model.registry import ENTITY_ORDER
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +142,7 @@ async def migrate(
     if report.status == "migrated":
         async with relay_paused():
             for name, ids in with_secrets.items():
-                report.kv_rewritten[name] = await sync_check.republish(db, await js.key_value(name), name, ids)
+                report.kv_rewritten[name] = await republish(db, await js.key_value(name), name, ids)
     report.seconds = time.perf_counter() - clock
     return report
 

@@ -14,8 +14,8 @@ The mapping, in order:
   checks compare them with nothing, and `--force` keeps the stored ones;
 - `version` is 1; a value ekko itself wrote (it carries a version) keeps it;
 - decimals are rounded half-even to 8 places (floats carry noise digits),
-  naive timestamps are UTC (the rules of `service.values.normalize`);
-- the entity's own rules run as on create (`service.rules`: trimmed emails,
+  naive timestamps are UTC (the rules of `service.model.values.normalize`);
+- the entity's own rules run as on create (`service.model.rules`: trimmed emails,
   upper-cased chain symbols, valid addresses).
 
 Fields today's records do not have are dropped. Anything else that does not fit
@@ -31,11 +31,11 @@ from typing import Any
 
 import msgspec
 
-from service.columns import Kind, as_utc, from_db, to_db
-from service.errors import ValidationFailed
-from service.registry import ENTITIES, EntitySpec
-from service.rules import Rules, build_rules
-from service.values import to_decimal
+from service.model.columns import Kind, as_utc, from_db, to_db
+from service.model.errors import ValidationFailed
+from service.model.registry import ENTITIES, EntitySpec
+from service.model.rules import Rules, build_rules
+from service.model.values import to_decimal
 
 FILLABLE = ("created_at", "updated_at")
 _FILLED = {  # (created_at is null, updated_at is null) -> the fields the migration fills
@@ -126,7 +126,7 @@ class _Mapper:
         try:
             if self.cleans:
                 row = self.rules.clean(row)
-            # The rules of service.values.normalize (exact decimals rounded to 8 places, naive
+            # The rules of service.model.values.normalize (exact decimals rounded to 8 places, naive
             # timestamps are UTC), applied only to the fields they concern, then to_db's forms.
             for name in self.decimals:
                 if (value := row[name]) is not None:

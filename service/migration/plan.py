@@ -27,12 +27,13 @@ from datetime import datetime
 from typing import Any
 
 from schema.common import encode
-from service.columns import Kind
-from service.database import Cursor, first_row
+from service.model.columns import Kind
+from service.store.database import Cursor, first_row
 from service.migration.legacy import FILLABLE, Mapped, Rejected, map_value
-from service.migration.report import Failure, NoProgress, Progress, TableCheck
-from service.migration.source import BucketSnapshot, Snapshot
-from service.registry import ENTITIES, ENTITY_ORDER, EntitySpec
+from service.migration.report import Failure, TableCheck
+from service.sync.buckets import NoProgress, Progress
+from service.sync.buckets import BucketSnapshot, Snapshot
+from service.model.registry import ENTITIES, ENTITY_ORDER, EntitySpec
 
 log = logging.getLogger(__name__)
 

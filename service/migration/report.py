@@ -4,7 +4,7 @@ or as JSON; `ekko.database.health` shows the last `ValidationResult`)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Literal
 
 import msgspec
 
@@ -99,24 +99,3 @@ class MigrationReport(msgspec.Struct, kw_only=True):
     @property
     def failures(self) -> list[Failure]:
         return [f for b in self.buckets for f in b.failures]
-
-
-class Progress(Protocol):
-    """Where long steps report progress: a bar on a terminal, log lines otherwise."""
-
-    def start(self, task: str, total: int | None) -> None: ...
-
-    def advance(self, task: str, amount: int) -> None: ...
-
-    def finish(self, task: str) -> None: ...
-
-
-class NoProgress:
-    def start(self, task: str, total: int | None) -> None:
-        pass
-
-    def advance(self, task: str, amount: int) -> None:
-        pass
-
-    def finish(self, task: str) -> None:
-        pass

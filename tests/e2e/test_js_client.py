@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from service.app import Ekko
-from service.registry import ENTITIES
+from service.model.registry import ENTITIES
 from tests.natsd import NatsServer
 
 JS_DIR = Path(__file__).resolve().parent / "js"

@@ -12,7 +12,7 @@ import pytest
 from nats.js.errors import KeyNotFoundError
 
 from service.app import Ekko
-from service.registry import ENTITIES, children_of
+from service.model.registry import ENTITIES, children_of
 from tests.client import Client, assert_rejected
 from tests.factories import PASSWORD, Factory
 from tests.sync_helpers import eventually, read_events

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from service.columns import Kind
-from service.registry import ENTITIES, EntitySpec
+from service.model.columns import Kind
+from service.model.registry import ENTITIES, EntitySpec
 from tests.client import Client, assert_rejected
 from tests.factories import EDITS, PAYLOADS, Factory, nullable_column, required_field
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from service.app import Ekko
 from tests.client import Client
-from service.registry import ENTITIES
+from service.model.registry import ENTITIES
 from tests.factories import EDITS, PAYLOADS, Factory
 from tests.unit.test_docs import load_generator
 

@@ -8,14 +8,14 @@ import time
 from decimal import Decimal
 
 from schema.wallets import WalletCreate
-from service.app import create_app
+from service.app import Ekko
 from service.config import Settings
-from service.database import connect
+from service.store.database import connect
 from tests.natsd import NatsServer
 
 
 async def test_stop_during_a_nats_outage_finishes_and_keeps_the_outbox(settings: Settings, nats_server: NatsServer) -> None:
-    app = create_app(settings, nats_server.url)
+    app = Ekko(settings, nats_server.url)
     await app.start()
     nats_server.stop()
     created = await app.services["wallets"].create(

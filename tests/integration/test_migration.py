@@ -20,16 +20,16 @@ import nats
 import pytest
 from nats.js.api import KeyValueConfig
 
-from service.app import create_app
-from service.auth import AuthService
+from service.app import Ekko
+from service.usecases.auth import AuthService
 from service.config import Settings
-from service.database import Database
-from service.errors import Unauthorized
+from service.store.database import Database
+from service.model.errors import Unauthorized
 from service.migration import auto_migrate, validate
-from service.migration.cli import add_commands
-from service.registry import ENTITIES, ENTITY_ORDER
-from service.repository import Repository
-from service.rules import password_matches
+from service.cli.migrate import add_commands
+from service.model.registry import ENTITIES, ENTITY_ORDER
+from service.store.repository import Repository
+from service.model.rules import password_matches
 from tests import legacy_data as legacy
 from tests.client import Client
 from tests.natsd import NatsServer, free_port
@@ -392,10 +392,10 @@ async def test_auto_migrate_migrates_once_then_finds_nothing_to_do(env: Settings
 
 
 async def test_the_service_migrates_before_serving_in_migration_mode(env: Settings) -> None:
-    app = create_app(env.with_(migration_mode=True), env.nats_url)
+    app = Ekko(env.with_(migration_mode=True), env.nats_url)
     await app.start()
     try:
-        health = await app.database_health()
+        health = await app.status.database_health()
     finally:
         await app.stop()
     assert health.tables["wallets"] == 2 and health.tables["users"] == 2
@@ -562,7 +562,7 @@ def test_without_nats_migrate_says_so_and_backup_keeps_duckdb_only(capsys, setti
 
 async def test_validate_on_the_service_waits_for_the_relay_and_says_so_when_it_cannot(ekko: Any) -> None:
     from schema.wallets import WalletCreate
-    from service.errors import Unavailable
+    from service.model.errors import Unavailable
 
     create = ekko.services["wallets"].create
     await create(WalletCreate(blockchain_symbol="ETH", address="0x" + "1" * 40))

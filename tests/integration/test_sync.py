@@ -17,7 +17,7 @@ def evm_address(n: int) -> str:
 
 
 async def in_sync(ekko: Ekko) -> bool:
-    return (await ekko.sync_verify()).in_sync and (await ekko.relay.pending()) == 0
+    return (await ekko.status.sync_verify()).in_sync and (await ekko.relay.pending()) == 0
 
 
 async def test_after_many_changes_kv_equals_duckdb_and_each_change_is_one_event(client: Client, ekko: Ekko) -> None:
@@ -37,7 +37,7 @@ async def test_after_many_changes_kv_equals_duckdb_and_each_change_is_one_event(
         changes += 1
 
     waited = await eventually(lambda: in_sync(ekko), what="KV equal to DuckDB")
-    report = await ekko.sync_verify()
+    report = await ekko.status.sync_verify()
     events = await read_events(client.nc)
     print(f"\n{changes} changes; KV in sync after {waited:.2f}s; {len(events)} events; verify={report.buckets[1]}")
 
@@ -65,7 +65,7 @@ async def test_writes_survive_a_nats_outage_and_the_backlog_drains(ekko: Ekko, n
     for n in range(40):  # the second route: the service layer itself, while NATS is down
         await wallets.create(WalletCreate(blockchain_symbol="ETH", address=evm_address(n)))
     await eventually(lambda: _relay_failed(ekko), what="relay noticing the outage")
-    health = await ekko.database_health()
+    health = await ekko.status.database_health()
     print(f"\nduring outage: pending={health.sync.pending} failed_attempts={health.sync.failed_attempts}")
     assert health.sync.pending >= 40
     assert health.tables["wallets"] == 41
@@ -73,10 +73,10 @@ async def test_writes_survive_a_nats_outage_and_the_backlog_drains(ekko: Ekko, n
 
     nats_server.start()
     waited = await eventually(lambda: in_sync(ekko), timeout=30, what="backlog drained after restart")
-    health = await ekko.database_health()
+    health = await ekko.status.database_health()
     print(f"after restart: drained in {waited:.2f}s, pending={health.sync.pending}, published={health.sync.published}")
     assert health.sync.pending == 0
-    assert (await ekko.sync_verify()).in_sync
+    assert (await ekko.status.sync_verify()).in_sync
 
 
 async def _relay_failed(ekko: Ekko) -> bool:
@@ -92,7 +92,7 @@ async def test_a_removed_bucket_is_rebuilt_from_duckdb(ekko: Ekko, client: Clien
     for n in range(20, 30):  # writes go on while the bucket is gone
         await client.ok("ekko.wallets.create", {"blockchain_symbol": "ETH", "address": evm_address(n)})
     waited = await eventually(lambda: in_sync(ekko), timeout=30, what="bucket rebuilt")
-    report = await ekko.sync_verify()
+    report = await ekko.status.sync_verify()
     wallets = next(b for b in report.buckets if b.entity == "wallets")
     print(f"\nbucket rebuilt in {waited:.2f}s: kv_keys={wallets.kv_keys} duckdb_rows={wallets.duckdb_rows}")
     assert wallets.kv_keys == wallets.duckdb_rows == 30
@@ -100,19 +100,19 @@ async def test_a_removed_bucket_is_rebuilt_from_duckdb(ekko: Ekko, client: Clien
 
 
 async def test_with_sync_disabled_nothing_is_queued_and_repair_catches_kv_up(settings, nats_server: NatsServer) -> None:
-    from service.app import create_app
+    from service.app import Ekko
 
-    app = create_app(settings.with_(enable_jetstream_sync=False), nats_server.url)
+    app = Ekko(settings.with_(enable_jetstream_sync=False), nats_server.url)
     await app.start()
     try:
         for n in range(5):
             await app.services["wallets"].create(WalletCreate(blockchain_symbol="ETH", address=evm_address(n)))
-        health = await app.database_health()
+        health = await app.status.database_health()
         assert health.sync.enabled is False and health.sync.pending == 0
-        before = await app.sync_verify()
+        before = await app.status.sync_verify()
         assert not before.in_sync and before.buckets[1].missing == 5
-        result = await app.sync_repair()
+        result = await app.status.sync_repair()
         assert result["wallets"] == {"put": 5, "deleted": 0}
-        assert (await app.sync_verify()).in_sync
+        assert (await app.status.sync_verify()).in_sync
     finally:
         await app.stop()

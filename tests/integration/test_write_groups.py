@@ -1,7 +1,7 @@
 """Writes that share one group-commit transaction see each other in order: a parent
 deleted earlier in the group is gone for a child created later, a child created earlier
 blocks a later plain delete of its parent, and a refused write never takes the others
-down (service.database, service.write_batch, through the real service)."""
+down (service.store.database, service.store.write_batch, through the real service)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from schema.common import DeleteRequest
 from schema.wallet_balances import WalletBalanceCreate
 from schema.wallets import WalletCreate
 from service.app import Ekko
-from service.errors import Conflict, NotFound
+from service.model.errors import Conflict, NotFound
 
 
 async def in_one_group(ekko: Ekko, *writes: Awaitable[Any]) -> list[Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.addresses import EVM_CHAINS, SUPPORTED, address_problem
+from service.model.addresses import EVM_CHAINS, SUPPORTED, address_problem
 
 EVM_ADDRESS = "0x52908400098527886E0F7030069857D2E4169EE7"
 

@@ -1,12 +1,12 @@
-"""service.cache: exact as long as every write reports to it; a read that raced a write
+"""service.usecases.cache: exact as long as every write reports to it; a read that raced a write
 (or a wholesale clear) must not put a stale record back."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from service.cache import RecordCache
-from service.outbox import Change
+from service.usecases.cache import RecordCache
+from service.store.outbox import Change
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 

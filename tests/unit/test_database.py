@@ -1,4 +1,4 @@
-"""service.database: one process per DuckDB file, and a pool whose stats tell the truth."""
+"""service.store.database: one process per DuckDB file, and a pool whose stats tell the truth."""
 
 from __future__ import annotations
 
@@ -12,16 +12,16 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from service.database import Database, PoolStats
-from service.errors import Conflict
+from service.store.database import Database, PoolStats
+from service.model.errors import Conflict
 
 ROOT = Path(__file__).resolve().parents[2]
 
 OPEN_FROM_ANOTHER_PROCESS = """
 import sys
 from pathlib import Path
-from service.database import connect
-from service.errors import DatabaseLocked
+from service.store.database import connect
+from service.model.errors import DatabaseLocked
 try:
     connect(Path(sys.argv[1])).close()
 except DatabaseLocked as exc:

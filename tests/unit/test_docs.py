@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from service.registry import ENTITIES
+from service.model.registry import ENTITIES
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ROOT / "docs" / "schemas.json"
@@ -70,9 +70,9 @@ def test_subjects_md_entity_table_names_each_entitys_required_fields_and_parents
 
 
 def test_schemas_json_describes_exactly_the_subjects_the_service_answers() -> None:
-    from service.app import create_app
+    from service.app import Ekko
     from service.config import Settings
 
-    app = create_app(Settings(), "nats://127.0.0.1:1")  # built, never started: no connection
+    app = Ekko(Settings(), "nats://127.0.0.1:1")  # built, never started: no connection
     answered = {sub._resolved_subject_string for sub in app.broker.subscribers}
     assert answered == set(json.loads(SCHEMAS.read_bytes())["subjects"])

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from service.migration.legacy import Mapped, Rejected, map_value
-from service.registry import ENTITIES
+from service.model.registry import ENTITIES
 from tests import legacy_data as legacy
 
 NOW = datetime(2025, 6, 1, 9, 30, tzinfo=UTC)

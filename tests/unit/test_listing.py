@@ -1,4 +1,4 @@
-"""service.listing: filters, operators, sort and keyset cursors, checked against the registry."""
+"""service.store.listing: filters, operators, sort and keyset cursors, checked against the registry."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from decimal import Decimal
 import pytest
 
 from schema.common import ListRequest
-from service.errors import ValidationFailed
-from service.listing import OPERATORS, build_query, decode_cursor, encode_cursor, parse_filters, parse_sort
-from service.registry import ENTITIES
-from service.repository import Condition, SortKey
+from service.model.errors import ValidationFailed
+from service.store.listing import OPERATORS, build_query, decode_cursor, encode_cursor, parse_filters, parse_sort
+from service.model.registry import ENTITIES
+from service.store.repository import Condition, SortKey
 
 WALLETS = ENTITIES["wallets"]
 WALLET_ID = "7f1d1a3e-0000-4000-8000-000000000001"

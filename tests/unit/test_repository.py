@@ -12,12 +12,12 @@ import duckdb
 import msgspec
 import pytest
 
-from service.database import connect
-from service.ddl import LATEST_VERSION, apply_migrations
-from service.outbox import Change, OutboxRepository
-from service.registry import ENTITIES, EntitySpec, UniqueKey
-from service.repository import Condition, ListQuery, Repository, SortKey
-from service.write_batch import WriteBatch
+from service.store.database import connect
+from service.store.ddl import LATEST_VERSION, apply_migrations
+from service.store.outbox import Change, OutboxRepository
+from service.model.registry import ENTITIES, EntitySpec, UniqueKey
+from service.store.repository import Condition, ListQuery, Repository, SortKey
+from service.store.write_batch import WriteBatch
 
 WALLETS = ENTITIES["wallets"]
 USERS = ENTITIES["users"]

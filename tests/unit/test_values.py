@@ -1,4 +1,4 @@
-"""service.values: exact DECIMAL(24,8) values and UTC timestamps."""
+"""service.model.values: exact DECIMAL(24,8) values and UTC timestamps."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from service.errors import ValidationFailed
-from service.registry import ENTITIES
-from service.values import normalize, to_decimal
+from service.model.errors import ValidationFailed
+from service.model.registry import ENTITIES
+from service.model.values import normalize, to_decimal
 
 
 @pytest.mark.parametrize(("value", "expected"), [

@@ -1,4 +1,4 @@
-"""service.write_batch through the repositories, on a real DuckDB file: what the writer
+"""service.store.write_batch through the repositories, on a real DuckDB file: what the writer
 holds back or answers from memory must match what the table would say."""
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import duckdb
 import msgspec
 import pytest
 
-from service.database import connect
-from service.ddl import apply_migrations
-from service.registry import ENTITIES
-from service.repository import Repository
-from service.write_batch import WriteBatch
+from service.store.database import connect
+from service.store.ddl import apply_migrations
+from service.model.registry import ENTITIES
+from service.store.repository import Repository
+from service.store.write_batch import WriteBatch
 
 WALLETS = ENTITIES["wallets"]
 T0 = datetime(2024, 1, 1, tzinfo=UTC)

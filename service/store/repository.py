@@ -12,10 +12,10 @@ from typing import Any
 
 import msgspec
 
-from service.columns import from_db, to_db
-from service.database import Cursor
-from service.registry import EntitySpec, UniqueKey
-from service.write_batch import WriteBatch
+from service.model.columns import from_db, to_db
+from service.store.database import Cursor
+from service.model.registry import EntitySpec, UniqueKey
+from service.store.write_batch import WriteBatch
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class Repository:
     def __init__(self, spec: EntitySpec, cursor: Cursor, batch: WriteBatch | None = None) -> None:
         self.spec = spec
         self.cur = cursor
-        self.batch = batch  # the writer's: held-back inserts and known ids (service.write_batch)
+        self.batch = batch  # the writer's: held-back inserts and known ids (service.store.write_batch)
         self._table = _q(spec.name)
         self._select = ", ".join(_q(c.name) for c in spec.columns)
 
@@ -71,7 +71,7 @@ class Repository:
             self.batch.wrote()
 
     def _first(self, sql: str, params: Sequence[Any] | None = None) -> tuple[Any, ...] | None:
-        rows = self._execute(sql, params).fetchall()  # all of it: see service.database.first_row
+        rows = self._execute(sql, params).fetchall()  # all of it: see service.store.database.first_row
         return rows[0] if rows else None
 
     # -- reads ---------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The generic create/get/update/delete/list path every entity shares.
 
-Rules that differ per entity live in service.rules; foreign keys and unique
+Rules that differ per entity live in service.model.rules; foreign keys and unique
 keys come from the registry. Every write runs as one writer transaction that
 also fills the outbox; the cache and the relay hear about it after commit.
 """
@@ -15,18 +15,18 @@ from typing import Any
 import msgspec
 
 from schema.common import UNSET, DeleteReply, DeleteRequest, ListReply, ListRequest, encode
-from service.cache import RecordCache
-from service.columns import utc_now
-from service.database import Cursor, Database
-from service.errors import Conflict, Detail, NotFound
-from service.listing import build_query, encode_cursor
-from service.outbox import Change
-from service.registry import ENTITIES, EntitySpec, children_of
-from service.repository import Repository
-from service.rules import Rules
-from service.uow import UnitOfWork
-from service.values import normalize
-from service.write_batch import Lookup
+from service.usecases.cache import RecordCache
+from service.model.columns import utc_now
+from service.store.database import Cursor, Database
+from service.model.errors import Conflict, Detail, NotFound
+from service.store.listing import build_query, encode_cursor
+from service.store.outbox import Change
+from service.model.registry import ENTITIES, EntitySpec, children_of
+from service.store.repository import Repository
+from service.model.rules import Rules
+from service.store.uow import UnitOfWork
+from service.model.values import normalize
+from service.store.write_batch import Lookup
 
 AfterCommit = Callable[[Sequence[Change]], None]
 
@@ -46,7 +46,7 @@ class EntityService:
         cache: RecordCache,
         rules: Rules,
         *,
-        outbox: Callable[[], bool],
+        outbox: bool,
         after_commit: AfterCommit,
     ) -> None:
         self.spec = spec
@@ -59,7 +59,7 @@ class EntityService:
     async def _write(self, work: Callable[[UnitOfWork], Any], lookups: Sequence[Lookup] = ()) -> Any:
         """Run work in a writer transaction; lookups: the (table, id) it will check exist."""
         def transaction(cursor: Cursor) -> tuple[Any, list[Change]]:
-            uow = UnitOfWork(cursor, outbox=self._outbox(), batch=self.db.batch)
+            uow = UnitOfWork(cursor, outbox=self._outbox, batch=self.db.batch)
             return work(uow), uow.changes
 
         result, changes = await self.db.write(transaction, batched=True, lookups=lookups)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable
 
-from service.outbox import Change
+from service.store.outbox import Change
 
 
 class RecordCache:

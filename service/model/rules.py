@@ -13,9 +13,9 @@ from typing import Any
 import bcrypt
 import msgspec
 
-from service.addresses import address_problem
-from service.columns import utc_now
-from service.errors import invalid
+from service.model.addresses import address_problem
+from service.model.columns import utc_now
+from service.model.errors import invalid
 
 
 class Rules:

@@ -14,11 +14,11 @@ from datetime import datetime
 
 import nats.errors
 
-from service.columns import utc_now
-from service.database import Database
-from service.jetstream import JetStreamSync
-from service.outbox import OutboxRepository
-from service.sync_check import repair
+from service.model.columns import utc_now
+from service.store.database import Database
+from service.sync.jetstream import JetStreamSync
+from service.store.outbox import OutboxRepository
+from service.sync.check import repair
 
 log = logging.getLogger(__name__)
 

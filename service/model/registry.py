@@ -12,7 +12,7 @@ from functools import cached_property
 import msgspec
 
 from schema import agents, alert_rules, alerts, users, wallet_balances, wallets, workflow_executions, workflows
-from service.columns import Column, columns_of
+from service.model.columns import Column, columns_of
 
 
 @dataclass(frozen=True)

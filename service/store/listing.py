@@ -10,10 +10,10 @@ from typing import Any
 import msgspec
 
 from schema.common import ListRequest, encode
-from service.columns import Column, Kind, strip_optional, to_db
-from service.errors import ValidationFailed, invalid
-from service.registry import EntitySpec
-from service.repository import Condition, ListQuery, SortKey
+from service.model.columns import Column, Kind, strip_optional, to_db
+from service.model.errors import ValidationFailed, invalid
+from service.model.registry import EntitySpec
+from service.store.repository import Condition, ListQuery, SortKey
 
 OPERATORS = frozenset({"eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "is_null"})
 _ORDERED = {"gt", "gte", "lt", "lte"}

@@ -1,4 +1,4 @@
-"""Migrate the legacy JetStream KV buckets into DuckDB; back up, restore, reset.
+"""`ekko migrate` and `ekko db`: migrate the legacy JetStream KV buckets into DuckDB; back up, restore, reset.
 
     ekko migrate --check-only [--verbose] [--json]     what is there, what a migration would do
     ekko migrate [--no-backup] [--force] [--json]      back up, migrate, validate
@@ -12,7 +12,7 @@ While `ekko run` holds the database, --check-only, --validate, migrate and
 --restore-backup and `db reset` replace the whole database and need the service
 stopped.
 
-Exit status (as every `ekko` command): 0 when everything went through, 1 when
+Exit status (as every `ekko` command, service/cli/common.py): 0 when everything went through, 1 when
 anything failed (a record, the integrity check, a refusal), 3 when the database
 is held by the running service (restore, reset), 4 when NATS cannot be reached.
 """
@@ -20,34 +20,32 @@ is held by the running service (restore, reset), 4 when NATS cannot be reached.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import logging
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-import duckdb
 import msgspec
-from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from schema.admin import MigrateRequest
 from schema.common import encode
-from service.cli import NatsUnreachable, ServiceRefused, ask_service, connect_once
+from service.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    ask_service,
+    database,
+    emit,
+    nats_connection,
+    open_database,
+)
 from service.config import Settings
-from service.database import Cursor, Database, connect, first_row
-from service.ddl import apply_pending
-from service.errors import DatabaseLocked
 from service.migration import backups, core
 from service.migration.render import print_report, print_validation, progress_for
-from service.migration.report import BackupInfo, MigrationError, MigrationReport, Progress, ValidationResult
+from service.migration.report import BackupInfo, MigrationReport, ValidationResult
+from service.model.errors import DatabaseLocked
+from service.sync.buckets import Progress
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-EXIT_OK, EXIT_FAILED, EXIT_LOCKED, EXIT_NO_NATS = 0, 1, 3, 4
 
 
 def add_commands(subparsers: Any) -> None:
@@ -88,31 +86,31 @@ def add_migrate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # -- commands --------------------------------------------------------------------
-def run_migrate(args: argparse.Namespace, settings: Settings) -> int:
+async def run_migrate(args: argparse.Namespace, settings: Settings) -> int:
     if args.restore_kv and args.restore_backup is None:
         print("ekko migrate: --restore-kv goes with --restore-backup PATH", file=sys.stderr)
         return EXIT_FAILED
-    return _run(_migrate(args, settings))
+    return await _migrate(args, settings)
 
 
 async def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     if args.restore_backup is not None:
         return await _restore(args, settings)
     try:
-        db = _open(settings, read_only=args.check_only or args.validate)
+        db = opendatabase(settings, read_only=args.check_only or args.validate)
     except DatabaseLocked:
         result = await _migrate_via_service(args, settings)
     else:
         try:
-            async with _nats(settings) as nc:
+            async with nats_connection(settings) as nc:
                 with progress_for(sys.stderr, quiet=args.json) as progress:
                     result = await _migrate_step(args, settings, db, nc.jetstream(), progress)
         finally:
             db.close()
     if isinstance(result, ValidationResult):
-        _emit(result, args.json, lambda: print_validation(result, verbose=True))
+        emit(result, args.json, lambda: print_validation(result, verbose=True))
     else:
-        _emit(result, args.json, lambda: print_report(result, verbose=args.verbose))
+        emit(result, args.json, lambda: print_report(result, verbose=args.verbose))
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
@@ -141,83 +139,54 @@ async def _migrate_via_service(args: argparse.Namespace, settings: Settings) -> 
 
 
 async def _via_service(settings: Settings, subject: str, body: bytes, result_type: type[T]) -> T:
-    print(
-        f"ekko: the running service holds {settings.duckdb_path}; asking it over NATS"
-        f" ({settings.subject_prefix}.{subject})",
-        file=sys.stderr,
-    )
     return msgspec.json.decode(await ask_service(settings, subject, body), type=result_type)
 
 
 async def _restore(args: argparse.Namespace, settings: Settings) -> int:
-    async with _database(settings) as db:
+    async with database(settings) as db:
         if args.restore_kv:
-            async with _nats(settings) as nc:
+            async with nats_connection(settings) as nc:
                 result = await backups.restore(db, nc.jetstream(), args.restore_backup, restore_kv=True)
         else:
             result = await backups.restore(db, None, args.restore_backup)
-    _emit(result, args.json, lambda: print(f"restored {result.path}: tables {result.tables}, buckets {result.buckets}"))
+    emit(result, args.json, lambda: print(f"restored {result.path}: tables {result.tables}, buckets {result.buckets}"))
     return EXIT_OK
 
 
-def run_reset(args: argparse.Namespace, settings: Settings) -> int:
+async def run_reset(args: argparse.Namespace, settings: Settings) -> int:
     if not args.yes and not _confirmed(settings.duckdb_path):
         return EXIT_FAILED
-    return _run(_reset(args, settings))
+    return await _reset(args, settings)
 
 
 async def _reset(args: argparse.Namespace, settings: Settings) -> int:
-    async with _database(settings) as db, _nats(settings, required=False) as nc:
+    async with database(settings) as db, nats_connection(settings, required=False) as nc:
         js = nc.jetstream() if nc is not None else None
         backups_dir = None if args.no_backup else settings.data_dir / "backups"
         result = await backups.reset(db, js, backups_dir=backups_dir)
     where = f"; backup in {result.backup.path}" if result.backup else ""
-    _emit(result, args.json, lambda: print(f"database reset to schema version {result.schema_version}{where}"))
+    emit(result, args.json, lambda: print(f"database reset to schema version {result.schema_version}{where}"))
     return EXIT_OK
 
 
-def run_backup(args: argparse.Namespace, settings: Settings) -> int:
-    return _run(_backup(args, settings))
+async def run_backup(args: argparse.Namespace, settings: Settings) -> int:
+    return await _backup(args, settings)
 
 
 async def _backup(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        db = _open(settings)
+        db = opendatabase(settings)
     except DatabaseLocked:
         info = await _via_service(settings, "admin.backup", b"", BackupInfo)
     else:
         try:
-            async with _nats(settings, required=False) as nc:
+            async with nats_connection(settings, required=False) as nc:
                 js = nc.jetstream() if nc is not None else None
                 info = await backups.backup(db, js, settings.data_dir / "backups")
         finally:
             db.close()
-    _emit(info, args.json, lambda: print(f"backup in {info.path}: tables {info.tables}, buckets {info.buckets}"))
+    emit(info, args.json, lambda: print(f"backup in {info.path}: tables {info.tables}, buckets {info.buckets}"))
     return EXIT_OK
-
-
-# -- plumbing --------------------------------------------------------------------
-def _run(main: Coroutine[Any, Any, int]) -> int:
-    """Run a command; turn the conditions an operator must act on into one clear line."""
-    try:
-        return asyncio.run(main)
-    except DatabaseLocked as exc:
-        print(
-            "ekko: the database is held by another process, most likely the running ekko service. DuckDB allows"
-            " one process per file, and restore and reset replace the whole database: stop the service"
-            f" (`ekko run`) first, then run this again.\n  ({exc})",
-            file=sys.stderr,
-        )
-        return EXIT_LOCKED
-    except NatsUnreachable as exc:
-        print(f"ekko: {exc}", file=sys.stderr)
-        return EXIT_NO_NATS
-    except ServiceRefused as exc:
-        print(f"ekko: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except MigrationError as exc:
-        print(f"ekko: {exc}", file=sys.stderr)
-        return EXIT_FAILED
 
 
 def _confirmed(path: Path) -> bool:
@@ -229,65 +198,3 @@ def _confirmed(path: Path) -> bool:
         print("ekko db reset: not confirmed, nothing changed", file=sys.stderr)
         return False
     return True
-
-
-def _emit(result: msgspec.Struct, as_json: bool, show: Callable[[], None]) -> None:
-    if as_json:
-        sys.stdout.write(msgspec.json.format(encode(result), indent=2).decode() + "\n")
-    else:
-        show()
-
-
-def _open(settings: Settings, *, read_only: bool = False) -> Any:
-    """The database for this command; DatabaseLocked while the service holds it."""
-    return ReadOnlyDatabase(settings.duckdb_path) if read_only else Database(settings.duckdb_path, 2).open()
-
-
-@contextlib.asynccontextmanager
-async def _database(settings: Settings, *, read_only: bool = False) -> AsyncIterator[Any]:
-    db = _open(settings, read_only=read_only)
-    try:
-        yield db
-    finally:
-        db.close()
-
-
-@contextlib.asynccontextmanager
-async def _nats(settings: Settings, *, required: bool = True) -> AsyncIterator[NATS | None]:
-    try:
-        nc = await connect_once(settings)
-    except NatsUnreachable as exc:
-        if required:
-            raise
-        print(f"ekko: {exc}: the KV buckets are not backed up", file=sys.stderr)
-        yield None
-        return
-    try:
-        yield nc
-    finally:
-        await nc.drain()
-
-
-class ReadOnlyDatabase:
-    """`Database.read` on a read-only connection: check and validate neither create nor change
-    the file. A missing file (or one without a schema) is compared as an empty schema in memory."""
-
-    def __init__(self, path: Path) -> None:
-        self._con = connect(path, read_only=True) if path.exists() else None
-        self.exists = self._con is not None and _has_schema(self._con)
-        if not self.exists:
-            if self._con is not None:
-                self._con.close()
-            self._con = duckdb.connect(":memory:")
-            apply_pending(self._con)
-
-    async def read(self, fn: Callable[[Cursor], Any]) -> Any:
-        return await asyncio.to_thread(fn, self._con)
-
-    def close(self) -> None:
-        self._con.close()
-
-
-def _has_schema(con: duckdb.DuckDBPyConnection) -> bool:
-    (found,) = first_row(con, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'schema_version'")
-    return bool(found)

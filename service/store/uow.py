@@ -10,12 +10,12 @@ import uuid
 import msgspec
 
 from schema.common import encode
-from service.columns import utc_now
-from service.database import Cursor
-from service.outbox import Change, OutboxRepository
-from service.registry import EntitySpec
-from service.repository import Repository
-from service.write_batch import WriteBatch
+from service.model.columns import utc_now
+from service.store.database import Cursor
+from service.store.outbox import Change, OutboxRepository
+from service.model.registry import EntitySpec
+from service.store.repository import Repository
+from service.store.write_batch import WriteBatch
 
 
 class UnitOfWork:

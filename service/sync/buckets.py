@@ -1,6 +1,6 @@
 """Read KV buckets fast: one ordered push consumer per bucket on its stream `KV_<bucket>`,
 delivering the last message per key (~120k keys/s against ~5k/s for a get per key,
-FACTS.md). Delete and purge markers are applied here: such a key no longer exists."""
+docs/decisions.md). Delete and purge markers are applied here: such a key no longer exists."""
 
 from __future__ import annotations
 
@@ -8,16 +8,41 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from service.migration.report import MigrationError, NoProgress, Progress
-from service.registry import ENTITY_ORDER
+from service.model.registry import ENTITY_ORDER
 
 log = logging.getLogger(__name__)
+
+
+class BucketReadError(Exception):
+    """A bucket could not be read to the end (its consumer stalled)."""
+
+
+class Progress(Protocol):
+    """Where long reads and migrations report how far they got (a bar, log lines, nothing)."""
+
+    def start(self, task: str, total: int | None) -> None: ...
+
+    def advance(self, task: str, amount: int) -> None: ...
+
+    def finish(self, task: str) -> None: ...
+
+
+class NoProgress:
+    def start(self, task: str, total: int | None) -> None:
+        pass
+
+    def advance(self, task: str, amount: int) -> None:
+        pass
+
+    def finish(self, task: str) -> None:
+        pass
 
 # Buckets of the legacy API that are out of scope: dumped in backups, never migrated.
 EXTRA_BUCKETS = ("nodes", "settings")
@@ -140,7 +165,7 @@ async def _consume_latest(
                 await asyncio.wait_for(done.wait(), STALL_SECONDS)
             except TimeoutError:
                 if seen == last:
-                    raise MigrationError(f"KV bucket {bucket}: stalled after {seen} of {expected} keys") from None
+                    raise BucketReadError(f"KV bucket {bucket}: stalled after {seen} of {expected} keys") from None
                 last = seen
     finally:
         await sub.unsubscribe()

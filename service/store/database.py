@@ -22,9 +22,9 @@ from typing import TypeVar
 
 import duckdb
 
-from service.ddl import apply_migrations
-from service.errors import DatabaseLocked, ServiceError
-from service.write_batch import Lookup, WriteBatch
+from service.store.ddl import apply_migrations
+from service.model.errors import DatabaseLocked, ServiceError
+from service.store.write_batch import Lookup, WriteBatch
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -175,7 +175,7 @@ class Database:
         (fn must only touch the database, which every writer here does).
 
         batched: fn reads and writes only through repositories given `self.batch`
-        (service.write_batch), and `lookups` are the (table, id) pairs it will ask
+        (service.store.write_batch), and `lookups` are the (table, id) pairs it will ask
         `exists` about, fetched for the whole group at once. Any other fn sees every
         held-back row flushed.
 

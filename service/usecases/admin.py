@@ -12,19 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from nats.js import JetStreamContext
 
 from schema.admin import MigrateRequest
-from service.cache import RecordCache
+from service.usecases.cache import RecordCache
 from service.config import Settings
-from service.database import Database
-from service.errors import Conflict, Unavailable
+from service.store.database import Database
+from service.model.errors import Conflict, Unavailable
 from service.migration import MigrationError, MigrationReport, ValidationResult, backup, check, migrate, validate
 from service.migration.report import BackupInfo
-from service.relay import Relay
+from service.sync.jetstream import JetStreamSync
+from service.sync.relay import Relay
+from service.usecases.status import IntegrityLog
 
 FAILURE_SAMPLE = 100
 RELAY_WAIT = 10.0  # seconds validate waits for the relay to publish what is pending
@@ -36,21 +38,21 @@ class MigrationAdmin:
         settings: Settings,
         db: Database,
         cache: RecordCache,
-        jetstream: Callable[[], JetStreamContext | None],
-        remember: Callable[[ValidationResult], None],
-        relay: Callable[[], Relay | None],
+        sync: JetStreamSync,
+        relay: Relay | None,
+        integrity: IntegrityLog,
     ) -> None:
         self.settings = settings
         self.db = db
         self.cache = cache
-        self._jetstream = jetstream
-        self._remember = remember  # the latest integrity result, for ekko.database.health
-        self._relay = relay
+        self.sync = sync
+        self.relay = relay
+        self.integrity = integrity  # the latest integrity result, for ekko.database.health
 
     async def _relay_caught_up(self, timeout: float = RELAY_WAIT) -> None:
         """Validation compares KV with DuckDB: while the relay has changes to publish, KV is
         behind and every one of them would show as a difference. Wait for it (bounded)."""
-        relay = self._relay()
+        relay = self.relay
         if relay is None:
             return
         deadline = asyncio.get_running_loop().time() + timeout
@@ -64,14 +66,13 @@ class MigrationAdmin:
             )
 
     def _relay_paused(self) -> contextlib.AbstractAsyncContextManager[None]:
-        relay = self._relay()
+        relay = self.relay
         return contextlib.nullcontext() if relay is None else relay.paused()
 
     def _js(self) -> JetStreamContext:
-        js = self._jetstream()
-        if js is None:
+        if not self.sync.attached:
             raise Unavailable("JetStream is not connected")
-        return js
+        return self.sync.js
 
     @property
     def backups_dir(self) -> Path:
@@ -85,7 +86,7 @@ class MigrationAdmin:
         await self._relay_caught_up()
         async with _reported():
             result = await validate(self.db, self._js())
-        self._remember(result)
+        self.integrity.record(result)
         return result
 
     async def migrate(self, request: MigrateRequest) -> MigrationReport:
@@ -102,12 +103,12 @@ class MigrationAdmin:
         if report.status == "migrated":
             self.cache.clear()  # rows changed behind the cache's back
         if report.validation is not None:
-            self._remember(report.validation)
+            self.integrity.record(report.validation)
         return _sampled(report)
 
     async def backup(self) -> BackupInfo:
         async with _reported():
-            return await backup(self.db, self._jetstream(), self.backups_dir)
+            return await backup(self.db, self.sync.js if self.sync.attached else None, self.backups_dir)
 
 
 @contextlib.asynccontextmanager

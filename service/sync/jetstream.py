@@ -1,5 +1,5 @@
 """JetStream as a projection of DuckDB: one KV bucket per entity (legacy names) and
-the EKKO_EVENTS stream. Knows nothing of DuckDB; service.relay feeds it."""
+the EKKO_EVENTS stream. Knows nothing of DuckDB; service.sync.relay feeds it."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import msgspec
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StreamConfig
 from nats.js.errors import BucketNotFoundError, NotFoundError
@@ -16,8 +17,8 @@ from nats.js.kv import KeyValue
 
 from schema.common import encode
 from schema.events import ChangeEvent
-from service.outbox import Change
-from service.registry import ENTITY_ORDER
+from service.store.outbox import Change
+from service.model.registry import ENTITY_ORDER
 
 log = logging.getLogger(__name__)
 
@@ -26,30 +27,60 @@ PIPELINE = 256  # publishes in flight at once; order on one connection is preser
 T = TypeVar("T")
 
 
+class JetStreamNotAttached(Exception):
+    """JetStream was asked for before `attach` connected it (or after the service stopped)."""
+
+
 class JetStreamSync:
-    def __init__(self, js: JetStreamContext, *, subject_prefix: str = "ekko", duplicate_window: float = 600.0) -> None:
-        self.js = js
+    """The KV buckets and the events stream. Built once with its settings; `attach` gives it
+    the live NATS connection (which exists only once the broker has connected)."""
+
+    def __init__(self, *, subject_prefix: str = "ekko", duplicate_window: float = 600.0) -> None:
         self.events_subject = f"{subject_prefix}.events"
         self.duplicate_window = duplicate_window
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
         self._kv: dict[str, KeyValue] = {}
+
+    async def attach(self, nc: Client) -> set[str]:
+        """Use this connection; create missing buckets and the stream (returns the created buckets)."""
+        self._nc, self._js = nc, nc.jetstream()
+        return await self.ensure()
+
+    @property
+    def attached(self) -> bool:
+        return self._nc is not None
+
+    @property
+    def connection(self) -> Client:
+        if self._nc is None:
+            raise JetStreamNotAttached("JetStream is not connected")
+        return self._nc
+
+    @property
+    def js(self) -> JetStreamContext:
+        if self._js is None:
+            raise JetStreamNotAttached("JetStream is not connected")
+        return self._js
 
     async def ensure(self) -> set[str]:
         """Create missing buckets and the events stream. Returns the entities whose bucket was created."""
         created = set()
+        js = self.js
         for name in ENTITY_ORDER:
             try:
-                self._kv[name] = await self.js.key_value(name)
+                self._kv[name] = await js.key_value(name)
             except BucketNotFoundError:
-                self._kv[name] = await self.js.create_key_value(KeyValueConfig(bucket=name, history=1))
+                self._kv[name] = await js.create_key_value(KeyValueConfig(bucket=name, history=1))
                 created.add(name)
                 log.info("created KV bucket %s", name)
         config = StreamConfig(
             name=EVENTS_STREAM, subjects=[f"{self.events_subject}.>"], duplicate_window=self.duplicate_window
         )
         try:
-            await self.js.stream_info(EVENTS_STREAM)
+            await js.stream_info(EVENTS_STREAM)
         except NotFoundError:
-            await self.js.add_stream(config)
+            await js.add_stream(config)
             log.info("created stream %s", EVENTS_STREAM)
         return created
 

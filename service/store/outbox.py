@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from service.columns import as_utc
-from service.database import Cursor
-from service.write_batch import WriteBatch
+from service.model.columns import as_utc
+from service.store.database import Cursor
+from service.store.write_batch import WriteBatch
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,11 @@ from typing import Any, Literal
 import duckdb
 import msgspec
 
-from service.columns import utc_now
-from service.database import Database, first_row
-from service.outbox import OutboxRepository
-from service.registry import ENTITY_ORDER
-from service.relay import Relay
+from service.model.columns import utc_now
+from service.store.database import Database, first_row
+from service.store.outbox import OutboxRepository
+from service.model.registry import ENTITY_ORDER
+from service.sync.relay import Relay
 
 log = logging.getLogger(__name__)
 

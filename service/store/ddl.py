@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 
 import duckdb
 
+from service.model.registry import ENTITY_ORDER
+
 log = logging.getLogger(__name__)
 
 _COMMON = """
@@ -104,7 +106,7 @@ CREATE TABLE agents ({_COMMON},
 CREATE INDEX agents_created_by ON agents (created_by);
 
 -- Transactional outbox: written in the same transaction as the change it
--- describes, drained in seq order by service.relay.
+-- describes, drained in seq order by service.sync.relay.
 CREATE SEQUENCE outbox_seq START 1;
 CREATE TABLE outbox (
     seq BIGINT PRIMARY KEY DEFAULT nextval('outbox_seq'),
@@ -173,8 +175,6 @@ def apply_pending(cur: duckdb.DuckDBPyConnection) -> int:
 
 def drop_all(con: duckdb.DuckDBPyConnection) -> None:
     """Drop every ekko table (for `ekko db reset`); apply_migrations recreates them."""
-    from service.registry import ENTITY_ORDER
-
     for table in (*reversed(ENTITY_ORDER), "outbox", "schema_version"):
         con.execute(f'DROP TABLE IF EXISTS "{table}"')
     con.execute("DROP SEQUENCE IF EXISTS outbox_seq")

@@ -7,9 +7,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from schema.common import FixedDecimal
-from service.columns import Kind, as_utc
-from service.errors import invalid
-from service.registry import EntitySpec
+from service.model.columns import Kind, as_utc
+from service.model.errors import invalid
+from service.model.registry import EntitySpec
 
 SCALE = Decimal("0.00000001")  # DECIMAL(24,8)
 LIMIT = Decimal(10) ** 16

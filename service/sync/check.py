@@ -9,11 +9,11 @@ import msgspec
 from nats.js.kv import KeyValue
 
 from schema.common import encode
-from service.database import Database
-from service.jetstream import JetStreamSync, pipelined
-from service.migration.source import read_bucket
-from service.registry import ENTITIES, ENTITY_ORDER
-from service.repository import Repository
+from service.store.database import Database
+from service.sync.jetstream import JetStreamSync, pipelined
+from service.sync.buckets import read_bucket
+from service.model.registry import ENTITIES, ENTITY_ORDER
+from service.store.repository import Repository
 
 SAMPLE = 10
 

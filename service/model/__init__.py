@@ -1,0 +1,1 @@
+"""Entities, columns, values and rules: no I/O."""

@@ -1,0 +1,1 @@
+"""DuckDB: connection, writer, DDL migrations, repositories, unit of work, outbox rows."""

@@ -1,0 +1,1 @@
+"""JetStream: KV + events adapter, outbox relay, verify/repair, bucket reader."""

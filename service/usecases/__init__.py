@@ -1,0 +1,1 @@
+"""What the subjects do: entity CRUD, login, health, admin work."""
