@@ -35,6 +35,7 @@ TOOLS_BIN = TOOLS / ("Scripts" if os.name == "nt" else "bin")
 PIP_TOOLS = "pip-tools==7.6.2"  # pinned: another version may write the lock differently
 LOCK_PYTHON = (3, 11)  # the lock is resolved for this Python (the one CI and the Dockerfile use)
 PIP_COMPILE_ARGS = [
+    "--quiet",  # the lock is written to its file, not echoed
     "--generate-hashes",  # every file of each pinned version, so any platform's wheel verifies
     "--extra=test",
     "--extra=dev",
