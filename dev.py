@@ -5,6 +5,12 @@
     python3 dev.py test    # make .venv if needed, then the whole test suite
     python3 dev.py bench   # the benchmarks under bench/
     python3 dev.py ekko …  # any `ekko` subcommand inside the venv
+    python3 dev.py lock    # regenerate requirements.lock from pyproject.toml
+                           # (extra arguments go to pip-compile, e.g. --upgrade)
+
+Installs come from requirements.lock only (exact versions and sha256 hashes,
+no resolution at install time); .venv is rebuilt when pyproject.toml or
+requirements.lock changes.
 
 Standard library only: this file runs before anything is installed.
 """
@@ -22,31 +28,81 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 STAMP = VENV / ".ekko-installed"
+LOCK = ROOT / "requirements.lock"
+# `lock` runs pip-compile from its own venv, so the tool never mixes with the project's packages.
+TOOLS = ROOT / ".venv-tools"
+TOOLS_BIN = TOOLS / ("Scripts" if os.name == "nt" else "bin")
+PIP_TOOLS = "pip-tools==7.6.2"  # pinned: another version may write the lock differently
+LOCK_PYTHON = (3, 11)  # the lock is resolved for this Python (the one CI and the Dockerfile use)
+PIP_COMPILE_ARGS = [
+    "--quiet",  # the lock is written to its file, not echoed
+    "--generate-hashes",  # every file of each pinned version, so any platform's wheel verifies
+    "--extra=test",
+    "--extra=dev",
+    "--strip-extras",
+    "--allow-unsafe",  # setuptools is pinned too ...
+    "--build-deps-for=editable",  # ... as the build backend of `pip install -e .`
+    "--no-emit-index-url",  # a machine's mirror settings stay out of the lock
+    "--no-emit-find-links",
+    "--output-file=requirements.lock",
+    "pyproject.toml",
+]
 
 
 def _requirements_digest() -> str:
-    return hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    """Changes whenever the declared dependencies or the lock change."""
+    digest = hashlib.sha256()
+    for path in (ROOT / "pyproject.toml", LOCK):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def ensure_venv() -> None:
-    """Create .venv and install the project with test extras when pyproject.toml changed."""
-    if not (BIN / "python").exists():
-        print("dev.py: creating .venv", flush=True)
-        venv.EnvBuilder(with_pip=True).create(VENV)
+    """(Re)build .venv from requirements.lock when pyproject.toml or the lock changed.
+
+    The venv is made afresh so packages dropped from the lock do not linger. Every
+    package comes from the lock with --require-hashes --no-deps; ekko itself is then
+    installed editable with --no-deps --no-build-isolation, built by the locked
+    setuptools, so that step can neither fetch nor upgrade anything."""
     digest = _requirements_digest()
-    if STAMP.exists() and STAMP.read_text() == digest:
+    if (BIN / "python").exists() and STAMP.exists() and STAMP.read_text() == digest:
         return
-    print("dev.py: installing ekko and its test dependencies into .venv", flush=True)
-    pip = [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "-e", f"{ROOT}[test]"], check=True)
+    print("dev.py: creating .venv and installing requirements.lock into it", flush=True)
+    venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+    pip = [str(BIN / "python"), "-m", "pip", "--disable-pip-version-check"]
+    subprocess.run([*pip, "install", "-q", "--require-hashes", "--no-deps", "-r", str(LOCK)], check=True)
+    subprocess.run([*pip, "install", "-q", "--no-deps", "--no-build-isolation", "-e", str(ROOT)], check=True)
+    # --no-deps trusts the lock to be complete; a dependency missing from it fails here, not later.
+    subprocess.run([*pip, "check"], check=True, stdout=subprocess.DEVNULL)
     STAMP.write_text(digest)
 
 
+def lock(extra_args: list[str]) -> int:
+    """Regenerate requirements.lock with pip-compile (pip-tools in .venv-tools).
+
+    Existing pins are kept where pyproject.toml still allows them; pass --upgrade
+    (or --upgrade-package NAME) to move them."""
+    if sys.version_info[:2] != LOCK_PYTHON:
+        wanted = ".".join(map(str, LOCK_PYTHON))
+        print(f"dev.py lock: run it with Python {wanted} (the lock is resolved for it)", file=sys.stderr)
+        return 2
+    marker = TOOLS / ".pip-tools-installed"
+    if not (marker.exists() and marker.read_text() == PIP_TOOLS):
+        print(f"dev.py: installing {PIP_TOOLS} into {TOOLS.name}", flush=True)
+        venv.EnvBuilder(with_pip=True, clear=True).create(TOOLS)
+        pip = [str(TOOLS_BIN / "python"), "-m", "pip", "--disable-pip-version-check", "install", "-q"]
+        subprocess.run([*pip, PIP_TOOLS], check=True)
+        marker.write_text(PIP_TOOLS)
+    env = {**os.environ, "CUSTOM_COMPILE_COMMAND": "python3 dev.py lock"}
+    return subprocess.call([str(TOOLS_BIN / "pip-compile"), *PIP_COMPILE_ARGS, *extra_args], cwd=ROOT, env=env)
+
+
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"run", "test", "bench", "ekko"}:
+    if not argv or argv[0] not in {"run", "test", "bench", "ekko", "lock"}:
         print(__doc__)
         return 2
+    if argv[0] == "lock":
+        return lock(argv[1:])
     ensure_venv()
     command, rest = argv[0], argv[1:]
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}

@@ -5,11 +5,15 @@ generated from the msgspec Structs (schema/ and the registry), so it cannot drif
     python scripts/gen_schemas.py           # rewrite docs/schemas.json
     python scripts/gen_schemas.py --check   # exit 1 when the file is out of date
 
-tests/unit/test_schemas_doc.py fails when the file is stale.
+tests/unit/test_docs.py fails when the file is stale.
+
+Descriptions (the Structs' docstrings) go through inspect.cleandoc here, so the file
+does not depend on how a msgspec version treats docstrings (0.23 dedents, 0.22 does not).
 """
 
 from __future__ import annotations
 
+import inspect
 import sys
 from pathlib import Path
 from typing import Any
@@ -62,10 +66,32 @@ def subjects() -> dict[str, tuple[Any, Any]]:
     return table
 
 
+DOC_KEYS = ("description", "title")
+DATA_KEYS = ("default", "examples", "enum", "const")  # values, not schemas: left as they are
+
+
+def clean_docs(node: Any) -> Any:
+    """node with every description/title string cleaned as inspect.cleandoc does (recursively)."""
+    if isinstance(node, list):
+        return [clean_docs(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    cleaned = {}
+    for key, value in node.items():
+        if key in DOC_KEYS and isinstance(value, str):
+            cleaned[key] = inspect.cleandoc(value)
+        elif key in DATA_KEYS:
+            cleaned[key] = value
+        else:
+            cleaned[key] = clean_docs(value)
+    return cleaned
+
+
 def document() -> dict[str, Any]:
     table = subjects()
     types = [t for pair in table.values() for t in pair if t is not Empty] + [ErrorReply]
     schemas, components = msgspec.json.schema_components(types, ref_template="#/$defs/{name}")
+    schemas, components = clean_docs(schemas), clean_docs(components)
     by_type = dict(zip(map(id, types), schemas, strict=True))
 
     def ref(t: Any) -> Any:
