@@ -2,7 +2,8 @@
 """Set-up and entry point for a fresh machine that has only Python.
 
     python3 dev.py run     # make .venv if needed, then `ekko run`
-    python3 dev.py test    # make .venv if needed, then the whole test suite
+    python3 dev.py test    # make .venv if needed, then every check and the whole test suite
+    python3 dev.py check   # only the checks: ruff lint + format, import contracts, mypy
     python3 dev.py bench   # the benchmarks under bench/
     python3 dev.py ekko …  # any `ekko` subcommand inside the venv
     python3 dev.py lock    # regenerate requirements.lock from pyproject.toml
@@ -97,8 +98,27 @@ def lock(extra_args: list[str]) -> int:
     return subprocess.call([str(TOOLS_BIN / "pip-compile"), *PIP_COMPILE_ARGS, *extra_args], cwd=ROOT, env=env)
 
 
+CHECKS = (
+    ("ruff lint", ["ruff", "check", "."]),
+    ("ruff format", ["ruff", "format", "--check", "."]),
+    ("import contracts", ["lint-imports"]),
+    ("mypy", ["mypy"]),
+)
+
+
+def check(env: dict[str, str]) -> int:
+    """Lint, format, import direction and types (configured in pyproject.toml); stops at the first failure."""
+    for name, command in CHECKS:
+        print(f"dev.py check: {name}: {' '.join(command)}", flush=True)
+        code = subprocess.call([str(BIN / command[0]), *command[1:]], cwd=ROOT, env=env)
+        if code != 0:
+            print(f"dev.py check: {name} failed (exit {code})", file=sys.stderr, flush=True)
+            return code
+    return 0
+
+
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"run", "test", "bench", "ekko", "lock"}:
+    if not argv or argv[0] not in {"run", "test", "check", "bench", "ekko", "lock"}:
         print(__doc__)
         return 2
     if argv[0] == "lock":
@@ -106,16 +126,21 @@ def main(argv: list[str]) -> int:
     ensure_venv()
     command, rest = argv[0], argv[1:]
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    if command == "run":
-        args = [str(BIN / "ekko"), "run", *rest]
-    elif command == "ekko":
-        args = [str(BIN / "ekko"), *rest]
-    elif command == "test":
-        args = [str(BIN / "python"), "-m", "pytest", *rest]
-    else:
-        args = [str(BIN / "python"), "-m", "bench", *rest]
     os.chdir(ROOT)
-    return subprocess.call(args, env=env)
+    if command == "check":
+        return check(env)
+    if command == "test" and not rest and (code := check(env)) != 0:
+        return code  # `test` with no arguments is everything CI runs: the checks, then every test
+    args = {
+        "run": [str(BIN / "ekko"), "run", *rest],
+        "ekko": [str(BIN / "ekko"), *rest],
+        "test": [str(BIN / "python"), "-m", "pytest", *rest],
+        "bench": [str(BIN / "python"), "-m", "bench", *rest],
+    }[command]
+    # Replace this process: SIGTERM and SIGINT then reach ekko (and pytest) directly, so stopping
+    # `dev.py run` stops ekko and the nats-server it started, as stopping `ekko run` does.
+    os.execve(args[0], args, env)
+    return 0  # not reached
 
 
 if __name__ == "__main__":

@@ -20,7 +20,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.harness import (
-    Run, closed_loop, connect, is_error, median_of, nats_server, outbox_drained, responder, table, verdict,
+    Run,
+    closed_loop,
+    connect,
+    is_error,
+    median_of,
+    nats_server,
+    outbox_drained,
+    responder,
+    table,
+    verdict,
 )
 
 INFLIGHT = 64
@@ -35,8 +44,13 @@ def wallet_id(n: int) -> str:
 
 def wallet_body(n: int) -> bytes:
     return json.dumps(
-        {"id": wallet_id(n), "blockchain_symbol": "ETH", "address": f"0x{n:040x}", "name": f"bench {n}",
-         "balance": "1.5"}
+        {
+            "id": wallet_id(n),
+            "blockchain_symbol": "ETH",
+            "address": f"0x{n:040x}",
+            "name": f"bench {n}",
+            "balance": "1.5",
+        }
     ).encode()
 
 
@@ -82,21 +96,27 @@ def report(runs: dict[str, list[Run]], args: argparse.Namespace) -> bool:
         print(f"  round {i + 1}: " + "; ".join(figures))
     rows = []
     for variant, rs in runs.items():
-        rows.append([
-            variant,
-            f"{median_of(rs, lambda r: r.rate):,.0f}",
-            f"{median_of(rs, lambda r: r.p(50)) * 1e6:,.0f}",
-            f"{median_of(rs, lambda r: r.p(99)) * 1e6:,.0f}",
-            f"{ratio(variant, lambda r: r.rate):.2f}x",
-            f"{ratio(variant, lambda r: r.p(50)):.2f}x",
-        ])
-    print(f"\nwallets.get: {args.wallets} wallets, {INFLIGHT} in flight, {args.requests:,} requests/run "
-          f"({args.requests // 4:,} without cache); medians of {args.rounds} rounds, ratios per round")
+        rows.append(
+            [
+                variant,
+                f"{median_of(rs, lambda r: r.rate):,.0f}",
+                f"{median_of(rs, lambda r: r.p(50)) * 1e6:,.0f}",
+                f"{median_of(rs, lambda r: r.p(99)) * 1e6:,.0f}",
+                f"{ratio(variant, lambda r: r.rate):.2f}x",
+                f"{ratio(variant, lambda r: r.p(50)):.2f}x",
+            ]
+        )
+    print(
+        f"\nwallets.get: {args.wallets} wallets, {INFLIGHT} in flight, {args.requests:,} requests/run "
+        f"({args.requests // 4:,} without cache); medians of {args.rounds} rounds, ratios per round"
+    )
     print(table(["responder", "req/s", "p50 us", "p99 us", "rate / no-op", "p50 / no-op"], rows))
     rate, p50 = ratio("ekko get", lambda r: r.rate), ratio("ekko get", lambda r: r.p(50))
     ok = rate >= GOAL_RATE and p50 <= GOAL_P50
-    print(f"goal: throughput >= {GOAL_RATE}x no-op: {verdict(rate >= GOAL_RATE)} ({rate:.2f}x); "
-          f"p50 <= {GOAL_P50}x no-op: {verdict(p50 <= GOAL_P50)} ({p50:.2f}x)")
+    print(
+        f"goal: throughput >= {GOAL_RATE}x no-op: {verdict(rate >= GOAL_RATE)} ({rate:.2f}x); "
+        f"p50 <= {GOAL_P50}x no-op: {verdict(p50 <= GOAL_P50)} ({p50:.2f}x)"
+    )
     cold = ratio("ekko get, no cache", lambda r: r.rate)
     print(f"the cache buys {rate / cold:.1f}x throughput (no cache: {cold:.2f}x no-op)")
     return ok

@@ -41,7 +41,10 @@ def responder(kind: str, nats_url: str, *options: str, ready_timeout: float = 60
     """`python -m bench.serve <kind>` in a child process, from READY until SIGTERM."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.serve", kind, "--nats", nats_url, *options],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
         _wait_ready(proc, ready_timeout)

@@ -30,19 +30,27 @@ import bcrypt
 import nats
 
 from bench.harness import nats_server, table, verdict
-from service.model.columns import utc_now
-from service.store.database import Database
 from service.migration import migrate, read_snapshot
 from service.migration.legacy import Rejected, map_value
+from service.model.columns import utc_now
 from service.model.registry import ENTITIES, ENTITY_ORDER
+from service.store.database import Database
 from service.store.repository import Repository
 from tests import legacy_data as legacy
 
 GOAL_RATE = 50_000
 GOAL_RATIO = 50.0
 # Share of each bucket in the dataset.
-MIX = {"users": 0.02, "wallets": 0.15, "alerts": 0.10, "wallet_balances": 0.50, "alert_rules": 0.05,
-       "workflows": 0.03, "workflow_executions": 0.13, "agents": 0.02}
+MIX = {
+    "users": 0.02,
+    "wallets": 0.15,
+    "alerts": 0.10,
+    "wallet_balances": 0.50,
+    "alert_rules": 0.05,
+    "workflows": 0.03,
+    "workflow_executions": 0.13,
+    "agents": 0.02,
+}
 
 
 def dataset(total: int, password_hash: str) -> dict[str, list[tuple[str, bytes]]]:
@@ -136,22 +144,31 @@ async def run(records: int, subset: int, *, rounds: int, judged: bool) -> bool:
             gc.collect()
             runs.append(await real_migration(server.url, tmp / f"real{n}" / "ekko.db"))
             await seed(server.url, {"users": legacy_users})  # untimed: the legacy values again
-            print(f"  round {n + 1}: migrated {runs[-1][0]} records in {runs[-1][1]:.2f} s"
-                  f" ({runs[-1][0] / runs[-1][1]:,.0f}/s)")
+            print(
+                f"  round {n + 1}: migrated {runs[-1][0]} records in {runs[-1][1]:.2f} s"
+                f" ({runs[-1][0] / runs[-1][1]:,.0f}/s)"
+            )
         migrated, migrate_seconds, report = sorted(runs, key=lambda r: r[1])[len(runs) // 2]  # the median
         naive_done, naive_seconds = await naive_baseline(server.url, tmp / "naive" / "ekko.db", subset, records)
     rate, naive_rate = migrated / migrate_seconds, naive_done / naive_seconds
     backup = report.backup.seconds if report.backup else 0.0
     print()
-    print(table(
-        ["path", "records", "seconds", "records/s"],
-        [
-            [f"migrate: read, check, back up, insert, validate, users KV (median of {rounds})", migrated, f"{migrate_seconds:.2f}", f"{rate:,.0f}"],
-            ["  reading every bucket, alone", records, f"{read_seconds:.2f}", f"{records / read_seconds:,.0f}"],
-            ["  its backup (runs beside the check)", records, f"{backup:.2f}", ""],
-            ["naive: kv.get + INSERT per key (subset)", naive_done, f"{naive_seconds:.2f}", f"{naive_rate:,.0f}"],
-        ],
-    ))
+    print(
+        table(
+            ["path", "records", "seconds", "records/s"],
+            [
+                [
+                    f"migrate: read, check, back up, insert, validate, users KV (median of {rounds})",
+                    migrated,
+                    f"{migrate_seconds:.2f}",
+                    f"{rate:,.0f}",
+                ],
+                ["  reading every bucket, alone", records, f"{read_seconds:.2f}", f"{records / read_seconds:,.0f}"],
+                ["  its backup (runs beside the check)", records, f"{backup:.2f}", ""],
+                ["naive: kv.get + INSERT per key (subset)", naive_done, f"{naive_seconds:.2f}", f"{naive_rate:,.0f}"],
+            ],
+        )
+    )
     ratio = rate / naive_rate
     print()
     print(f"ratio: {ratio:.0f}x the naive baseline")

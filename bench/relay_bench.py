@@ -28,7 +28,17 @@ from nats.aio.client import Client as NATS
 from nats.js.api import KeyValueConfig
 
 from bench.harness import (
-    Paced, connect, is_error, nats_server, outbox_drained, outbox_pending, paced, percentile, responder, table, verdict,
+    Paced,
+    connect,
+    is_error,
+    nats_server,
+    outbox_drained,
+    outbox_pending,
+    paced,
+    percentile,
+    responder,
+    table,
+    verdict,
 )
 
 INFLIGHT = 32
@@ -59,7 +69,7 @@ class Arrivals:
 
     async def subscribe(self, nc: NATS) -> None:
         async def seen(msg) -> None:
-            self.at.setdefault(msg.subject[len(self.prefix):], time.time())
+            self.at.setdefault(msg.subject[len(self.prefix) :], time.time())
 
         self._sub = await nc.subscribe(self.prefix + ">", cb=seen, pending_msgs_limit=1_000_000)
         await nc.flush()
@@ -142,26 +152,56 @@ def ms(seconds: float) -> str:
 
 def report(results: list[Result], rate: float, seconds: float) -> bool:
     print(f"\npaced open loop: {seconds:g} s per run, at most {INFLIGHT} in flight")
-    print(table(
-        ["load", "target/s", "achieved/s", "max behind s", "request p50 ms", "request p99 ms", "errors",
-         "outbox at end", "drain s"],
-        [[r.label, f"{r.target:,.0f}", f"{r.load.rate:,.0f}", f"{r.load.max_behind:.2f}",
-          ms(percentile(r.request_latencies, 50)), ms(percentile(r.request_latencies, 99)), r.errors,
-          "-" if r.backlog_at_end is None else r.backlog_at_end,
-          "-" if r.drain_seconds is None else f"{r.drain_seconds:.2f}"] for r in results],
-    ))
+    print(
+        table(
+            [
+                "load",
+                "target/s",
+                "achieved/s",
+                "max behind s",
+                "request p50 ms",
+                "request p99 ms",
+                "errors",
+                "outbox at end",
+                "drain s",
+            ],
+            [
+                [
+                    r.label,
+                    f"{r.target:,.0f}",
+                    f"{r.load.rate:,.0f}",
+                    f"{r.load.max_behind:.2f}",
+                    ms(percentile(r.request_latencies, 50)),
+                    ms(percentile(r.request_latencies, 99)),
+                    r.errors,
+                    "-" if r.backlog_at_end is None else r.backlog_at_end,
+                    "-" if r.drain_seconds is None else f"{r.drain_seconds:.2f}",
+                ]
+                for r in results
+            ],
+        )
+    )
     base = results[0].to_kv["send -> KV"]
     rows = []
     for r in results:
         for what, values in r.to_kv.items():
-            rows.append([f"{r.label}: {what}", ms(percentile(values, 50)), ms(percentile(values, 99)), ms(values[-1]),
-                         f"{percentile(values, 99) / percentile(base, 99):.1f}x"])
+            rows.append(
+                [
+                    f"{r.label}: {what}",
+                    ms(percentile(values, 50)),
+                    ms(percentile(values, 99)),
+                    ms(values[-1]),
+                    f"{percentile(values, 99) / percentile(base, 99):.1f}x",
+                ]
+            )
     print(table(["latency to KV", "p50 ms", "p99 ms", "max ms", "p99 / baseline"], rows))
     at_target = results[1]
     p99 = percentile(at_target.to_kv["created_at -> KV"], 99)
     sustained = at_target.load.rate >= SUSTAINED * rate
-    print(f"goal: {rate:,.0f} creates/s sustained: {verdict(sustained)} ({at_target.load.rate:,.0f}/s); "
-          f"p99 commit -> KV < {GOAL_P99 * 1000:.0f} ms: {verdict(p99 < GOAL_P99)} ({ms(p99)} ms)")
+    print(
+        f"goal: {rate:,.0f} creates/s sustained: {verdict(sustained)} ({at_target.load.rate:,.0f}/s); "
+        f"p99 commit -> KV < {GOAL_P99 * 1000:.0f} ms: {verdict(p99 < GOAL_P99)} ({ms(p99)} ms)"
+    )
     return sustained and p99 < GOAL_P99
 
 
@@ -181,11 +221,15 @@ async def run(args: argparse.Namespace) -> bool:
                 achieved = results[-1].load.rate
                 if achieved < SUSTAINED * args.rate:
                     lower = round(0.8 * achieved, -1)
-                    print(f"ekko: not sustained; again at 80% of the {achieved:,.0f}/s it did: {lower:,.0f}/s ...",
-                          flush=True)
-                    results.append(await service_creates(
-                        nc, f"ekko create @{lower:,.0f}/s", wallet["id"], lower, int(lower * args.seconds)
-                    ))
+                    print(
+                        f"ekko: not sustained; again at 80% of the {achieved:,.0f}/s it did: {lower:,.0f}/s ...",
+                        flush=True,
+                    )
+                    results.append(
+                        await service_creates(
+                            nc, f"ekko create @{lower:,.0f}/s", wallet["id"], lower, int(lower * args.seconds)
+                        )
+                    )
             finally:
                 await nc.drain()
         ok = report(results, args.rate, args.seconds)

@@ -10,6 +10,7 @@ into the SQL statements of a create, the rest of the Python work, and COMMIT.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -22,13 +23,13 @@ import duckdb
 from bench.harness import connect, table
 from schema.wallet_balances import WalletBalanceCreate
 from schema.wallets import WalletCreate
-from service.usecases.cache import RecordCache
-from service.store.database import Cursor, Database
-from service.usecases.entities import EntityService
-from service.sync.jetstream import JetStreamSync
 from service.model.registry import ENTITIES
-from service.sync.relay import Relay
 from service.model.rules import WalletBalanceRules, WalletRules
+from service.store.database import Cursor, Database
+from service.sync.jetstream import JetStreamSync
+from service.sync.relay import Relay
+from service.usecases.cache import RecordCache
+from service.usecases.entities import EntityService
 
 T = TypeVar("T")
 INFLIGHT = 32
@@ -80,10 +81,8 @@ class TimedDatabase(Database):
             self.batch.forget()
         except BaseException:
             self.batch.clear()
-            try:
+            with contextlib.suppress(duckdb.TransactionException):
                 cur.execute("ROLLBACK")
-            except duckdb.TransactionException:
-                pass
             raise
         self.work += t1 - t0
         self.commit += time.perf_counter() - t1
@@ -178,25 +177,48 @@ async def probe(nats_url: str, tmp: Path, *, quick: bool = False) -> None:
         db = db_class(tmp / f"probe{i}.db", 4)
         r = await _creates(db, nats_url if with_relay else None, n, inflight)
         creates = db.writes - db.relay_writes
-        rows.append([
-            label, inflight, "on" if with_relay else "off", f"{r['rate']:,.0f}", f"{db.writes / db.transactions:.1f}",
-            f"{db.relay_writes / creates:.2f}", _ms(db.work / creates), _ms(db.commit / db.transactions),
-            _ms(db.commit / creates), f"{(db.work + db.commit) / r['elapsed']:.0%}",
-        ])
+        rows.append(
+            [
+                label,
+                inflight,
+                "on" if with_relay else "off",
+                f"{r['rate']:,.0f}",
+                f"{db.writes / db.transactions:.1f}",
+                f"{db.relay_writes / creates:.2f}",
+                _ms(db.work / creates),
+                _ms(db.commit / db.transactions),
+                _ms(db.commit / creates),
+                f"{(db.work + db.commit) / r['elapsed']:.0%}",
+            ]
+        )
         if db_class is TimedDatabase and with_relay:
             breakdown = (db, creates)
-    print(table(
-        ["writer", "in flight", "relay", "creates/s", "writes / tx", "relay writes / create", "work ms / create",
-         "COMMIT ms / tx", "COMMIT ms / create", "writer busy"],
-        rows,
-    ))
+    print(
+        table(
+            [
+                "writer",
+                "in flight",
+                "relay",
+                "creates/s",
+                "writes / tx",
+                "relay writes / create",
+                "work ms / create",
+                "COMMIT ms / tx",
+                "COMMIT ms / create",
+                "writer busy",
+            ],
+            rows,
+        )
+    )
     if breakdown is not None:
         db, creates = breakdown
         statements = sorted(db.statements.items(), key=lambda kv: -kv[1])
         other = db.work - sum(db.statements.values())
         lines = [[sql, _ms(s / creates)] for sql, s in statements]
-        lines += [["(Python between statements: records, encoding, rules)", _ms(other / creates)],
-                  ["COMMIT (shared by the group)", _ms(db.commit / creates)]]
+        lines += [
+            ["(Python between statements: records, encoding, rules)", _ms(other / creates)],
+            ["COMMIT (shared by the group)", _ms(db.commit / creates)],
+        ]
         print("writer time per create, group commit with relay:")
         print(table(["statement", "ms / create"], lines))
     per_commit = bare_commit(tmp / "bare.db", min(n, 1000))

@@ -26,7 +26,9 @@ def json_decoder(request_type: type) -> Any:
     return decode
 
 
-def subscribe(router: NatsRouter, subject: str, request_type: type | None, handler: Any, *, workers: int, queue: str) -> None:
+def subscribe(
+    router: NatsRouter, subject: str, request_type: type | None, handler: Any, *, workers: int, queue: str
+) -> None:
     """`workers` subscribers in one queue group: NATS spreads requests over them, so a slow
     request of a subject does not hold up the others (FastStream runs each subscriber serially)."""
     options = {"decoder": json_decoder(request_type)} if request_type is not None else {}

@@ -48,9 +48,9 @@ def error_reply(exc: BaseException) -> tuple[int, ErrorReply]:
     if isinstance(exc, msgspec.ValidationError):
         return _validation_reply(str(exc))
     if isinstance(exc, msgspec.DecodeError):
-        return 400, ErrorReply(ErrorBody("validation_error", "request body is not valid JSON", [
-            ErrorDetail(message=str(exc))
-        ]))
+        return 400, ErrorReply(
+            ErrorBody("validation_error", "request body is not valid JSON", [ErrorDetail(message=str(exc))])
+        )
     request_id = uuid.uuid4().hex[:16]
     log.error("internal error, request id %s", request_id, exc_info=exc)
     return 500, ErrorReply(ErrorBody("internal", f"internal error (request id {request_id})"))

@@ -16,9 +16,7 @@ from service.usecases.auth import AuthService
 from service.usecases.status import StatusService
 
 
-def system_router(
-    settings: Settings, *, auth: AuthService, admin: MigrationAdmin, status: StatusService
-) -> NatsRouter:
+def system_router(settings: Settings, *, auth: AuthService, admin: MigrationAdmin, status: StatusService) -> NatsRouter:
     router = NatsRouter(prefix=f"{settings.subject_prefix}.")
     options = {"workers": settings.workers_per_subject, "queue": settings.queue_group}
 

@@ -11,26 +11,26 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 __all__ = [
     "UNSET",
-    "UnsetType",
+    "CreateRequest",
+    "DeleteReply",
+    "DeleteRequest",
+    "ErrorBody",
+    "ErrorDetail",
+    "ErrorReply",
+    "FixedDecimal",
+    "GetRequest",
     "Id",
-    "Name",
-    "ShortText",
+    "JsonObject",
+    "ListReply",
+    "ListRequest",
     "LongText",
     "Money",
-    "FixedDecimal",
-    "Timestamp",
-    "JsonObject",
+    "Name",
     "Record",
-    "CreateRequest",
+    "ShortText",
+    "Timestamp",
+    "UnsetType",
     "UpdateRequest",
-    "GetRequest",
-    "DeleteRequest",
-    "DeleteReply",
-    "ListRequest",
-    "ListReply",
-    "ErrorDetail",
-    "ErrorBody",
-    "ErrorReply",
 ]
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -52,6 +52,8 @@ class FixedDecimal(Decimal):
     Every stored decimal is made one (service.model.values, service.model.columns)."""
 
     __slots__ = ()
+
+
 Timestamp = datetime
 JsonObject = dict[str, Any]
 
@@ -140,11 +142,7 @@ def update_struct(name: str, create: type[Struct]) -> type[UpdateRequest]:
     Nullable fields stay nullable (sending null clears them); required fields
     become `T | UNSET`, so null for them is a validation error.
     """
-    fields = [
-        (f.name, f.type | UnsetType, UNSET)
-        for f in msgspec.structs.fields(create)
-        if f.name != "id"
-    ]
+    fields = [(f.name, f.type | UnsetType, UNSET) for f in msgspec.structs.fields(create) if f.name != "id"]
     return msgspec.defstruct(
         name,
         fields,

@@ -23,12 +23,12 @@ import msgspec
 from schema.admin import MigrateRequest
 from schema.common import DeleteReply, DeleteRequest, ErrorReply, GetRequest, ListRequest
 from schema.users import AuthenticateRequest
-from service.usecases.status import ServiceHealth
 from service.config import Settings
-from service.usecases.health import DatabaseHealth
 from service.migration.report import BackupInfo, MigrationReport, ValidationResult
 from service.model.registry import ENTITIES
 from service.sync.check import VerifyReport
+from service.usecases.health import DatabaseHealth
+from service.usecases.status import ServiceHealth
 
 OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "schemas.json"
 PREFIX = Settings().subject_prefix

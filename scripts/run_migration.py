@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """The spec's migration command: the same flags as `ekko migrate`.
 
-    python scripts/run_migration.py --check-only [--verbose]
-    python scripts/run_migration.py [--no-backup] [--force] [--json]
-    python scripts/run_migration.py --validate
-    python scripts/run_migration.py --restore-backup PATH [--restore-kv]
+python scripts/run_migration.py --check-only [--verbose]
+python scripts/run_migration.py [--no-backup] [--force] [--json]
+python scripts/run_migration.py --validate
+python scripts/run_migration.py --restore-backup PATH [--restore-kv]
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from service.config import ConfigError, Settings
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="run_migration.py", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="run_migration.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_migrate_arguments(parser)
     args = parser.parse_args(argv)
     try:

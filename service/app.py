@@ -62,8 +62,12 @@ class Ekko:
         rules = build_rules(settings.bcrypt_rounds)
         self.services = {
             name: EntityService(
-                spec, self.db, self.cache, rules.get(name, Rules()),
-                outbox=settings.enable_jetstream_sync, after_commit=self._after_commit,
+                spec,
+                self.db,
+                self.cache,
+                rules.get(name, Rules()),
+                outbox=settings.enable_jetstream_sync,
+                after_commit=self._after_commit,
             )
             for name, spec in ENTITIES.items()
         }
@@ -73,10 +77,15 @@ class Ekko:
             self.db, self.sync, self.relay, self.integrity, sync_enabled=settings.enable_jetstream_sync
         )
         for service in self.services.values():
-            self.broker.include_router(entity_router(
-                service, prefix=settings.subject_prefix, workers=settings.workers_per_subject,
-                write_workers=settings.write_workers_per_subject, queue=settings.queue_group,
-            ))
+            self.broker.include_router(
+                entity_router(
+                    service,
+                    prefix=settings.subject_prefix,
+                    workers=settings.workers_per_subject,
+                    write_workers=settings.write_workers_per_subject,
+                    queue=settings.queue_group,
+                )
+            )
         self.broker.include_router(system_router(settings, auth=self.auth, admin=self.admin, status=self.status))
 
     def _after_commit(self, changes: Sequence[Change]) -> None:

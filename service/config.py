@@ -51,7 +51,8 @@ class Settings:
     subject_prefix: str = "ekko"
     """First token of every subject; tests use a unique one per test."""
     workers_per_subject: int = 8
-    """Subscribers per read subject (get, list, ...) in one queue group: how many requests of one subject run at once."""
+    """Subscribers per read subject (get, list, ...) in one queue group: how many requests of one
+    subject run at once."""
     write_workers_per_subject: int = 32
     """The same for create/update/delete. Writes wait on the one writer; group commit needs many
     of them queued to fill a transaction (8 capped creates at ~830/s, 32 sustained 1,000/s)."""

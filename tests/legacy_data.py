@@ -19,8 +19,18 @@ from nats.js.api import KeyValueConfig
 from nats.js.errors import BucketNotFoundError
 
 BASE_TIME = datetime(2024, 3, 1, 12, 0, 0)
-KINDS = {"users": 1, "wallets": 2, "alerts": 3, "wallet_balances": 4, "alert_rules": 5, "workflows": 6,
-         "workflow_executions": 7, "agents": 8, "nodes": 9, "settings": 10}
+KINDS = {
+    "users": 1,
+    "wallets": 2,
+    "alerts": 3,
+    "wallet_balances": 4,
+    "alert_rules": 5,
+    "workflows": 6,
+    "workflow_executions": 7,
+    "agents": 8,
+    "nodes": 9,
+    "settings": 10,
+}
 
 
 def uid(bucket: str, n: int) -> str:
@@ -34,30 +44,70 @@ def naive(n: int = 0) -> str:
 
 
 def user(n: int, password_hash: str) -> dict[str, Any]:
-    return {"id": uid("users", n), "email": f"user{n}@example.com", "full_name": f"User {n}", "role": "user",
-            "is_active": True, "created_at": naive(n), "updated_at": naive(n), "hashed_password": password_hash}
+    return {
+        "id": uid("users", n),
+        "email": f"user{n}@example.com",
+        "full_name": f"User {n}",
+        "role": "user",
+        "is_active": True,
+        "created_at": naive(n),
+        "updated_at": naive(n),
+        "hashed_password": password_hash,
+    }
 
 
 def wallet(n: int) -> dict[str, Any]:
-    return {"id": uid("wallets", n), "blockchain_symbol": "ETH", "address": f"0x{n:040x}", "name": f"wallet {n}",
-            "balance": n + 0.1, "status": "active", "created_at": None if n % 10 == 0 else naive(n), "updated_at": None}
+    return {
+        "id": uid("wallets", n),
+        "blockchain_symbol": "ETH",
+        "address": f"0x{n:040x}",
+        "name": f"wallet {n}",
+        "balance": n + 0.1,
+        "status": "active",
+        "created_at": None if n % 10 == 0 else naive(n),
+        "updated_at": None,
+    }
 
 
 def alert(n: int, wallet_n: int) -> dict[str, Any]:
-    return {"id": uid("alerts", n), "type": "price", "message": f"price moved {n}", "time": "2024-03-01 12:00",
-            "status": "active", "icon": None, "priority": "medium", "related_wallet_id": uid("wallets", wallet_n),
-            "query": None, "job_spec": {"cron": "*/5 * * * *", "threshold": 0.25}, "notifications_enabled": True}
+    return {
+        "id": uid("alerts", n),
+        "type": "price",
+        "message": f"price moved {n}",
+        "time": "2024-03-01 12:00",
+        "status": "active",
+        "icon": None,
+        "priority": "medium",
+        "related_wallet_id": uid("wallets", wallet_n),
+        "query": None,
+        "job_spec": {"cron": "*/5 * * * *", "threshold": 0.25},
+        "notifications_enabled": True,
+    }
 
 
 def wallet_balance(n: int, wallet_n: int) -> dict[str, Any]:
-    return {"id": uid("wallet_balances", n), "wallet_id": uid("wallets", wallet_n), "timestamp": naive(n),
-            "balance": n * 0.1, "token_price": 3012.4567, "fiat_value": n * 301.24567}
+    return {
+        "id": uid("wallet_balances", n),
+        "wallet_id": uid("wallets", wallet_n),
+        "timestamp": naive(n),
+        "balance": n * 0.1,
+        "token_price": 3012.4567,
+        "fiat_value": n * 301.24567,
+    }
 
 
 def alert_rule(n: int, user_n: int) -> dict[str, Any]:
-    return {"id": uid("alert_rules", n), "name": f"rule {n}", "description": None,
-            "condition": {"metric": "balance", "op": ">", "value": 1.5}, "action": {"notify": "email"},
-            "enabled": True, "created_at": naive(n), "updated_at": naive(n), "created_by": uid("users", user_n)}
+    return {
+        "id": uid("alert_rules", n),
+        "name": f"rule {n}",
+        "description": None,
+        "condition": {"metric": "balance", "op": ">", "value": 1.5},
+        "action": {"notify": "email"},
+        "enabled": True,
+        "created_at": naive(n),
+        "updated_at": naive(n),
+        "created_by": uid("users", user_n),
+    }
 
 
 def workflow(n: int, user_n: int) -> dict[str, Any]:
@@ -65,19 +115,42 @@ def workflow(n: int, user_n: int) -> dict[str, Any]:
         {"id": "s1", "name": "fetch", "type": "http", "config": {"url": "https://example.com"}, "next_steps": ["s2"]},
         {"id": "s2", "name": "notify", "type": "email", "config": {}, "next_steps": []},
     ]
-    return {"id": uid("workflows", n), "name": f"workflow {n}", "description": "legacy", "enabled": True,
-            "steps": steps, "created_at": naive(n), "updated_at": naive(n), "created_by": uid("users", user_n)}
+    return {
+        "id": uid("workflows", n),
+        "name": f"workflow {n}",
+        "description": "legacy",
+        "enabled": True,
+        "steps": steps,
+        "created_at": naive(n),
+        "updated_at": naive(n),
+        "created_by": uid("users", user_n),
+    }
 
 
 def workflow_execution(n: int, workflow_n: int) -> dict[str, Any]:
-    return {"id": uid("workflow_executions", n), "workflow_id": uid("workflows", workflow_n), "status": "completed",
-            "start_time": naive(n), "end_time": naive(n + 5), "result": {"ok": True, "items": n}, "error": None}
+    return {
+        "id": uid("workflow_executions", n),
+        "workflow_id": uid("workflows", workflow_n),
+        "status": "completed",
+        "start_time": naive(n),
+        "end_time": naive(n + 5),
+        "result": {"ok": True, "items": n},
+        "error": None,
+    }
 
 
 def agent(n: int, user_n: int) -> dict[str, Any]:
-    return {"id": uid("agents", n), "name": f"agent {n}", "type": "monitor", "config": {"interval": 60},
-            "status": "active", "last_run": naive(n), "created_at": naive(n), "updated_at": naive(n),
-            "created_by": uid("users", user_n)}
+    return {
+        "id": uid("agents", n),
+        "name": f"agent {n}",
+        "type": "monitor",
+        "config": {"interval": 60},
+        "status": "active",
+        "last_run": naive(n),
+        "created_at": naive(n),
+        "updated_at": naive(n),
+        "created_by": uid("users", user_n),
+    }
 
 
 def encoded(record: dict[str, Any]) -> bytes:

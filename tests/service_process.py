@@ -17,10 +17,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def start_service(nats_url: str, db_path: Path, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "NATS_URL": nats_url, "DUCKDB_PATH": str(db_path), "BCRYPT_ROUNDS": "4",
-           "EKKO_WORKERS_PER_SUBJECT": "4", "EKKO_WRITE_WORKERS_PER_SUBJECT": "8"}
-    return subprocess.Popen([sys.executable, "-m", "service.cli", "run"], cwd=ROOT, env=env,
-                            stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    env = {
+        **os.environ,
+        "NATS_URL": nats_url,
+        "DUCKDB_PATH": str(db_path),
+        "BCRYPT_ROUNDS": "4",
+        "EKKO_WORKERS_PER_SUBJECT": "4",
+        "EKKO_WRITE_WORKERS_PER_SUBJECT": "8",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "run"], cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT
+    )
 
 
 async def wait_ready(client: Client) -> None:

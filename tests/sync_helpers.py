@@ -31,7 +31,9 @@ async def read_events(nc: NATS, subject: str = "ekko.events.>") -> list[dict[str
     if total == 0:
         return events
     sub = await js.subscribe(
-        subject, stream="EKKO_EVENTS", ordered_consumer=True,
+        subject,
+        stream="EKKO_EVENTS",
+        ordered_consumer=True,
         config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
     )
     try:

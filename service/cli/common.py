@@ -84,7 +84,9 @@ async def connect_once(settings: Settings) -> nats.aio.client.Client:
             url, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=1, error_cb=_quiet
         )
     except (nats.errors.NoServersError, OSError, TimeoutError) as exc:
-        raise NatsUnreachable(f"cannot reach NATS at {url} ({type(exc).__name__}); is it running? set NATS_URL") from exc
+        raise NatsUnreachable(
+            f"cannot reach NATS at {url} ({type(exc).__name__}); is it running? set NATS_URL"
+        ) from exc
 
 
 @contextlib.asynccontextmanager

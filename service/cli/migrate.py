@@ -51,7 +51,9 @@ T = TypeVar("T")
 def add_commands(subparsers: Any) -> None:
     """Add `migrate` and `db` to an argparse subparsers object; each sets func(args, settings) -> int."""
     migrate = subparsers.add_parser(
-        "migrate", help="migrate the legacy KV buckets into DuckDB", description=__doc__,
+        "migrate",
+        help="migrate the legacy KV buckets into DuckDB",
+        description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_migrate_arguments(migrate)
@@ -97,7 +99,7 @@ async def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     if args.restore_backup is not None:
         return await _restore(args, settings)
     try:
-        db = opendatabase(settings, read_only=args.check_only or args.validate)
+        db = open_database(settings, read_only=args.check_only or args.validate)
     except DatabaseLocked:
         result = await _migrate_via_service(args, settings)
     else:
@@ -175,7 +177,7 @@ async def run_backup(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _backup(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        db = opendatabase(settings)
+        db = open_database(settings)
     except DatabaseLocked:
         info = await _via_service(settings, "admin.backup", b"", BackupInfo)
     else:

@@ -28,14 +28,14 @@ from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig
 from nats.js.errors import BucketNotFoundError, NotFoundError
 
-from service.model.columns import utc_now
-from service.store.database import Cursor, Database, in_one_snapshot
-from service.store.ddl import LATEST_VERSION, apply_pending, drop_all
-from service.sync.jetstream import pipelined
 from service.migration.plan import schema_version, table_counts
 from service.migration.report import BackupInfo, MigrationError
-from service.sync.buckets import EXTRA_BUCKETS, Snapshot, read_snapshot
+from service.model.columns import utc_now
 from service.model.registry import ENTITY_ORDER
+from service.store.database import Cursor, Database, in_one_snapshot
+from service.store.ddl import LATEST_VERSION, apply_pending, drop_all
+from service.sync.buckets import EXTRA_BUCKETS, Snapshot, read_snapshot
+from service.sync.jetstream import pipelined
 
 log = logging.getLogger(__name__)
 
@@ -108,15 +108,24 @@ def write_backup(cur: Cursor, snapshot: Snapshot | None, backups_dir: Path) -> B
                 buckets[name] = BucketDump(len(entries), snap.history, file)
     tables = table_counts(cur)
     manifest = BackupManifest(
-        format=FORMAT, created_at=created, schema_version=schema_version(cur), versions=_versions(),
-        tables=tables, buckets=buckets, kv_dumped=snapshot is not None, files=_checksums(path),
+        format=FORMAT,
+        created_at=created,
+        schema_version=schema_version(cur),
+        versions=_versions(),
+        tables=tables,
+        buckets=buckets,
+        kv_dumped=snapshot is not None,
+        files=_checksums(path),
     )
     (path / "manifest.json").write_bytes(msgspec.json.format(msgspec.json.encode(manifest), indent=2))
     seconds = time.perf_counter() - clock
     log.debug("backup written to %s in %.2f s", path, seconds)  # reported by the caller
     return BackupInfo(
-        path=str(path), created_at=created, tables=tables,
-        buckets={name: dump.keys for name, dump in buckets.items()}, seconds=seconds,
+        path=str(path),
+        created_at=created,
+        tables=tables,
+        buckets={name: dump.keys for name, dump in buckets.items()},
+        seconds=seconds,
     )
 
 

@@ -18,10 +18,7 @@ from pathlib import Path
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
-from service.sync.check import republish
-from service.model.columns import utc_now
 from service.config import Settings
-from service.store.database import Cursor, Database, first_row, in_one_snapshot
 from service.migration.backups import backup_ahead, write_backup
 from service.migration.plan import (
     EntityPlan,
@@ -40,10 +37,14 @@ from service.migration.report import (
     Status,
     ValidationResult,
 )
-from service.sync.buckets import Progress, Snapshot, read_snapshot
+from service.model.columns import utc_now
 from service.model.registry import ENTITY_ORDER
+from service.store.database import Cursor, Database, first_row, in_one_snapshot
+from service.sync.buckets import Progress, Snapshot, read_snapshot
+from service.sync.check import republish
 
 log = logging.getLogger(__name__)
+
 
 async def check(
     db: Database, js: JetStreamContext, *, snapshot: Snapshot | None = None, progress: Progress | None = None
@@ -128,9 +129,9 @@ async def migrate(
                     plan.seconds += time.perf_counter() - clock_write
             report = _report("migrate", plans, snapshot, cur, started, status=status)
             report.validation = _validate(cur, plans)
-            with_secrets.update({
-                name: [row["id"] for row in plan.rows] for name, plan in plans.items() if plan.spec.secret_columns
-            })
+            with_secrets.update(
+                {name: [row["id"] for row in plan.rows] for name, plan in plans.items() if plan.spec.secret_columns}
+            )
         report.message, report.backup, report.force, report.database_empty = message, backup, force, empty
         if failed := len(report.failures):
             report.message += f"; {failed} records could not be migrated"
@@ -188,7 +189,13 @@ def log_report(report: MigrationReport) -> None:
             continue
         log.info(
             "bucket %s: read %d, migrated %d, unchanged %d, skipped as deleted %d, failed %d (%.2f s)",
-            b.bucket, b.keys, b.migrated, b.unchanged, b.skipped_deleted, b.failed, b.seconds,
+            b.bucket,
+            b.keys,
+            b.migrated,
+            b.unchanged,
+            b.skipped_deleted,
+            b.failed,
+            b.seconds,
         )
         for failure in b.failures[:10]:
             log.warning("not migrated: %s/%s: %s", failure.bucket, failure.key, failure.reason)
@@ -267,16 +274,34 @@ def _report(
         pending = 0 if written else plan.new + plan.changed
         buckets.append(
             BucketReport(
-                bucket=name, present=snap.present, keys=snap.keys, messages=snap.messages, bytes=snap.bytes,
-                migrated=inserted + updated, inserted=inserted, updated=updated, pending=pending,
-                unchanged=plan.unchanged, skipped_deleted=len(snap.deleted), failed=len(plan.failures),
-                seconds=round(snap.seconds + plan.seconds, 3), failures=plan.failures,
+                bucket=name,
+                present=snap.present,
+                keys=snap.keys,
+                messages=snap.messages,
+                bytes=snap.bytes,
+                migrated=inserted + updated,
+                inserted=inserted,
+                updated=updated,
+                pending=pending,
+                unchanged=plan.unchanged,
+                skipped_deleted=len(snap.deleted),
+                failed=len(plan.failures),
+                seconds=round(snap.seconds + plan.seconds, 3),
+                failures=plan.failures,
             )
         )
     tables = table_counts(cur)
     return MigrationReport(
-        mode=mode, status=status, ok=True, message="", started_at=started, seconds=0.0,
-        schema_version=schema_version(cur), database_empty=not any(tables.values()),
-        would_change=any(p.new or p.changed for p in plans.values()), tables=tables,
-        buckets=buckets, ignored_buckets=snapshot.ignored,
+        mode=mode,
+        status=status,
+        ok=True,
+        message="",
+        started_at=started,
+        seconds=0.0,
+        schema_version=schema_version(cur),
+        database_empty=not any(tables.values()),
+        would_change=any(p.new or p.changed for p in plans.values()),
+        tables=tables,
+        buckets=buckets,
+        ignored_buckets=snapshot.ignored,
     )

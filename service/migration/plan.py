@@ -27,13 +27,12 @@ from datetime import datetime
 from typing import Any
 
 from schema.common import encode
-from service.model.columns import Kind
-from service.store.database import Cursor, first_row
 from service.migration.legacy import FILLABLE, Mapped, Rejected, map_value
 from service.migration.report import Failure, TableCheck
-from service.sync.buckets import NoProgress, Progress
-from service.sync.buckets import BucketSnapshot, Snapshot
+from service.model.columns import Kind
 from service.model.registry import ENTITIES, ENTITY_ORDER, EntitySpec
+from service.store.database import Cursor, first_row
+from service.sync.buckets import BucketSnapshot, NoProgress, Progress, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +96,14 @@ def plan_all(cur: Cursor, snapshot: Snapshot, now: datetime, progress: Progress 
         progress.advance(f"check {name}", len(plan.bucket.values))
         progress.finish(f"check {name}")
         plan.seconds = time.perf_counter() - started
-        log.debug("%s: %d staged (%d new, %d changed), %d failed", name, len(plan.rows), plan.new, plan.changed,
-                  len(plan.failures))
+        log.debug(
+            "%s: %d staged (%d new, %d changed), %d failed",
+            name,
+            len(plan.rows),
+            plan.new,
+            plan.changed,
+            len(plan.failures),
+        )
         plans[name] = plan
     return plans
 
@@ -255,7 +260,8 @@ def write(cur: Cursor, plan: EntityPlan, now: datetime, *, update: bool) -> tupl
         keep = set(FILLABLE) | set(spec.secret_columns)
         sets = ", ".join(
             f"{_q(n)} = coalesce(s.{_q(n)}, {table}.{_q(n)})" if n in keep else f"{_q(n)} = s.{_q(n)}"
-            for n in names if n != "id"
+            for n in names
+            if n != "id"
         )
         cur.execute(
             f"UPDATE {table} SET {sets} FROM {plan.stage} AS s"
@@ -283,9 +289,16 @@ def integrity(cur: Cursor, plans: dict[str, EntityPlan]) -> list[TableCheck]:
         (rows,) = first_row(cur, f"SELECT count(*) FROM {_q(name)}")
         checks.append(
             TableCheck(
-                table=name, kv_keys=len(plan.bucket.values), migratable=len(plan.rows), db_rows=int(rows),
-                missing=plan.new, different=plan.changed, orphans=len(orphans),
-                sample_missing=plan.sample_new, sample_different=plan.sample_changed, sample_orphans=orphans[:SAMPLE],
+                table=name,
+                kv_keys=len(plan.bucket.values),
+                migratable=len(plan.rows),
+                db_rows=int(rows),
+                missing=plan.new,
+                different=plan.changed,
+                orphans=len(orphans),
+                sample_missing=plan.sample_new,
+                sample_different=plan.sample_changed,
+                sample_orphans=orphans[:SAMPLE],
             )
         )
     return checks

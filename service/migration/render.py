@@ -27,8 +27,12 @@ class BarProgress:
 
     def __init__(self) -> None:
         self._bar = RichBar(
-            TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=Console(stderr=True), transient=True,
+            TextColumn("{task.description:<28}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
         )
         self._tasks: dict[str, int] = {}
 
@@ -87,8 +91,15 @@ def print_report(report: MigrationReport, *, verbose: bool, out: TextIO = sys.st
     rows = []
     for b in report.buckets:
         cells = {
-            "bucket": b.bucket, "read": b.keys, "bytes": b.bytes, "migrated": b.migrated, "unchanged": b.unchanged,
-            "not written": b.pending, "deleted": b.skipped_deleted, "failed": b.failed, "seconds": f"{b.seconds:.2f}",
+            "bucket": b.bucket,
+            "read": b.keys,
+            "bytes": b.bytes,
+            "migrated": b.migrated,
+            "unchanged": b.unchanged,
+            "not written": b.pending,
+            "deleted": b.skipped_deleted,
+            "failed": b.failed,
+            "seconds": f"{b.seconds:.2f}",
         }
         if not b.present:
             cells = {"bucket": b.bucket, "read": "missing"}

@@ -6,7 +6,23 @@ import hashlib
 import re
 
 EVM_CHAINS = frozenset(
-    {"ETH", "AVAX", "MATIC", "POL", "BSC", "BNB", "ARB", "OP", "BASE", "FTM", "CELO", "GNO", "LINEA", "SCROLL", "ZKSYNC"}
+    {
+        "ETH",
+        "AVAX",
+        "MATIC",
+        "POL",
+        "BSC",
+        "BNB",
+        "ARB",
+        "OP",
+        "BASE",
+        "FTM",
+        "CELO",
+        "GNO",
+        "LINEA",
+        "SCROLL",
+        "ZKSYNC",
+    }
 )
 BTC_CHAINS = frozenset({"BTC"})
 SUPPORTED = EVM_CHAINS | BTC_CHAINS

@@ -54,4 +54,6 @@ class DatabaseLocked(Unavailable):
 
 
 def invalid(field_name: str | None, message: str) -> ValidationFailed:
-    return ValidationFailed(message if field_name is None else f"{field_name}: {message}", [Detail(field_name, message)])
+    return ValidationFailed(
+        message if field_name is None else f"{field_name}: {message}", [Detail(field_name, message)]
+    )

@@ -81,9 +81,7 @@ ENTITIES: dict[str, EntitySpec] = {
             wallets.Wallet,
             wallets.WalletCreate,
             wallets.WalletUpdate,
-            unique=(
-                UniqueKey(("blockchain_symbol", "address"), "this address is already registered on this chain"),
-            ),
+            unique=(UniqueKey(("blockchain_symbol", "address"), "this address is already registered on this chain"),),
             sortable=("created_at", "updated_at", "version", "blockchain_symbol", "address", "balance", "status"),
         ),
         EntitySpec(

@@ -33,7 +33,7 @@ class Rules:
 
     def check_secrets(self, secrets: dict[str, Any]) -> None:
         """Secret column values from elsewhere (the migration): refuse ones that can never work."""
-        return None
+        return
 
 
 class UserRules(Rules):

@@ -10,6 +10,7 @@ commit order.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import re
@@ -22,8 +23,8 @@ from typing import TypeVar
 
 import duckdb
 
-from service.store.ddl import apply_migrations
 from service.model.errors import DatabaseLocked, ServiceError
+from service.store.ddl import apply_migrations
 from service.store.write_batch import Lookup, WriteBatch
 
 log = logging.getLogger(__name__)
@@ -280,10 +281,8 @@ class Database:
             self.batch.forget()  # what it knew held inside this transaction only
         except BaseException:
             self.batch.clear()
-            try:
+            with contextlib.suppress(duckdb.TransactionException):  # a failed COMMIT rolled back already
                 cur.execute("ROLLBACK")
-            except duckdb.TransactionException:
-                pass  # a failed COMMIT has already rolled back
             raise
         return result
 

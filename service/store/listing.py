@@ -21,7 +21,7 @@ _ORDERED = {"gt", "gte", "lt", "lte"}
 
 def _coerce(column: Column, field: str, value: Any) -> Any:
     if value is None:
-        raise invalid(field, "use {\"is_null\": true} to match null")
+        raise invalid(field, 'use {"is_null": true} to match null')
     inner, _ = strip_optional(column.python_type)
     try:
         converted = msgspec.convert(value, inner, strict=False)

@@ -46,7 +46,9 @@ class OutboxRepository:
         if self.batch is not None:
             self.batch.add("outbox", _COLUMNS, row, numbered_by=("seq", "outbox_seq"))
         else:
-            self.cur.execute(f"INSERT INTO outbox ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})", row)
+            self.cur.execute(
+                f"INSERT INTO outbox ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})", row
+            )
 
     def _execute(self, sql: str, params: list[object] | None = None) -> Cursor:
         if self.batch is not None:
@@ -66,8 +68,14 @@ class OutboxRepository:
         ).fetchall()
         return [
             Change(
-                seq=r[0], event_id=r[1], entity=r[2], entity_id=r[3], action=r[4], version=r[5],
-                occurred_at=as_utc(r[6]), data=None if r[7] is None else bytes(r[7]),
+                seq=r[0],
+                event_id=r[1],
+                entity=r[2],
+                entity_id=r[3],
+                action=r[4],
+                version=r[5],
+                occurred_at=as_utc(r[6]),
+                data=None if r[7] is None else bytes(r[7]),
             )
             for r in rows
         ]

@@ -13,8 +13,8 @@ from typing import Any
 import msgspec
 
 from service.model.columns import from_db, to_db
-from service.store.database import Cursor
 from service.model.registry import EntitySpec, UniqueKey
+from service.store.database import Cursor
 from service.store.write_batch import WriteBatch
 
 

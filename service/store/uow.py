@@ -11,9 +11,9 @@ import msgspec
 
 from schema.common import encode
 from service.model.columns import utc_now
+from service.model.registry import EntitySpec
 from service.store.database import Cursor
 from service.store.outbox import Change, OutboxRepository
-from service.model.registry import EntitySpec
 from service.store.repository import Repository
 from service.store.write_batch import WriteBatch
 

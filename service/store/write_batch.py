@@ -43,8 +43,13 @@ class WriteBatch:
 
     # -- held-back inserts ---------------------------------------------------
     def add(
-        self, table: str, columns: tuple[str, ...], row: Sequence[Any], entity_id: str | None = None,
-        *, numbered_by: tuple[str, str] | None = None,
+        self,
+        table: str,
+        columns: tuple[str, ...],
+        row: Sequence[Any],
+        entity_id: str | None = None,
+        *,
+        numbered_by: tuple[str, str] | None = None,
     ) -> None:
         """Hold a row back. numbered_by (column, sequence): that column gets the sequence's
         next value at flush, in the order rows were added."""
@@ -80,7 +85,9 @@ class WriteBatch:
                 wanted.setdefault(table, set()).add(entity_id)
         for table, ids in wanted.items():
             marks = ", ".join("?" * len(ids))
-            found = {row[0] for row in cur.execute(f'SELECT id FROM "{table}" WHERE id IN ({marks})', list(ids)).fetchall()}
+            found = {
+                row[0] for row in cur.execute(f'SELECT id FROM "{table}" WHERE id IN ({marks})', list(ids)).fetchall()
+            }
             self._present.setdefault(table, set()).update(found)
             self._absent.setdefault(table, set()).update(ids - found)
 

@@ -44,6 +44,7 @@ class NoProgress:
     def finish(self, task: str) -> None:
         pass
 
+
 # Buckets of the legacy API that are out of scope: dumped in backups, never migrated.
 EXTRA_BUCKETS = ("nodes", "settings")
 _DELETED_OPS = frozenset({"DEL", "PURGE"})
@@ -103,7 +104,10 @@ async def read_bucket(js: JetStreamContext, bucket: str, progress: Progress | No
     except NotFoundError:
         return BucketSnapshot(bucket, present=False)
     snap = BucketSnapshot(
-        bucket, present=True, messages=info.state.messages, bytes=info.state.bytes,
+        bucket,
+        present=True,
+        messages=info.state.messages,
+        bytes=info.state.bytes,
         history=info.config.max_msgs_per_subject or 1,
     )
     if info.state.messages:
@@ -149,8 +153,12 @@ async def _consume_latest(
             done.set()
 
     sub = await js.subscribe(
-        f"$KV.{bucket}.>", stream=stream, cb=on_message, ordered_consumer=True,
-        deliver_policy=DeliverPolicy.LAST_PER_SUBJECT, inactive_threshold=60.0,
+        f"$KV.{bucket}.>",
+        stream=stream,
+        cb=on_message,
+        ordered_consumer=True,
+        deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+        inactive_threshold=60.0,
     )
     try:
         info = await sub.consumer_info()

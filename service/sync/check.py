@@ -9,11 +9,11 @@ import msgspec
 from nats.js.kv import KeyValue
 
 from schema.common import encode
-from service.store.database import Database
-from service.sync.jetstream import JetStreamSync, pipelined
-from service.sync.buckets import read_bucket
 from service.model.registry import ENTITIES, ENTITY_ORDER
+from service.store.database import Database
 from service.store.repository import Repository
+from service.sync.buckets import read_bucket
+from service.sync.jetstream import JetStreamSync, pipelined
 
 SAMPLE = 10
 
@@ -52,9 +52,9 @@ async def republish(db: Database, kv: KeyValue, entity: str, ids: Iterable[str])
     wanted = set(ids)
 
     def load(cur: Any) -> dict[str, bytes]:
-        pending = {row[0] for row in cur.execute(
-            "SELECT DISTINCT entity_id FROM outbox WHERE entity = ?", [entity]
-        ).fetchall()}
+        pending = {
+            row[0] for row in cur.execute("SELECT DISTINCT entity_id FROM outbox WHERE entity = ?", [entity]).fetchall()
+        }
         return {r.id: encode(r) for r in Repository(ENTITIES[entity], cur).list_all() if r.id in wanted - pending}
 
     values = await db.read(load)
@@ -76,8 +76,15 @@ async def verify(db: Database, sync: JetStreamSync) -> VerifyReport:
         different = sorted(k for k in want if k in have and not _same(want[k], have[k]))
         buckets.append(
             BucketDiff(
-                entity, len(want), len(have), len(missing), len(extra), len(different),
-                missing[:SAMPLE], extra[:SAMPLE], different[:SAMPLE],
+                entity,
+                len(want),
+                len(have),
+                len(missing),
+                len(extra),
+                len(different),
+                missing[:SAMPLE],
+                extra[:SAMPLE],
+                different[:SAMPLE],
             )
         )
     return VerifyReport(all(b.missing == b.extra == b.different == 0 for b in buckets), buckets)

@@ -17,8 +17,8 @@ from nats.js.kv import KeyValue
 
 from schema.common import encode
 from schema.events import ChangeEvent
-from service.store.outbox import Change
 from service.model.registry import ENTITY_ORDER
+from service.store.outbox import Change
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ import nats.errors
 
 from service.model.columns import utc_now
 from service.store.database import Database
-from service.sync.jetstream import JetStreamSync
 from service.store.outbox import OutboxRepository
 from service.sync.check import repair
+from service.sync.jetstream import JetStreamSync
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +68,8 @@ class Relay:
         self._stopping = True
         self._wake.set()
         self._task.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await self._task
-        except asyncio.CancelledError:
-            pass
         self._task = None
 
     async def pending(self) -> int:
@@ -103,7 +101,7 @@ class Relay:
                         await self.repair()
                 published = await self._publish_batch()
                 backoff = 0.05
-            except Exception as exc:  # noqa: BLE001 - the relay must outlive any failure, or sync stops silently
+            except Exception as exc:
                 self.stats.failed_attempts += 1
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
                 self.stats.last_error_at = utc_now()
@@ -117,10 +115,8 @@ class Relay:
                 continue
             if not published:
                 self._wake.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.idle_poll)
-                except TimeoutError:
-                    pass
 
     async def _publish_batch(self) -> int:
         async with self._lock:

@@ -18,14 +18,14 @@ from pathlib import Path
 from nats.js import JetStreamContext
 
 from schema.admin import MigrateRequest
-from service.usecases.cache import RecordCache
 from service.config import Settings
-from service.store.database import Database
-from service.model.errors import Conflict, Unavailable
 from service.migration import MigrationError, MigrationReport, ValidationResult, backup, check, migrate, validate
 from service.migration.report import BackupInfo
+from service.model.errors import Conflict, Unavailable
+from service.store.database import Database
 from service.sync.jetstream import JetStreamSync
 from service.sync.relay import Relay
+from service.usecases.cache import RecordCache
 from service.usecases.status import IntegrityLog
 
 FAILURE_SAMPLE = 100

@@ -6,11 +6,11 @@ import asyncio
 
 import msgspec
 
-from service.store.database import Database
 from service.model.errors import Unauthorized
 from service.model.registry import ENTITIES
-from service.store.repository import Repository
 from service.model.rules import hash_password, password_matches
+from service.store.database import Database
+from service.store.repository import Repository
 
 USERS = ENTITIES["users"]
 

@@ -15,18 +15,18 @@ from typing import Any
 import msgspec
 
 from schema.common import UNSET, DeleteReply, DeleteRequest, ListReply, ListRequest, encode
-from service.usecases.cache import RecordCache
 from service.model.columns import utc_now
-from service.store.database import Cursor, Database
 from service.model.errors import Conflict, Detail, NotFound
+from service.model.registry import ENTITIES, EntitySpec, children_of
+from service.model.rules import Rules
+from service.model.values import normalize
+from service.store.database import Cursor, Database
 from service.store.listing import build_query, encode_cursor
 from service.store.outbox import Change
-from service.model.registry import ENTITIES, EntitySpec, children_of
 from service.store.repository import Repository
-from service.model.rules import Rules
 from service.store.uow import UnitOfWork
-from service.model.values import normalize
 from service.store.write_batch import Lookup
+from service.usecases.cache import RecordCache
 
 AfterCommit = Callable[[Sequence[Change]], None]
 
@@ -58,6 +58,7 @@ class EntityService:
 
     async def _write(self, work: Callable[[UnitOfWork], Any], lookups: Sequence[Lookup] = ()) -> Any:
         """Run work in a writer transaction; lookups: the (table, id) it will check exist."""
+
         def transaction(cursor: Cursor) -> tuple[Any, list[Change]]:
             uow = UnitOfWork(cursor, outbox=self._outbox, batch=self.db.batch)
             return work(uow), uow.changes
@@ -122,9 +123,7 @@ class EntityService:
             current = load_current(repo, self.spec, entity_id, expected)
             if not changes and not secrets:
                 return current  # nothing to change: no new version, no event
-            record = msgspec.structs.replace(
-                current, **changes, updated_at=utc_now(), version=current.version + 1
-            )
+            record = msgspec.structs.replace(current, **changes, updated_at=utc_now(), version=current.version + 1)
             self.rules.check(record)
             check_references(uow, self.spec, record, changes)
             if any(name in changes for key in self.spec.unique for name in key.fields):
@@ -203,4 +202,3 @@ def delete_tree(uow: UnitOfWork, spec: EntitySpec, record: msgspec.Struct, *, ca
             delete_tree(uow, child, uow.repo(child).get(child_id), cascade=True)
     uow.repo(spec).delete(record.id)
     uow.record(spec, "deleted", record)
-

@@ -9,9 +9,9 @@ import duckdb
 import msgspec
 
 from service.model.columns import utc_now
+from service.model.registry import ENTITY_ORDER
 from service.store.database import Database, first_row
 from service.store.outbox import OutboxRepository
-from service.model.registry import ENTITY_ORDER
 from service.sync.relay import Relay
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,9 @@ def _counts(cur: duckdb.DuckDBPyConnection) -> tuple[dict[str, int], int, Any]:
     return tables, pending, oldest
 
 
-async def database_health(db: Database, relay: Relay | None, *, sync_enabled: bool, integrity: Any = None) -> DatabaseHealth:
+async def database_health(
+    db: Database, relay: Relay | None, *, sync_enabled: bool, integrity: Any = None
+) -> DatabaseHealth:
     stats = db.stats()
     size = db.path.stat().st_size if db.path.exists() else 0
     wal = db.path.with_name(db.path.name + ".wal")
@@ -71,9 +73,14 @@ async def database_health(db: Database, relay: Relay | None, *, sync_enabled: bo
     if relay is not None:
         s = relay.stats
         sync = SyncReport(
-            enabled=sync_enabled, pending=pending, oldest_pending_age_seconds=age, published=s.published,
-            failed_attempts=s.failed_attempts, last_error=s.last_error,
-            lag_seconds=s.lag_seconds if s.last_published_at else None, repairs=s.repairs,
+            enabled=sync_enabled,
+            pending=pending,
+            oldest_pending_age_seconds=age,
+            published=s.published,
+            failed_attempts=s.failed_attempts,
+            last_error=s.last_error,
+            lag_seconds=s.lag_seconds if s.last_published_at else None,
+            repairs=s.repairs,
         )
     else:
         sync = SyncReport(enabled=sync_enabled, pending=pending, oldest_pending_age_seconds=age)

@@ -18,6 +18,7 @@ from tests.natsd import NatsServer
 from tests.service_process import start_service, wait_ready
 from tests.sync_helpers import eventually
 
+
 @pytest.mark.slow
 async def test_sigkill_mid_load_loses_no_acknowledged_write(nats_server: NatsServer, tmp_path: Path) -> None:
     db_path, log = tmp_path / "data" / "ekko.db", tmp_path / "service.log"
@@ -56,15 +57,17 @@ async def test_sigkill_mid_load_loses_no_acknowledged_write(nats_server: NatsSer
         proc = start_service(nats_server.url, db_path, log)
         await wait_ready(client)
         missing = [i for i in acked if not (await client.request("ekko.wallets.get", {"id": i})).ok]
-        health = (await client.ok("ekko.database.health"))
+        health = await client.ok("ekko.database.health")
 
         async def converged() -> bool:
             report = await client.request("ekko.admin.sync.verify", timeout=30)
             return report.ok and report.body["in_sync"]
 
         waited = await eventually(converged, timeout=60, what="KV converged after restart")
-        print(f"\nacknowledged before SIGKILL: {len(acked)}; missing after restart: {len(missing)}; "
-              f"rows: {health['tables']['wallets']}; KV converged {waited:.2f}s after restart")
+        print(
+            f"\nacknowledged before SIGKILL: {len(acked)}; missing after restart: {len(missing)}; "
+            f"rows: {health['tables']['wallets']}; KV converged {waited:.2f}s after restart"
+        )
         assert missing == []
         assert health["tables"]["wallets"] >= len(acked)
     finally:

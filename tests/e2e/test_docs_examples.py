@@ -30,7 +30,9 @@ async def run(*args: str, cwd: Path) -> tuple[int, str]:
     return proc.returncode, out.decode()
 
 
-async def test_the_python_example_runs_and_prints_the_balance(ekko: Ekko, nats_server: NatsServer, tmp_path: Path) -> None:
+async def test_the_python_example_runs_and_prints_the_balance(
+    ekko: Ekko, nats_server: NatsServer, tmp_path: Path
+) -> None:
     script = tmp_path / "example.py"
     script.write_text(example("python", nats_server))
     code, output = await run(sys.executable, str(script), cwd=tmp_path)
@@ -38,7 +40,9 @@ async def test_the_python_example_runs_and_prints_the_balance(ekko: Ekko, nats_s
     assert output.strip() == "['0.25000000']"
 
 
-async def test_the_javascript_example_runs_and_disables_the_rule(ekko: Ekko, nats_server: NatsServer, tmp_path: Path) -> None:
+async def test_the_javascript_example_runs_and_disables_the_rule(
+    ekko: Ekko, nats_server: NatsServer, tmp_path: Path
+) -> None:
     node = installed_node()
     (tmp_path / "node_modules").symlink_to(JS_DIR / "node_modules")  # Node resolves `nats` beside the script
     script = tmp_path / "example.mjs"

@@ -18,8 +18,14 @@ ROOT = Path(__file__).resolve().parents[2]
 async def ekko_command(*args: str, nats_url: str, db_path: Path) -> tuple[int, str, str]:
     env = {**os.environ, "NATS_URL": nats_url, "DUCKDB_PATH": str(db_path)}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "service.cli", *args, cwd=ROOT, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "service.cli",
+        *args,
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     return proc.returncode, out.decode(), err.decode()

@@ -39,9 +39,7 @@ async def test_emails_are_unique_case_insensitively(make: Factory) -> None:
     assert recased["email"] == "ADA@example.com"
 
 
-async def test_the_password_is_kept_only_as_a_bcrypt_hash_and_never_leaves_duckdb(
-    make: Factory, ekko: Ekko
-) -> None:
+async def test_the_password_is_kept_only_as_a_bcrypt_hash_and_never_leaves_duckdb(make: Factory, ekko: Ekko) -> None:
     client = make.client
     user = await make.create("users", full_name="Ada")
     hashed = await stored_hash(ekko, user["id"])
@@ -98,8 +96,11 @@ async def test_a_password_longer_than_bcrypt_reads_is_refused_not_truncated(make
 
 async def test_the_password_can_be_neither_filtered_nor_sorted_on_nor_read(make: Factory) -> None:
     user = await make.create("users")
-    for request in ({"filters": {"password": PASSWORD}}, {"filters": {"password_hash": {"is_null": False}}},
-                    {"sort": ["password_hash"]}):
+    for request in (
+        {"filters": {"password": PASSWORD}},
+        {"filters": {"password_hash": {"is_null": False}}},
+        {"sort": ["password_hash"]},
+    ):
         assert_rejected(await make.client.request("ekko.users.list", request), 400)
     assert_rejected(await make.client.request("ekko.users.get", {"id": user["id"], "password": PASSWORD}), 400)
 
@@ -138,8 +139,11 @@ async def test_an_inactive_user_cannot_authenticate_until_reactivated(make: Fact
 
 # -- wallets ----------------------------------------------------------------------
 
-BITCOIN = ["1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa", "3J98t1WpEZ73CNmQviecrnyiWrnqRhWNLy",
-           "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"]
+BITCOIN = [
+    "1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa",
+    "3J98t1WpEZ73CNmQviecrnyiWrnqRhWNLy",
+    "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq",
+]
 
 
 def wallet(symbol: str, address: str, **fields: Any) -> dict[str, Any]:
@@ -183,10 +187,17 @@ async def test_an_address_is_unique_per_chain_and_compared_case_insensitively(cl
 # -- decimals ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("sent", "stored"), [
-    (0.1, "0.10000000"), ("0.1", "0.10000000"), (12345678.12345678, "12345678.12345678"),
-    ("12345678.12345678", "12345678.12345678"), ("-2.5", "-2.50000000"), ("0.000001", "0.00000100"),
-])
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        (0.1, "0.10000000"),
+        ("0.1", "0.10000000"),
+        (12345678.12345678, "12345678.12345678"),
+        ("12345678.12345678", "12345678.12345678"),
+        ("-2.5", "-2.50000000"),
+        ("0.000001", "0.00000100"),
+    ],
+)
 async def test_decimals_are_exact_with_eight_places(sent: Any, stored: str, client: Client) -> None:
     created = await client.ok("ekko.wallets.create", wallet("ETH", "0x" + "12" * 20, balance=sent))
     assert created["balance"] == stored
@@ -232,10 +243,16 @@ PARENT_CHILD = sorted({(parent, child.name, fk.field) for parent in ENTITIES for
 
 
 def test_the_registry_has_the_foreign_keys_the_issue_names() -> None:
-    assert sorted(FOREIGN_KEYS) == sorted([
-        ("alerts", "related_wallet_id"), ("wallet_balances", "wallet_id"), ("alert_rules", "created_by"),
-        ("workflows", "created_by"), ("agents", "created_by"), ("workflow_executions", "workflow_id"),
-    ])
+    assert sorted(FOREIGN_KEYS) == sorted(
+        [
+            ("alerts", "related_wallet_id"),
+            ("wallet_balances", "wallet_id"),
+            ("alert_rules", "created_by"),
+            ("workflows", "created_by"),
+            ("agents", "created_by"),
+            ("workflow_executions", "workflow_id"),
+        ]
+    )
 
 
 @pytest.mark.parametrize(("entity", "field"), FOREIGN_KEYS)
@@ -283,7 +300,11 @@ async def test_a_cascading_delete_reaches_grandchildren(make: Factory, client: C
     other = await make.create("workflow_executions")
     assert_rejected(await client.request("ekko.users.delete", {"id": user["id"]}), 409)
     await client.ok("ekko.users.delete", {"id": user["id"], "cascade": True})
-    for entity, row in (("users", user), ("workflows", workflow), ("workflow_executions", execution),
-                        ("agents", agent)):
+    for entity, row in (
+        ("users", user),
+        ("workflows", workflow),
+        ("workflow_executions", execution),
+        ("agents", agent),
+    ):
         assert_rejected(await client.request(f"ekko.{entity}.get", {"id": row["id"]}), 404)
     assert await client.ok("ekko.workflow_executions.get", {"id": other["id"]}) == other

@@ -50,8 +50,13 @@ class World:
         health = await self.client.ok("ekko.database.health")
         rows = [
             await self.client.ok(f"ekko.{entity}.get", {"id": row["id"]})
-            for entity, row in (("users", self.user), ("users", self.other_user), ("wallets", self.wallet),
-                                ("wallet_balances", self.balance), ("workflows", self.workflow))
+            for entity, row in (
+                ("users", self.user),
+                ("users", self.other_user),
+                ("wallets", self.wallet),
+                ("wallet_balances", self.balance),
+                ("workflows", self.workflow),
+            )
         ]
         return health["tables"], rows
 
@@ -84,67 +89,124 @@ def send_raw(subject: str, payload: bytes) -> Case:
 REJECTED: dict[str, tuple[Case, int, str | None]] = {
     # 400: the body is not what the subject takes
     "bad JSON on create": (send_raw("wallets.create", b"{not json"), 400, None),
-    "bad JSON on get": (send_raw("wallets.get", b"{\"id\": "), 400, None),
-    "bad JSON on update": (send_raw("wallets.update", b"{\"id\": \"x\", "), 400, None),
+    "bad JSON on get": (send_raw("wallets.get", b'{"id": '), 400, None),
+    "bad JSON on update": (send_raw("wallets.update", b'{"id": "x", '), 400, None),
     "bad JSON on delete": (send_raw("wallets.delete", b"\xff\xfe"), 400, None),
     "bad JSON on list": (send_raw("wallets.list", b"nope"), 400, None),
     "bad JSON on authenticate": (send_raw("users.authenticate", b"{"), 400, None),
     "empty body on create": (send_raw("wallets.create", b""), 400, "blockchain_symbol"),
     "empty body on update": (send_raw("wallets.update", b""), 400, "id"),
     "a list instead of an object": (send("wallets.create", lambda w: [1, 2]), 400, None),
-    "a number for a text field": (send("wallets.create", lambda w: {"blockchain_symbol": 5, "address": EVM}), 400,
-                                  "blockchain_symbol"),
+    "a number for a text field": (
+        send("wallets.create", lambda w: {"blockchain_symbol": 5, "address": EVM}),
+        400,
+        "blockchain_symbol",
+    ),
     "text for a decimal": (send("wallets.update", lambda w: {"id": w.wallet["id"], "balance": "lots"}), 400, "balance"),
-    "a string for a boolean": (send("users.update", lambda w: {"id": w.user["id"], "is_active": "no"}), 400,
-                               "is_active"),
-    "a wrong type deep inside": (send("workflows.update", lambda w: {
-        "id": w.workflow["id"], "steps": [{"id": "s", "name": 5, "type": "t"}]}), 400, "steps[0].name"),
-    "an id that is not a UUID": (send("wallets.create", lambda w: {"id": "42", "blockchain_symbol": "ETH",
-                                                                   "address": EVM}), 400, "id"),
+    "a string for a boolean": (
+        send("users.update", lambda w: {"id": w.user["id"], "is_active": "no"}),
+        400,
+        "is_active",
+    ),
+    "a wrong type deep inside": (
+        send("workflows.update", lambda w: {"id": w.workflow["id"], "steps": [{"id": "s", "name": 5, "type": "t"}]}),
+        400,
+        "steps[0].name",
+    ),
+    "an id that is not a UUID": (
+        send("wallets.create", lambda w: {"id": "42", "blockchain_symbol": "ETH", "address": EVM}),
+        400,
+        "id",
+    ),
     "a missing required field": (send("wallets.create", lambda w: {"blockchain_symbol": "ETH"}), 400, "address"),
     "a missing id on get": (send("wallets.get", lambda w: {}), 400, "id"),
-    "an unknown field on create": (send("wallets.create", lambda w: {"blockchain_symbol": "ETH", "address": EVM,
-                                                                     "colour": "red"}), 400, None),
-    "an unknown field on update": (send("wallets.update", lambda w: {"id": w.wallet["id"], "colour": "red"}), 400,
-                                   None),
-    "an unknown field on delete": (send("wallets.delete", lambda w: {"id": w.wallet["id"], "force": True}), 400,
-                                   None),
+    "an unknown field on create": (
+        send("wallets.create", lambda w: {"blockchain_symbol": "ETH", "address": EVM, "colour": "red"}),
+        400,
+        None,
+    ),
+    "an unknown field on update": (
+        send("wallets.update", lambda w: {"id": w.wallet["id"], "colour": "red"}),
+        400,
+        None,
+    ),
+    "an unknown field on delete": (send("wallets.delete", lambda w: {"id": w.wallet["id"], "force": True}), 400, None),
     "an unknown field on list": (send("wallets.list", lambda w: {"where": {}}), 400, None),
-    "an unknown filter field": (send("wallets.list", lambda w: {"filters": {"colour": "red"}}), 400,
-                                "filters.colour"),
+    "an unknown filter field": (send("wallets.list", lambda w: {"filters": {"colour": "red"}}), 400, "filters.colour"),
     "an unknown sort field": (send("wallets.list", lambda w: {"sort": ["colour"]}), 400, "sort"),
-    "a password too short": (send("users.update", lambda w: {"id": w.user["id"], "password": "short"}), 400,
-                             "password"),
-    "an invalid address": (send("wallets.update", lambda w: {"id": w.wallet["id"], "address": "0x123"}), 400,
-                           "address"),
-    "too many decimal places": (send("wallets.update", lambda w: {"id": w.wallet["id"], "balance": "0.123456789"}),
-                                400, "balance"),
+    "a password too short": (
+        send("users.update", lambda w: {"id": w.user["id"], "password": "short"}),
+        400,
+        "password",
+    ),
+    "an invalid address": (
+        send("wallets.update", lambda w: {"id": w.wallet["id"], "address": "0x123"}),
+        400,
+        "address",
+    ),
+    "too many decimal places": (
+        send("wallets.update", lambda w: {"id": w.wallet["id"], "balance": "0.123456789"}),
+        400,
+        "balance",
+    ),
     # 401
-    "a wrong password": (send("users.authenticate", lambda w: {"email": w.user["email"], "password": "wrong pw"}),
-                         401, None),
+    "a wrong password": (
+        send("users.authenticate", lambda w: {"email": w.user["email"], "password": "wrong pw"}),
+        401,
+        None,
+    ),
     # 404: the row, or a row it points at, does not exist
     "get of a missing row": (send("wallets.get", lambda w: {"id": str(uuid.uuid4())}), 404, None),
     "update of a missing row": (send("wallets.update", lambda w: {"id": str(uuid.uuid4()), "name": "x"}), 404, None),
     "delete of a missing row": (send("wallets.delete", lambda w: {"id": str(uuid.uuid4())}), 404, None),
-    "create pointing at a missing parent": (send("wallet_balances.create", lambda w: {
-        "wallet_id": str(uuid.uuid4()), "balance": "1"}), 404, "wallet_id"),
-    "update pointing at a missing parent": (send("wallet_balances.update", lambda w: {
-        "id": w.balance["id"], "wallet_id": str(uuid.uuid4())}), 404, "wallet_id"),
+    "create pointing at a missing parent": (
+        send("wallet_balances.create", lambda w: {"wallet_id": str(uuid.uuid4()), "balance": "1"}),
+        404,
+        "wallet_id",
+    ),
+    "update pointing at a missing parent": (
+        send("wallet_balances.update", lambda w: {"id": w.balance["id"], "wallet_id": str(uuid.uuid4())}),
+        404,
+        "wallet_id",
+    ),
     # 409: it would break a uniqueness or version rule
-    "the same id twice": (send("wallets.create", lambda w: {"id": w.wallet["id"], "blockchain_symbol": "ETH",
-                                                            "address": "0x" + "cd" * 20}), 409, "id"),
-    "an email taken in another case": (send("users.create", lambda w: {"email": "ada@EXAMPLE.COM",
-                                                                       "password": "long enough"}), 409, "email"),
-    "an address taken in another case": (send("wallets.create", lambda w: {
-        "blockchain_symbol": "eth", "address": "0x" + "AB" * 20}), 409, "address"),
-    "an update onto a taken email": (send("users.update", lambda w: {"id": w.other_user["id"],
-                                                                     "email": "ADA@example.com"}), 409, "email"),
-    "a stale version on update": (send("wallets.update", lambda w: {"id": w.wallet["id"], "name": "x",
-                                                                    "expected_version": 7}), 409, "expected_version"),
-    "a stale version on delete": (send("wallets.delete", lambda w: {"id": w.wallet["id"], "expected_version": 2}),
-                                  409, "expected_version"),
-    "a delete of a row with children": (send("wallets.delete", lambda w: {"id": w.wallet["id"]}), 409,
-                                        "wallet_balances"),
+    "the same id twice": (
+        send(
+            "wallets.create", lambda w: {"id": w.wallet["id"], "blockchain_symbol": "ETH", "address": "0x" + "cd" * 20}
+        ),
+        409,
+        "id",
+    ),
+    "an email taken in another case": (
+        send("users.create", lambda w: {"email": "ada@EXAMPLE.COM", "password": "long enough"}),
+        409,
+        "email",
+    ),
+    "an address taken in another case": (
+        send("wallets.create", lambda w: {"blockchain_symbol": "eth", "address": "0x" + "AB" * 20}),
+        409,
+        "address",
+    ),
+    "an update onto a taken email": (
+        send("users.update", lambda w: {"id": w.other_user["id"], "email": "ADA@example.com"}),
+        409,
+        "email",
+    ),
+    "a stale version on update": (
+        send("wallets.update", lambda w: {"id": w.wallet["id"], "name": "x", "expected_version": 7}),
+        409,
+        "expected_version",
+    ),
+    "a stale version on delete": (
+        send("wallets.delete", lambda w: {"id": w.wallet["id"], "expected_version": 2}),
+        409,
+        "expected_version",
+    ),
+    "a delete of a row with children": (
+        send("wallets.delete", lambda w: {"id": w.wallet["id"]}),
+        409,
+        "wallet_balances",
+    ),
     # admin subjects take typed bodies too
     "bad JSON on migrate": (send_raw("admin.migration.migrate", b"{force"), 400, None),
     "a string for a flag on migrate": (send("admin.migration.migrate", lambda w: {"force": "yes"}), 400, "force"),
@@ -155,8 +217,10 @@ REJECTED: dict[str, tuple[Case, int, str | None]] = {
 
 # What the message must say when no detail names a field.
 SAYS = {
-    **{f"bad JSON on {action}": "request body is not valid JSON"
-       for action in ("create", "get", "update", "delete", "list", "authenticate")},
+    **{
+        f"bad JSON on {action}": "request body is not valid JSON"
+        for action in ("create", "get", "update", "delete", "list", "authenticate")
+    },
     "empty body on create": "missing required field `blockchain_symbol`",
     "empty body on update": "missing required field `id`",
     "a list instead of an object": "Expected `object`, got `array`",
@@ -269,5 +333,7 @@ async def test_an_unexpected_failure_half_way_through_a_write_rolls_the_whole_wr
         assert await rows_in_duckdb() == before
     assert await client.ok("ekko.alerts.get", {"id": alert["id"]}) == alert
     assert await client.ok("ekko.wallets.delete", {"id": wallet["id"], "cascade": True}) == {
-        "id": wallet["id"], "deleted": True}
+        "id": wallet["id"],
+        "deleted": True,
+    }
     assert await rows_in_duckdb() == []

@@ -10,7 +10,6 @@ requests get past decoding into the rules and the SQL. The examples are drawn fi
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -19,8 +18,8 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from service.app import Ekko
-from tests.client import Client
 from service.model.registry import ENTITIES
+from tests.client import Client
 from tests.factories import EDITS, PAYLOADS, Factory
 from tests.unit.test_docs import load_generator
 
@@ -35,10 +34,29 @@ def subjects() -> dict[str, Any]:
 
 def json_values(ids: list[str]) -> st.SearchStrategy[Any]:
     scalars = st.one_of(
-        st.none(), st.booleans(), st.integers(), st.integers(min_value=-(2**70), max_value=2**70),
-        st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=40), st.sampled_from(ids),
-        st.sampled_from(["", "0x" + "ab" * 20, "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq", "1.5", "-1",
-                         "1e400", "2024-01-01T00:00:00Z", "not-a-date", "ETH", "BTC", "a@b.co", "é" * 300]),
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.integers(min_value=-(2**70), max_value=2**70),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(max_size=40),
+        st.sampled_from(ids),
+        st.sampled_from(
+            [
+                "",
+                "0x" + "ab" * 20,
+                "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq",
+                "1.5",
+                "-1",
+                "1e400",
+                "2024-01-01T00:00:00Z",
+                "not-a-date",
+                "ETH",
+                "BTC",
+                "a@b.co",
+                "é" * 300,
+            ]
+        ),
     )
     return st.recursive(
         scalars,
@@ -70,8 +88,12 @@ def bodies(subject: str, request: Any, rows: dict[str, str]) -> st.SearchStrateg
     values = json_values(ids)
     names = [f.name for f in msgspec.structs.fields(request)] if request is not None else ["id"]
     if "filters" in names:  # list: filters keyed by real field names, with operator objects
-        ops = st.dictionaries(st.sampled_from(["eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "is_null",
-                                               "like"]), values, min_size=1, max_size=2)
+        ops = st.dictionaries(
+            st.sampled_from(["eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "is_null", "like"]),
+            values,
+            min_size=1,
+            max_size=2,
+        )
         fields = st.sampled_from(["id", "created_at", "balance", "address", "email", "name", "version", "nope"])
         values = st.one_of(values, st.dictionaries(fields, st.one_of(values, ops), max_size=3))
     own_fields = st.fixed_dictionaries({}, optional=dict.fromkeys(names, values))
@@ -101,10 +123,13 @@ async def test_random_bodies_on_every_subject_get_a_reply_and_never_a_500(ekko: 
     execution = await make.create("workflow_executions")
     balance = await make.create("wallet_balances")
     rows = {  # one real row of every entity: its id
-        "workflow_executions": execution["id"], "workflows": execution["workflow_id"],
-        "wallet_balances": balance["id"], "wallets": balance["wallet_id"],
+        "workflow_executions": execution["id"],
+        "workflows": execution["workflow_id"],
+        "wallet_balances": balance["id"],
+        "wallets": balance["wallet_id"],
         "alerts": (await make.create("alerts", related_wallet_id=balance["wallet_id"]))["id"],
-        "agents": (await make.create("agents"))["id"], "alert_rules": (await make.create("alert_rules"))["id"],
+        "agents": (await make.create("agents"))["id"],
+        "alert_rules": (await make.create("alert_rules"))["id"],
         "users": (await client.ok("ekko.users.list", {"limit": 1}))["items"][0]["id"],
     }
 
@@ -114,7 +139,7 @@ async def test_random_bodies_on_every_subject_get_a_reply_and_never_a_500(ekko: 
         for body in draw(subject, request, rows, EXAMPLES_PER_SUBJECT, n):
             try:
                 reply = await client.raw(subject, body, timeout=10)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise AssertionError(f"no reply: {subject} {body!r}") from None
             sent += 1
             statuses[reply.status] = statuses.get(reply.status, 0) + 1

@@ -14,7 +14,9 @@ from service.store.database import connect
 from tests.natsd import NatsServer
 
 
-async def test_stop_during_a_nats_outage_finishes_and_keeps_the_outbox(settings: Settings, nats_server: NatsServer) -> None:
+async def test_stop_during_a_nats_outage_finishes_and_keeps_the_outbox(
+    settings: Settings, nats_server: NatsServer
+) -> None:
     app = Ekko(settings, nats_server.url)
     await app.start()
     nats_server.stop()

@@ -21,15 +21,15 @@ import pytest
 from nats.js.api import KeyValueConfig
 
 from service.app import Ekko
-from service.usecases.auth import AuthService
-from service.config import Settings
-from service.store.database import Database
-from service.model.errors import Unauthorized
-from service.migration import auto_migrate, validate
 from service.cli.migrate import add_commands
+from service.config import Settings
+from service.migration import auto_migrate, validate
+from service.model.errors import Unauthorized
 from service.model.registry import ENTITIES, ENTITY_ORDER
-from service.store.repository import Repository
 from service.model.rules import password_matches
+from service.store.database import Database
+from service.store.repository import Repository
+from service.usecases.auth import AuthService
 from tests import legacy_data as legacy
 from tests.client import Client
 from tests.natsd import NatsServer, free_port
@@ -46,37 +46,53 @@ async def seed_legacy(url: str) -> None:
     nc = await nats.connect(url)
     js = nc.jetstream()
     put = legacy.put_all
-    await put(js, "users", [
-        (uid("users", 1), legacy.encoded(legacy.user(1, HASH))),
-        (uid("users", 2), legacy.encoded({**legacy.user(2, HASH), "email": "Dup@Example.com"})),
-        # Same email, other case, created later: the second one is the duplicate.
-        (uid("users", 3), legacy.encoded({**legacy.user(3, HASH), "email": "dup@example.com"})),
-    ])
+    await put(
+        js,
+        "users",
+        [
+            (uid("users", 1), legacy.encoded(legacy.user(1, HASH))),
+            (uid("users", 2), legacy.encoded({**legacy.user(2, HASH), "email": "Dup@Example.com"})),
+            # Same email, other case, created later: the second one is the duplicate.
+            (uid("users", 3), legacy.encoded({**legacy.user(3, HASH), "email": "dup@example.com"})),
+        ],
+    )
     wallets = await legacy.bucket(js, "wallets")
-    await put(js, "wallets", [
-        (uid("wallets", 1), legacy.encoded({**legacy.wallet(1), "address": ADDRESS.lower(), "balance": 0.1})),
-        # The same address in another case, on the same chain: a duplicate.
-        (uid("wallets", 2), legacy.encoded({**legacy.wallet(2), "address": ADDRESS.upper().replace("0X", "0x")})),
-        (uid("wallets", 3), legacy.encoded({**legacy.wallet(3), "address": "0xnot-an-address"})),
-        (uid("wallets", 7), b'{"id": "broken'),
-    ])
+    await put(
+        js,
+        "wallets",
+        [
+            (uid("wallets", 1), legacy.encoded({**legacy.wallet(1), "address": ADDRESS.lower(), "balance": 0.1})),
+            # The same address in another case, on the same chain: a duplicate.
+            (uid("wallets", 2), legacy.encoded({**legacy.wallet(2), "address": ADDRESS.upper().replace("0X", "0x")})),
+            (uid("wallets", 3), legacy.encoded({**legacy.wallet(3), "address": "0xnot-an-address"})),
+            (uid("wallets", 7), b'{"id": "broken'),
+        ],
+    )
     for name in ("first", "second", "third"):  # several revisions: the latest is the record
         await wallets.put(uid("wallets", 4), legacy.encoded({**legacy.wallet(4), "name": name, "created_at": None}))
     await wallets.put(uid("wallets", 5), legacy.encoded(legacy.wallet(5)))
     await wallets.delete(uid("wallets", 5))
     await wallets.put(uid("wallets", 6), legacy.encoded(legacy.wallet(6)))
     await wallets.purge(uid("wallets", 6))
-    await put(js, "alerts", [
-        (uid("alerts", 1), legacy.encoded(legacy.alert(1, 1))),
-        (uid("alerts", 2), legacy.encoded(legacy.alert(2, 99))),  # its wallet never existed
-        (uid("alerts", 3), legacy.encoded(legacy.alert(3, 3))),  # its wallet failed to migrate
-    ])
+    await put(
+        js,
+        "alerts",
+        [
+            (uid("alerts", 1), legacy.encoded(legacy.alert(1, 1))),
+            (uid("alerts", 2), legacy.encoded(legacy.alert(2, 99))),  # its wallet never existed
+            (uid("alerts", 3), legacy.encoded(legacy.alert(3, 3))),  # its wallet failed to migrate
+        ],
+    )
     await put(js, "wallet_balances", [(uid("wallet_balances", 1), legacy.encoded(legacy.wallet_balance(1, 1)))])
     await put(js, "alert_rules", [(uid("alert_rules", 1), legacy.encoded(legacy.alert_rule(1, 1)))])
     await put(js, "workflows", [(uid("workflows", 1), legacy.encoded(legacy.workflow(1, 1)))])
-    await put(js, "workflow_executions", [
-        (uid("workflow_executions", 1), legacy.encoded(legacy.workflow_execution(1, 1))),
-    ])
+    await put(
+        js,
+        "workflow_executions",
+        [
+            (uid("workflow_executions", 1), legacy.encoded(legacy.workflow_execution(1, 1))),
+        ],
+    )
     # No agents bucket (the old API created buckets lazily); an out-of-scope nodes bucket.
     await put(js, "nodes", [("node-1", b'{"id": "node-1", "url": "http://node"}')])
     await nc.drain()
@@ -132,6 +148,7 @@ def content(path: Path) -> dict[str, list[tuple[Any, ...]]]:
 
 def kv_state(url: str) -> dict[str, tuple[int, int]]:
     """(messages, last sequence) of every stream: any write changes it."""
+
     async def state() -> dict[str, tuple[int, int]]:
         nc = await nats.connect(url)
         try:
@@ -139,6 +156,7 @@ def kv_state(url: str) -> dict[str, tuple[int, int]]:
             return {i.config.name: (i.state.messages, i.state.last_seq) for i in infos}
         finally:
             await nc.drain()
+
     return asyncio.run(state())
 
 
@@ -267,7 +285,8 @@ def test_force_upserts_kv_wins_for_its_keys_and_nothing_else_is_deleted(capsys, 
         cur.execute("DELETE FROM alerts")
         cur.execute(
             "INSERT INTO wallets SELECT ? AS id, * EXCLUDE (id) REPLACE ('0x' || repeat('e', 40) AS address)"
-            " FROM wallets WHERE id = ?", [extra, uid("wallets", 1)],
+            " FROM wallets WHERE id = ?",
+            [extra, uid("wallets", 1)],
         )
 
     with_db(env.duckdb_path, diverge)
@@ -496,9 +515,14 @@ def test_a_user_who_cannot_be_migrated_does_not_take_the_email_from_one_who_can(
         nc = await nats.connect(nats_server.url)
         no_hash = {**legacy.user(4, HASH), "email": "same@example.com", "hashed_password": None}
         later = {**legacy.user(5, HASH), "email": "Same@example.com"}  # created after user 4
-        await legacy.put_all(nc.jetstream(), "users", [
-            (uid("users", 4), legacy.encoded(no_hash)), (uid("users", 5), legacy.encoded(later)),
-        ])
+        await legacy.put_all(
+            nc.jetstream(),
+            "users",
+            [
+                (uid("users", 4), legacy.encoded(no_hash)),
+                (uid("users", 5), legacy.encoded(later)),
+            ],
+        )
         await nc.drain()
 
     asyncio.run(seed())
@@ -537,13 +561,17 @@ def test_no_password_hash_stays_in_kv_for_a_migrated_user_and_the_backup_keeps_t
 
 def test_force_is_refused_while_changes_wait_in_the_outbox(capsys, env: Settings) -> None:
     ekko(capsys, env, "migrate")
-    with_db(env.duckdb_path, lambda cur: (
-        cur.execute("UPDATE wallets SET name = 'newer', version = 2 WHERE id = ?", [uid("wallets", 4)]),
-        cur.execute(
-            "INSERT INTO outbox (event_id, entity, entity_id, action, version, occurred_at, data)"
-            " VALUES ('e1', 'wallets', ?, 'updated', 2, now(), '{}')", [uid("wallets", 4)],
+    with_db(
+        env.duckdb_path,
+        lambda cur: (
+            cur.execute("UPDATE wallets SET name = 'newer', version = 2 WHERE id = ?", [uid("wallets", 4)]),
+            cur.execute(
+                "INSERT INTO outbox (event_id, entity, entity_id, action, version, occurred_at, data)"
+                " VALUES ('e1', 'wallets', ?, 'updated', 2, now(), '{}')",
+                [uid("wallets", 4)],
+            ),
         ),
-    ))
+    )
     before = content(env.duckdb_path)
     status, report, _ = ekko(capsys, env, "migrate", "--force")
     assert status == 1 and report["status"] == "refused"

@@ -25,7 +25,9 @@ async def test_after_many_changes_kv_equals_duckdb_and_each_change_is_one_event(
     ids: list[str] = []
     changes = 0
     for n in range(60):
-        ids.append((await client.ok("ekko.wallets.create", {"blockchain_symbol": "ETH", "address": evm_address(n)}))["id"])
+        ids.append(
+            (await client.ok("ekko.wallets.create", {"blockchain_symbol": "ETH", "address": evm_address(n)}))["id"]
+        )
         changes += 1
     for _ in range(80):
         wallet_id = rng.choice(ids)
@@ -55,7 +57,9 @@ async def test_after_many_changes_kv_equals_duckdb_and_each_change_is_one_event(
     assert len(await kv.keys()) == 60 - 15
 
 
-async def test_writes_survive_a_nats_outage_and_the_backlog_drains(ekko: Ekko, nats_server: NatsServer, client: Client) -> None:
+async def test_writes_survive_a_nats_outage_and_the_backlog_drains(
+    ekko: Ekko, nats_server: NatsServer, client: Client
+) -> None:
     await client.ok("ekko.wallets.create", {"blockchain_symbol": "ETH", "address": evm_address(10_000)})
     await eventually(lambda: in_sync(ekko))
     await client.nc.close()

@@ -72,11 +72,15 @@ async def test_a_child_created_earlier_in_the_group_blocks_a_plain_delete_of_its
 async def test_a_cascading_delete_later_in_the_group_removes_children_created_before_it(ekko: Ekko) -> None:
     parent = await wallet(ekko, 4)
     outcomes = await in_one_group(
-        ekko, balance(ekko, parent.id), balance(ekko, parent.id),
+        ekko,
+        balance(ekko, parent.id),
+        balance(ekko, parent.id),
         ekko.services["wallets"].delete(DeleteRequest(id=parent.id, cascade=True)),
     )
     assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
     counts = await ekko.db.read(
-        lambda cur: cur.execute("SELECT (SELECT count(*) FROM wallets), (SELECT count(*) FROM wallet_balances)").fetchall()
+        lambda cur: cur.execute(
+            "SELECT (SELECT count(*) FROM wallets), (SELECT count(*) FROM wallet_balances)"
+        ).fetchall()
     )
     assert counts == [(0, 0)]

@@ -49,10 +49,19 @@ def test_every_evm_chain_takes_0x_and_40_hex_digits_in_any_case(chain: str) -> N
     assert address_problem(chain.lower(), EVM_ADDRESS) is None
 
 
-@pytest.mark.parametrize("address", [
-    EVM_ADDRESS[:-1], EVM_ADDRESS + "0", EVM_ADDRESS[2:], "0X" + EVM_ADDRESS[2:], EVM_ADDRESS[:-1] + "g",
-    " " + EVM_ADDRESS, "", "0x",
-])
+@pytest.mark.parametrize(
+    "address",
+    [
+        EVM_ADDRESS[:-1],
+        EVM_ADDRESS + "0",
+        EVM_ADDRESS[2:],
+        "0X" + EVM_ADDRESS[2:],
+        EVM_ADDRESS[:-1] + "g",
+        " " + EVM_ADDRESS,
+        "",
+        "0x",
+    ],
+)
 def test_an_evm_address_of_the_wrong_shape_is_refused(address: str) -> None:
     assert address_problem("ETH", address) == "must be 0x followed by 40 hex digits"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from service.usecases.cache import RecordCache
 from service.store.outbox import Change
+from service.usecases.cache import RecordCache
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 

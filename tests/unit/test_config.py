@@ -15,21 +15,32 @@ def test_with_nothing_set_the_defaults_apply(tmp_path: Path) -> None:
 
 
 def test_every_variable_is_read_from_the_environment() -> None:
-    settings = Settings.from_env({
-        "NATS_URL": "nats://nats:4222",
-        "DUCKDB_PATH": "/data/x.db",
-        "DUCKDB_POOL_SIZE": "3",
-        "MIGRATION_MODE": "yes",
-        "ENABLE_JETSTREAM_SYNC": "off",
-        "EKKO_WORKERS_PER_SUBJECT": "4",
-        "EKKO_WRITE_WORKERS_PER_SUBJECT": "12",
-        "EKKO_CACHE_ENTRIES": "0",
-        "BCRYPT_ROUNDS": "10",
-        "EKKO_LOG_LEVEL": "debug",
-    }, env_file=None)
+    settings = Settings.from_env(
+        {
+            "NATS_URL": "nats://nats:4222",
+            "DUCKDB_PATH": "/data/x.db",
+            "DUCKDB_POOL_SIZE": "3",
+            "MIGRATION_MODE": "yes",
+            "ENABLE_JETSTREAM_SYNC": "off",
+            "EKKO_WORKERS_PER_SUBJECT": "4",
+            "EKKO_WRITE_WORKERS_PER_SUBJECT": "12",
+            "EKKO_CACHE_ENTRIES": "0",
+            "BCRYPT_ROUNDS": "10",
+            "EKKO_LOG_LEVEL": "debug",
+        },
+        env_file=None,
+    )
     assert settings == Settings(
-        nats_url="nats://nats:4222", duckdb_path=Path("/data/x.db"), duckdb_pool_size=3, migration_mode=True,
-        enable_jetstream_sync=False, workers_per_subject=4, write_workers_per_subject=12, cache_entries=0, bcrypt_rounds=10, log_level="DEBUG",
+        nats_url="nats://nats:4222",
+        duckdb_path=Path("/data/x.db"),
+        duckdb_pool_size=3,
+        migration_mode=True,
+        enable_jetstream_sync=False,
+        workers_per_subject=4,
+        write_workers_per_subject=12,
+        cache_entries=0,
+        bcrypt_rounds=10,
+        log_level="DEBUG",
     )
     assert settings.data_dir == Path("/data")
 
@@ -37,14 +48,14 @@ def test_every_variable_is_read_from_the_environment() -> None:
 def test_a_dotenv_file_is_read_and_the_environment_wins_over_it(tmp_path: Path) -> None:
     env_file = tmp_path / ".env"
     env_file.write_text(
-        "# comment\n"
-        "export DUCKDB_PATH='/from/dotenv.db'\n"
-        'NATS_URL="nats://dotenv:4222"\n'
-        "DUCKDB_POOL_SIZE=5\n"
+        "# comment\nexport DUCKDB_PATH='/from/dotenv.db'\nNATS_URL=\"nats://dotenv:4222\"\nDUCKDB_POOL_SIZE=5\n"
     )
     from_file = Settings.from_env({}, env_file=env_file)
     assert (from_file.duckdb_path, from_file.nats_url, from_file.duckdb_pool_size) == (
-        Path("/from/dotenv.db"), "nats://dotenv:4222", 5)
+        Path("/from/dotenv.db"),
+        "nats://dotenv:4222",
+        5,
+    )
     both = Settings.from_env({"DUCKDB_POOL_SIZE": "7"}, env_file=env_file)
     assert both.duckdb_pool_size == 7
     assert both.duckdb_path == Path("/from/dotenv.db")
@@ -65,17 +76,20 @@ def test_false_spellings(raw: str) -> None:
     assert Settings.from_env({"ENABLE_JETSTREAM_SYNC": raw}, env_file=None).enable_jetstream_sync is False
 
 
-@pytest.mark.parametrize(("name", "raw"), [
-    ("DUCKDB_POOL_SIZE", "ten"),
-    ("DUCKDB_POOL_SIZE", "0"),
-    ("EKKO_WORKERS_PER_SUBJECT", "-1"),
-    ("EKKO_WRITE_WORKERS_PER_SUBJECT", "0"),
-    ("EKKO_CACHE_ENTRIES", "-5"),
-    ("EKKO_CACHE_ENTRIES", "1.5"),
-    ("BCRYPT_ROUNDS", "3"),
-    ("MIGRATION_MODE", "maybe"),
-    ("ENABLE_JETSTREAM_SYNC", "2"),
-])
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("DUCKDB_POOL_SIZE", "ten"),
+        ("DUCKDB_POOL_SIZE", "0"),
+        ("EKKO_WORKERS_PER_SUBJECT", "-1"),
+        ("EKKO_WRITE_WORKERS_PER_SUBJECT", "0"),
+        ("EKKO_CACHE_ENTRIES", "-5"),
+        ("EKKO_CACHE_ENTRIES", "1.5"),
+        ("BCRYPT_ROUNDS", "3"),
+        ("MIGRATION_MODE", "maybe"),
+        ("ENABLE_JETSTREAM_SYNC", "2"),
+    ],
+)
 def test_a_bad_value_raises_a_config_error_naming_the_variable(name: str, raw: str) -> None:
     with pytest.raises(ConfigError, match=name):
         Settings.from_env({name: raw}, env_file=None)

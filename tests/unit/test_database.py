@@ -12,8 +12,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from service.store.database import Database, PoolStats
 from service.model.errors import Conflict
+from service.store.database import Database, PoolStats
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,7 +34,11 @@ print("opened")
 def open_elsewhere(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", OPEN_FROM_ANOTHER_PROCESS, str(path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -110,6 +114,7 @@ async def test_a_rule_broken_inside_a_group_fails_only_that_write(db: Database) 
                 raise Conflict(f"{n} exists")
             cur.execute("INSERT INTO t VALUES (?)", [n])
             return n
+
         return fn
 
     writes = [asyncio.create_task(db.write(insert(n))) for n in (1, 2, 1, 3)]
@@ -193,6 +198,7 @@ async def test_refusals_before_any_write_are_answered_without_rerunning_the_grou
             if after_writing:
                 raise Conflict(f"{n} changed its mind")
             return n
+
         return fn
 
     fns = [create(n) for n in range(50)] + [create(n, refuse=True) for n in range(50)]

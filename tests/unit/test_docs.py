@@ -36,7 +36,9 @@ def table_rows(markdown: str, heading: str) -> dict[str, list[str]]:
 
 
 def test_docs_schemas_json_is_generated_from_the_current_structs() -> None:
-    assert SCHEMAS.read_bytes() == load_generator().render(), "docs/schemas.json is stale: run python scripts/gen_schemas.py"
+    assert SCHEMAS.read_bytes() == load_generator().render(), (
+        "docs/schemas.json is stale: run python scripts/gen_schemas.py"
+    )
 
 
 def test_schemas_json_describes_every_subject_of_every_entity() -> None:

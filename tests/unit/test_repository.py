@@ -12,10 +12,10 @@ import duckdb
 import msgspec
 import pytest
 
+from service.model.registry import ENTITIES, EntitySpec, UniqueKey
 from service.store.database import connect
 from service.store.ddl import LATEST_VERSION, apply_migrations
 from service.store.outbox import Change, OutboxRepository
-from service.model.registry import ENTITIES, EntitySpec, UniqueKey
 from service.store.repository import Condition, ListQuery, Repository, SortKey
 from service.store.write_batch import WriteBatch
 
@@ -34,8 +34,16 @@ def con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
 
 def wallet(n: int, **fields: object) -> msgspec.Struct:
     at = T0 + timedelta(minutes=n)
-    values = dict(id=str(uuid.UUID(int=n)), created_at=at, updated_at=at, version=1, blockchain_symbol="ETH",
-                  address=f"0x{n:040x}", balance=Decimal(n % 3).quantize(Decimal("0.00000001")), status="active")
+    values = {
+        "id": str(uuid.UUID(int=n)),
+        "created_at": at,
+        "updated_at": at,
+        "version": 1,
+        "blockchain_symbol": "ETH",
+        "address": f"0x{n:040x}",
+        "balance": Decimal(n % 3).quantize(Decimal("0.00000001")),
+        "status": "active",
+    }
     return WALLETS.record(**{**values, **fields})
 
 
@@ -107,9 +115,17 @@ def test_children_are_found_by_their_foreign_key(con: duckdb.DuckDBPyConnection)
     Repository(WALLETS, con).insert(wallet(1))
     balances = Repository(ENTITIES["wallet_balances"], con)
     for n in (2, 3):
-        balances.insert(ENTITIES["wallet_balances"].record(
-            id=f"b{n}", created_at=T0, updated_at=T0, version=1, wallet_id=wallet(1).id, timestamp=T0,
-            balance=Decimal(n)))
+        balances.insert(
+            ENTITIES["wallet_balances"].record(
+                id=f"b{n}",
+                created_at=T0,
+                updated_at=T0,
+                version=1,
+                wallet_id=wallet(1).id,
+                timestamp=T0,
+                balance=Decimal(n),
+            )
+        )
     assert balances.ids_where("wallet_id", wallet(1).id) == ["b2", "b3"]
     assert balances.ids_where("wallet_id", "nobody") == []
     with pytest.raises(KeyError):
@@ -127,12 +143,15 @@ def keyset_pages(repo: Repository, sort: tuple[SortKey, ...], limit: int, *condi
         after = tuple(v.replace(tzinfo=None) if isinstance(v, datetime) else v for v in after)
 
 
-@pytest.mark.parametrize("sort", [
-    (SortKey("id"),),
-    (SortKey("balance", True), SortKey("id")),
-    (SortKey("balance"), SortKey("created_at", True), SortKey("id")),
-    (SortKey("status"), SortKey("id", True)),
-])
+@pytest.mark.parametrize(
+    "sort",
+    [
+        (SortKey("id"),),
+        (SortKey("balance", True), SortKey("id")),
+        (SortKey("balance"), SortKey("created_at", True), SortKey("id")),
+        (SortKey("status"), SortKey("id", True)),
+    ],
+)
 def test_keyset_pages_return_every_row_once_in_order(sort: tuple[SortKey, ...], con: duckdb.DuckDBPyConnection) -> None:
     repo = Repository(WALLETS, con)
     records = [wallet(n) for n in range(1, 12)]
@@ -152,8 +171,9 @@ def test_conditions_filter_the_rows_and_bind_every_value(con: duckdb.DuckDBPyCon
     repo = Repository(WALLETS, con)
     for n in range(1, 7):
         repo.insert(wallet(n, name=None if n % 2 else f"Wallet {n}"))
-    listed = repo.list(ListQuery((Condition("name", "contains", "WALLET"), Condition("balance", "gte", 1)),
-                                 (SortKey("id"),), 100))
+    listed = repo.list(
+        ListQuery((Condition("name", "contains", "WALLET"), Condition("balance", "gte", 1)), (SortKey("id"),), 100)
+    )
     assert [r.name for r in listed] == ["Wallet 2", "Wallet 4"]
     nulls = repo.list(ListQuery((Condition("name", "is_null", True),), (SortKey("id"),), 100))
     assert len(nulls) == 3

@@ -12,33 +12,39 @@ from service.model.registry import ENTITIES
 from service.model.values import normalize, to_decimal
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    (0.1, Decimal("0.10000000")),  # the float's shortest repr, not 0.1000000000000000055...
-    ("0.1", Decimal("0.10000000")),
-    (Decimal("0.1"), Decimal("0.10000000")),
-    (7, Decimal("7.00000000")),
-    ("12345678.12345678", Decimal("12345678.12345678")),
-    ("-0.00000001", Decimal("-0.00000001")),
-    ("9999999999999999.99999999", Decimal("9999999999999999.99999999")),
-    ("1.50000000000", Decimal("1.50000000")),  # trailing zeros are not extra places
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (0.1, Decimal("0.10000000")),  # the float's shortest repr, not 0.1000000000000000055...
+        ("0.1", Decimal("0.10000000")),
+        (Decimal("0.1"), Decimal("0.10000000")),
+        (7, Decimal("7.00000000")),
+        ("12345678.12345678", Decimal("12345678.12345678")),
+        ("-0.00000001", Decimal("-0.00000001")),
+        ("9999999999999999.99999999", Decimal("9999999999999999.99999999")),
+        ("1.50000000000", Decimal("1.50000000")),  # trailing zeros are not extra places
+    ],
+)
 def test_a_decimal_keeps_its_exact_value_at_eight_places(value: object, expected: Decimal) -> None:
     result = to_decimal("balance", value)
     assert result == expected
     assert result.as_tuple().exponent == -8
 
 
-@pytest.mark.parametrize(("value", "message"), [
-    ("0.123456789", "has more than 8 decimal places"),
-    (1e-9, "has more than 8 decimal places"),
-    ("1e16", "must be less than 10^16 in magnitude"),
-    ("-10000000000000000", "must be less than 10^16 in magnitude"),
-    ("NaN", "must be a finite number"),
-    ("Infinity", "must be a finite number"),
-    ("lots", "must be a decimal number"),
-    (None, "must be a decimal number"),
-    ([1], "must be a decimal number"),
-])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("0.123456789", "has more than 8 decimal places"),
+        (1e-9, "has more than 8 decimal places"),
+        ("1e16", "must be less than 10^16 in magnitude"),
+        ("-10000000000000000", "must be less than 10^16 in magnitude"),
+        ("NaN", "must be a finite number"),
+        ("Infinity", "must be a finite number"),
+        ("lots", "must be a decimal number"),
+        (None, "must be a decimal number"),
+        ([1], "must be a decimal number"),
+    ],
+)
 def test_a_decimal_that_does_not_fit_names_the_field(value: object, message: str) -> None:
     with pytest.raises(ValidationFailed) as raised:
         to_decimal("balance", value)

@@ -13,9 +13,9 @@ import duckdb
 import msgspec
 import pytest
 
+from service.model.registry import ENTITIES
 from service.store.database import connect
 from service.store.ddl import apply_migrations
-from service.model.registry import ENTITIES
 from service.store.repository import Repository
 from service.store.write_batch import WriteBatch
 
@@ -32,8 +32,16 @@ def con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
 
 
 def wallet(n: int) -> msgspec.Struct:
-    return WALLETS.record(id=str(uuid.UUID(int=n)), created_at=T0, updated_at=T0, version=1, blockchain_symbol="ETH",
-                          address=f"0x{n:040x}", balance=Decimal("0E-8"), status="active")
+    return WALLETS.record(
+        id=str(uuid.UUID(int=n)),
+        created_at=T0,
+        updated_at=T0,
+        version=1,
+        blockchain_symbol="ETH",
+        address=f"0x{n:040x}",
+        balance=Decimal("0E-8"),
+        status="active",
+    )
 
 
 def count_statements(con: duckdb.DuckDBPyConnection) -> tuple[list[str], object]:
