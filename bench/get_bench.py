@@ -16,7 +16,7 @@ import asyncio
 import json
 import random
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bench.harness import (
@@ -87,7 +87,7 @@ async def measure(url: str, subject: str, warmup: Sequence[bytes], payloads: Seq
 def report(runs: dict[str, list[Run]], args: argparse.Namespace) -> bool:
     noop = runs["no-op"]
 
-    def ratio(variant: str, metric) -> float:
+    def ratio(variant: str, metric: Callable[[Run], float]) -> float:
         return statistics.median(metric(r) / metric(n) for r, n in zip(runs[variant], noop, strict=True))
 
     print("\nrounds (req/s, p50):")

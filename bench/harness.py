@@ -19,6 +19,7 @@ from pathlib import Path
 
 import nats
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 
 from tests.natsd import NatsServer
 
@@ -47,7 +48,7 @@ def responder(kind: str, nats_url: str, *options: str, ready_timeout: float = 60
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
-        _wait_ready(proc, ready_timeout)
+        _wait_ready(proc, kind, ready_timeout)
         yield proc
     finally:
         proc.terminate()
@@ -58,7 +59,7 @@ def responder(kind: str, nats_url: str, *options: str, ready_timeout: float = 60
             proc.wait()
 
 
-def _wait_ready(proc: subprocess.Popen[str], timeout: float) -> None:
+def _wait_ready(proc: subprocess.Popen[str], kind: str, timeout: float) -> None:
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout
     with selectors.DefaultSelector() as sel:
@@ -69,15 +70,15 @@ def _wait_ready(proc: subprocess.Popen[str], timeout: float) -> None:
                 if line.strip() == "READY":
                     return
                 if not line:
-                    raise RuntimeError(f"responder {proc.args[3]} exited with {proc.wait()}")
-    raise RuntimeError(f"responder {proc.args[3]} not ready within {timeout}s")
+                    raise RuntimeError(f"responder {kind} exited with {proc.wait()}")
+    raise RuntimeError(f"responder {kind} not ready within {timeout}s")
 
 
 async def connect(url: str) -> NATS:
     return await nats.connect(url, max_reconnect_attempts=0, pending_size=64 * 1024 * 1024)
 
 
-def is_error(msg: nats.aio.msg.Msg) -> bool:
+def is_error(msg: Msg) -> bool:
     return bool(msg.headers and "Nats-Service-Error-Code" in msg.headers)
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import time
 from collections.abc import Callable, Sequence
@@ -31,10 +32,10 @@ import nats
 
 from bench.harness import nats_server, table, verdict
 from service.migration import migrate, read_snapshot
-from service.migration.legacy import Rejected, map_value
+from service.migration.legacy import Mapped, Rejected, map_value
 from service.model.columns import utc_now
-from service.model.registry import ENTITIES, ENTITY_ORDER
-from service.store.database import Database
+from service.model.registry import ENTITIES, ENTITY_ORDER, EntitySpec
+from service.store.database import Cursor, Database
 from service.store.repository import Repository
 from tests import legacy_data as legacy
 
@@ -97,6 +98,10 @@ async def real_migration(url: str, db_path: Path) -> tuple[int, float, Any]:
     return sum(b.keys for b in report.buckets), elapsed, report
 
 
+def _insert(spec: EntitySpec, mapped: Mapped, cur: Cursor) -> None:
+    Repository(spec, cur).insert(mapped.record, mapped.secrets)
+
+
 async def naive_baseline(url: str, db_path: Path, subset: int, total: int) -> tuple[int, float]:
     """One get and one insert (own transaction) per key, on `subset` keys spread over the buckets."""
     nc = await nats.connect(url)
@@ -111,11 +116,13 @@ async def naive_baseline(url: str, db_path: Path, subset: int, total: int) -> tu
             start = time.perf_counter()
             for key in take:
                 entry = await kv.get(key)
+                if entry.value is None:
+                    continue
                 try:
                     mapped = map_value(spec, key, entry.value, now)
                 except Rejected:
                     continue
-                db.transaction(lambda cur, s=spec, m=mapped: Repository(s, cur).insert(m.record, m.secrets))
+                db.transaction(functools.partial(_insert, spec, mapped))
                 done += 1
             elapsed += time.perf_counter() - start
     finally:

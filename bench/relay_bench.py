@@ -25,6 +25,8 @@ from datetime import datetime
 from pathlib import Path
 
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js.api import KeyValueConfig
 
 from bench.harness import (
@@ -65,10 +67,10 @@ class Arrivals:
     def __init__(self, bucket: str) -> None:
         self.prefix = f"$KV.{bucket}."
         self.at: dict[str, float] = {}
-        self._sub = None
+        self._sub: Subscription | None = None
 
     async def subscribe(self, nc: NATS) -> None:
-        async def seen(msg) -> None:
+        async def seen(msg: Msg) -> None:
             self.at.setdefault(msg.subject[len(self.prefix) :], time.time())
 
         self._sub = await nc.subscribe(self.prefix + ">", cb=seen, pending_msgs_limit=1_000_000)

@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import duckdb
 
@@ -70,10 +70,12 @@ class TimedDatabase(Database):
 
     def transaction(self, fn: Callable[[Cursor], T], cursor: Cursor | None = None) -> T:
         cur = cursor or self._writer_cursor
+        assert cur is not None, "database is not open"
         t0 = time.perf_counter()
         cur.execute("BEGIN TRANSACTION")
         try:
-            timed = TimedCursor(cur, self.statements)
+            # A stand-in, not a connection: repositories and WriteBatch only call execute().
+            timed = cast(Cursor, TimedCursor(cur, self.statements))
             result = fn(timed)
             self.batch.flush(timed)
             t1 = time.perf_counter()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -11,13 +12,13 @@ from schema.common import DeleteRequest, GetRequest, ListRequest, encode
 from service.usecases.entities import EntityService
 
 
-def json_decoder(request_type: type) -> Any:
+def json_decoder(request_type: type) -> Callable[[NatsMessage], Awaitable[Any]]:
     """A FastStream decoder that turns the raw body straight into `request_type`.
 
     Decoding bytes with a typed msgspec Decoder keeps decimals exact (no float
     detour) and reports errors with their JSON path.
     """
-    decoder = msgspec.json.Decoder(request_type)
+    decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(request_type)
 
     async def decode(msg: NatsMessage) -> Any:
         # An empty body (e.g. `nats req ekko.wallets.list ""`) means "no fields".
@@ -31,9 +32,9 @@ def subscribe(
 ) -> None:
     """`workers` subscribers in one queue group: NATS spreads requests over them, so a slow
     request of a subject does not hold up the others (FastStream runs each subscriber serially)."""
-    options = {"decoder": json_decoder(request_type)} if request_type is not None else {}
+    decoder = json_decoder(request_type) if request_type is not None else None  # None: FastStream's own
     for _ in range(workers):
-        router.subscriber(subject, queue=queue, **options)(handler)
+        router.subscriber(subject, queue=queue, decoder=decoder)(handler)
 
 
 def entity_router(service: EntityService, *, prefix: str, workers: int, write_workers: int, queue: str) -> NatsRouter:

@@ -72,7 +72,7 @@ class ErrorReplyMiddleware(BaseMiddleware):
             return False
         status, reply = error_reply(exc_val)
         reply_to = getattr(self.msg, "reply", None)
-        if reply_to:
+        if reply_to and self.msg is not None:
             # nats-py's Msg.respond() takes no headers; publish on the message's own client.
             await self.msg._client.publish(reply_to, encode(reply), headers=error_headers(status, reply))
         else:

@@ -18,7 +18,7 @@ from service.usecases.status import StatusService
 
 def system_router(settings: Settings, *, auth: AuthService, admin: MigrationAdmin, status: StatusService) -> NatsRouter:
     router = NatsRouter(prefix=f"{settings.subject_prefix}.")
-    options = {"workers": settings.workers_per_subject, "queue": settings.queue_group}
+    workers, queue = settings.workers_per_subject, settings.queue_group
 
     async def authenticate(body: Any) -> bytes:
         return encode(await auth.authenticate(body.email, body.password))
@@ -47,17 +47,16 @@ def system_router(settings: Settings, *, auth: AuthService, admin: MigrationAdmi
     async def backup() -> bytes:
         return encode(await admin.backup())
 
-    subscribe(router, "users.authenticate", AuthenticateRequest, authenticate, **options)
-    subscribe(router, "database.health", None, database_health, **options)
-    subscribe(router, "health", None, health, **options)
+    subscribe(router, "users.authenticate", AuthenticateRequest, authenticate, workers=workers, queue=queue)
+    subscribe(router, "database.health", None, database_health, workers=workers, queue=queue)
+    subscribe(router, "health", None, health, workers=workers, queue=queue)
     # Admin work is heavy and rare: one subscriber each, so two repairs never run at once.
     # One subscriber per migration subject too: a check or validate beside a migration
     # reads a consistent snapshot of before or after it.
-    single = {"workers": 1, "queue": settings.queue_group}
-    subscribe(router, "admin.sync.verify", None, sync_verify, **single)
-    subscribe(router, "admin.sync.repair", None, sync_repair, **single)
-    subscribe(router, "admin.migration.check", None, migration_check, **single)
-    subscribe(router, "admin.migration.validate", None, migration_validate, **single)
-    subscribe(router, "admin.migration.migrate", MigrateRequest, migration_migrate, **single)
-    subscribe(router, "admin.backup", None, backup, **single)
+    subscribe(router, "admin.sync.verify", None, sync_verify, workers=1, queue=queue)
+    subscribe(router, "admin.sync.repair", None, sync_repair, workers=1, queue=queue)
+    subscribe(router, "admin.migration.check", None, migration_check, workers=1, queue=queue)
+    subscribe(router, "admin.migration.validate", None, migration_validate, workers=1, queue=queue)
+    subscribe(router, "admin.migration.migrate", MigrateRequest, migration_migrate, workers=1, queue=queue)
+    subscribe(router, "admin.backup", None, backup, workers=1, queue=queue)
     return router

@@ -143,7 +143,7 @@ def update_struct(name: str, create: type[Struct]) -> type[UpdateRequest]:
     become `T | UNSET`, so null for them is a validation error.
     """
     fields = [(f.name, f.type | UnsetType, UNSET) for f in msgspec.structs.fields(create) if f.name != "id"]
-    return msgspec.defstruct(
+    update = msgspec.defstruct(
         name,
         fields,
         bases=(UpdateRequest,),
@@ -151,3 +151,6 @@ def update_struct(name: str, create: type[Struct]) -> type[UpdateRequest]:
         forbid_unknown_fields=True,
         module=create.__module__,
     )
+    # defstruct is typed as returning type[Struct]; with these bases it is an UpdateRequest.
+    assert issubclass(update, UpdateRequest)
+    return update

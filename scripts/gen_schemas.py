@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,9 @@ Empty = None  # the request body is ignored: send nothing (or {})
 def page_of(record: type[msgspec.Struct]) -> type[msgspec.Struct]:
     """The exact shape of a list reply for one entity (the Struct used at run time says list[Any])."""
     return msgspec.defstruct(
-        f"{record.__name__}Page", [("items", list[record]), ("next_cursor", str | None, None)], module=__name__
+        f"{record.__name__}Page",
+        [("items", types.GenericAlias(list, (record,))), ("next_cursor", str | None, None)],
+        module=__name__,
     )
 
 

@@ -51,7 +51,8 @@ class Ekko:
             middlewares=[ErrorReplyMiddleware],
             logger=None,  # per-message logging costs more than the request itself
             max_reconnect_attempts=-1,  # ride out NATS restarts; the outbox holds changes meanwhile
-            reconnect_time_wait=0.5,
+            # nats-py sleeps this many seconds and takes a float; FastStream's annotation says int.
+            reconnect_time_wait=0.5,  # type: ignore[arg-type]
         )
         self.sync = JetStreamSync(
             subject_prefix=settings.subject_prefix, duplicate_window=settings.events_duplicate_window

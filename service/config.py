@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from dotenv import dotenv_values
 
@@ -17,7 +18,9 @@ class ConfigError(ValueError):
     """A setting has a value ekko cannot use; the message names the variable."""
 
 
-def _bool(name: str, raw: str) -> bool:
+def _bool(name: str, raw: str | None, default: bool) -> bool:
+    if raw is None:
+        return default
     value = raw.strip().lower()
     if value in _TRUE:
         return True
@@ -26,7 +29,9 @@ def _bool(name: str, raw: str) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
-def _int(name: str, raw: str, minimum: int) -> int:
+def _int(name: str, raw: str | None, minimum: int, default: int) -> int:
+    if raw is None:
+        return default
     try:
         value = int(raw)
     except ValueError:
@@ -80,7 +85,8 @@ class Settings:
     def data_dir(self) -> Path:
         return self.duckdb_path.parent
 
-    def with_(self, **changes: object) -> Settings:
+    def with_(self, **changes: Any) -> Settings:
+        """A copy with these fields changed: replace() refuses unknown names, __post_init__ bad values."""
         return replace(self, **changes)
 
     @classmethod
@@ -91,28 +97,28 @@ class Settings:
             values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
         values.update(os.environ if environ is None else environ)
         get = values.get
-        kwargs: dict[str, object] = {}
-        if url := get("NATS_URL", "").strip():
-            kwargs["nats_url"] = url
-        if path := get("DUCKDB_PATH", "").strip():
-            kwargs["duckdb_path"] = Path(path)
-        if (raw := get("DUCKDB_POOL_SIZE")) is not None:
-            kwargs["duckdb_pool_size"] = _int("DUCKDB_POOL_SIZE", raw, 1)
-        if (raw := get("MIGRATION_MODE")) is not None:
-            kwargs["migration_mode"] = _bool("MIGRATION_MODE", raw)
-        if (raw := get("ENABLE_JETSTREAM_SYNC")) is not None:
-            kwargs["enable_jetstream_sync"] = _bool("ENABLE_JETSTREAM_SYNC", raw)
-        if (raw := get("EKKO_WORKERS_PER_SUBJECT")) is not None:
-            kwargs["workers_per_subject"] = _int("EKKO_WORKERS_PER_SUBJECT", raw, 1)
-        if (raw := get("EKKO_WRITE_WORKERS_PER_SUBJECT")) is not None:
-            kwargs["write_workers_per_subject"] = _int("EKKO_WRITE_WORKERS_PER_SUBJECT", raw, 1)
-        if (raw := get("EKKO_CACHE_ENTRIES")) is not None:
-            kwargs["cache_entries"] = _int("EKKO_CACHE_ENTRIES", raw, 0)
-        if (raw := get("BCRYPT_ROUNDS")) is not None:
-            kwargs["bcrypt_rounds"] = _int("BCRYPT_ROUNDS", raw, 4)
-        if raw := get("EKKO_LOG_LEVEL"):
-            kwargs["log_level"] = raw.upper()
-        return cls(**kwargs)
+        default = cls()
+        return cls(
+            nats_url=get("NATS_URL", "").strip() or default.nats_url,
+            duckdb_path=Path(path) if (path := get("DUCKDB_PATH", "").strip()) else default.duckdb_path,
+            duckdb_pool_size=_int("DUCKDB_POOL_SIZE", get("DUCKDB_POOL_SIZE"), 1, default.duckdb_pool_size),
+            migration_mode=_bool("MIGRATION_MODE", get("MIGRATION_MODE"), default.migration_mode),
+            enable_jetstream_sync=_bool(
+                "ENABLE_JETSTREAM_SYNC", get("ENABLE_JETSTREAM_SYNC"), default.enable_jetstream_sync
+            ),
+            workers_per_subject=_int(
+                "EKKO_WORKERS_PER_SUBJECT", get("EKKO_WORKERS_PER_SUBJECT"), 1, default.workers_per_subject
+            ),
+            write_workers_per_subject=_int(
+                "EKKO_WRITE_WORKERS_PER_SUBJECT",
+                get("EKKO_WRITE_WORKERS_PER_SUBJECT"),
+                1,
+                default.write_workers_per_subject,
+            ),
+            cache_entries=_int("EKKO_CACHE_ENTRIES", get("EKKO_CACHE_ENTRIES"), 0, default.cache_entries),
+            bcrypt_rounds=_int("BCRYPT_ROUNDS", get("BCRYPT_ROUNDS"), 4, default.bcrypt_rounds),
+            log_level=raw.upper() if (raw := get("EKKO_LOG_LEVEL")) else default.log_level,
+        )
 
 
 __all__ = ["ConfigError", "Settings"]

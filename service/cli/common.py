@@ -9,7 +9,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import duckdb
 import msgspec
@@ -54,7 +54,7 @@ def run_command(command: Callable[[], int | Coroutine[Any, Any, int]]) -> int:
     on stderr and their exit code. The one place that maps failures to exit codes."""
     try:
         result = command()
-        return asyncio.run(result) if asyncio.iscoroutine(result) else int(result)  # type: ignore[arg-type]
+        return asyncio.run(result) if asyncio.iscoroutine(result) else int(result)
     except DatabaseLocked as exc:
         print(
             "ekko: the database is held by another process, most likely the running ekko service"
@@ -90,13 +90,21 @@ async def connect_once(settings: Settings) -> nats.aio.client.Client:
 
 
 @contextlib.asynccontextmanager
-async def nats_connection(settings: Settings, *, required: bool = True) -> AsyncIterator[nats.aio.client.Client | None]:
-    """A connection for one command; with required=False, None (and a warning) when unreachable."""
+async def nats_connection(settings: Settings) -> AsyncIterator[nats.aio.client.Client]:
+    """A connection for one command; NatsUnreachable when there is none."""
+    nc = await connect_once(settings)
+    try:
+        yield nc
+    finally:
+        await nc.drain()
+
+
+@contextlib.asynccontextmanager
+async def optional_nats_connection(settings: Settings) -> AsyncIterator[nats.aio.client.Client | None]:
+    """A connection for one command, or None (and a warning) when NATS is unreachable."""
     try:
         nc = await connect_once(settings)
     except NatsUnreachable as exc:
-        if required:
-            raise
         print(f"ekko: {exc}: the KV buckets are left out", file=sys.stderr)
         yield None
         return
@@ -129,6 +137,10 @@ async def ask_service(settings: Settings, subject: str, body: bytes = b"", timeo
     return reply.data
 
 
+@overload
+def open_database(settings: Settings, *, read_only: Literal[False] = False) -> Database: ...
+@overload
+def open_database(settings: Settings, *, read_only: bool) -> Database | ReadOnlyDatabase: ...
 def open_database(settings: Settings, *, read_only: bool = False) -> Database | ReadOnlyDatabase:
     """The database for one command; raises DatabaseLocked while the service holds it."""
     if read_only:
@@ -160,10 +172,11 @@ class ReadOnlyDatabase:
 
     def __init__(self, path: Path) -> None:
         con = connect(path, read_only=True) if path.exists() else None
-        self.exists = con is not None and _has_schema(con)
-        if not self.exists:
-            if con is not None:
-                con.close()
+        if con is not None and not _has_schema(con):
+            con.close()
+            con = None
+        self.exists = con is not None
+        if con is None:
             con = duckdb.connect(":memory:")
             apply_pending(con)
         self._con: duckdb.DuckDBPyConnection = con

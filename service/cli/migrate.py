@@ -37,6 +37,7 @@ from service.cli.common import (
     emit,
     nats_connection,
     open_database,
+    optional_nats_connection,
 )
 from service.config import Settings
 from service.migration import backups, core
@@ -162,7 +163,7 @@ async def run_reset(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _reset(args: argparse.Namespace, settings: Settings) -> int:
-    async with database(settings) as db, nats_connection(settings, required=False) as nc:
+    async with database(settings) as db, optional_nats_connection(settings) as nc:
         js = nc.jetstream() if nc is not None else None
         backups_dir = None if args.no_backup else settings.data_dir / "backups"
         result = await backups.reset(db, js, backups_dir=backups_dir)
@@ -182,7 +183,7 @@ async def _backup(args: argparse.Namespace, settings: Settings) -> int:
         info = await _via_service(settings, "admin.backup", b"", BackupInfo)
     else:
         try:
-            async with nats_connection(settings, required=False) as nc:
+            async with optional_nats_connection(settings) as nc:
                 js = nc.jetstream() if nc is not None else None
                 info = await backups.backup(db, js, settings.data_dir / "backups")
         finally:

@@ -31,6 +31,7 @@ from typing import Any
 
 import msgspec
 
+from schema.common import Record
 from service.model.columns import Kind, as_utc, from_db, to_db
 from service.model.errors import ValidationFailed
 from service.model.registry import ENTITIES, EntitySpec
@@ -61,7 +62,7 @@ class Mapped(msgspec.Struct, frozen=True):
     now: datetime
 
     @property
-    def record(self) -> msgspec.Struct:
+    def record(self) -> Record:
         return _mapper(self.entity).record(self)
 
     @property
@@ -93,7 +94,7 @@ class _Mapper:
         self.cleans = type(self.rules).clean is not Rules.clean
         self.checks = type(self.rules).check is not Rules.check
 
-    def record(self, mapped: Mapped) -> msgspec.Struct:
+    def record(self, mapped: Mapped) -> Record:
         values = {name: mapped.row[name] for name in self.fields}
         for column in self.converted:
             values[column.name] = from_db(column, values[column.name])
@@ -159,7 +160,7 @@ def _legacy_type(spec: EntitySpec) -> type[msgspec.Struct]:
     """A Struct accepting what the legacy API (or ekko itself) wrote for this entity."""
     create = {f.name: f for f in msgspec.structs.fields(spec.create)}
     renamed = set(spec.legacy_names.values())
-    fields: list[tuple[str, Any, Any]] = [
+    fields: list[tuple[str, Any] | tuple[str, Any, Any]] = [  # (name, type[, default])
         ("id", str | None, None),
         ("created_at", datetime | None, None),
         ("updated_at", datetime | None, None),

@@ -165,8 +165,8 @@ def _check_unique(cur: Cursor, plan: EntityPlan, mapped: dict[str, Mapped], stor
             return key not in stored, created is None, created or datetime.min, key
 
         for key, m in sorted(mapped.items(), key=precedence):
-            values = tuple(_fold(m.row[name]) for name in unique.fields)
-            holder = taken.setdefault(values, key)
+            folded_values = tuple(_fold(m.row[name]) for name in unique.fields)
+            holder = taken.setdefault(folded_values, key)
             if holder != key:
                 _reject(plan, mapped, key, f"duplicate: {unique.message} ({spec.name} {holder})")
 

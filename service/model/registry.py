@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Generic
 
-import msgspec
+# typing.TypeVar takes `default` only from Python 3.13.
+from typing_extensions import TypeVar
 
 from schema import agents, alert_rules, alerts, users, wallet_balances, wallets, workflow_executions, workflows
+from schema.common import CreateRequest, Record, UpdateRequest
 from service.model.columns import Column, columns_of
 
 
@@ -31,12 +34,19 @@ class UniqueKey:
     message: str
 
 
+# An entity's own Structs. Covariant (a spec is read-only), so EntitySpec[User, ...] is an
+# EntitySpec; the defaults make a bare `EntitySpec` mean "any entity" in generic code.
+RecordT = TypeVar("RecordT", bound=Record, covariant=True, default=Record)
+CreateT = TypeVar("CreateT", bound=CreateRequest, covariant=True, default=CreateRequest)
+UpdateT = TypeVar("UpdateT", bound=UpdateRequest, covariant=True, default=UpdateRequest)
+
+
 @dataclass(frozen=True)
-class EntitySpec:
+class EntitySpec(Generic[RecordT, CreateT, UpdateT]):
     name: str  # table, KV bucket and subject token
-    record: type[msgspec.Struct]
-    create: type[msgspec.Struct]
-    update: type[msgspec.Struct]
+    record: type[RecordT]
+    create: type[CreateT]
+    update: type[UpdateT]
     foreign_keys: tuple[ForeignKey, ...] = ()
     unique: tuple[UniqueKey, ...] = ()
     # Sorting is limited to NOT NULL columns so keyset cursors need no NULL logic.
@@ -63,19 +73,22 @@ class EntitySpec:
         return frozenset(("id", *self.sortable))
 
 
+# Named on its own because login reads users' own fields (is_active).
+USERS = EntitySpec(
+    "users",
+    users.User,
+    users.UserCreate,
+    users.UserUpdate,
+    unique=(UniqueKey(("email",), "a user with this email already exists"),),
+    sortable=("created_at", "updated_at", "version", "email", "role", "is_active"),
+    secret_columns=("password_hash",),
+    legacy_names={"hashed_password": "password_hash"},
+)
+
 ENTITIES: dict[str, EntitySpec] = {
     spec.name: spec
     for spec in (
-        EntitySpec(
-            "users",
-            users.User,
-            users.UserCreate,
-            users.UserUpdate,
-            unique=(UniqueKey(("email",), "a user with this email already exists"),),
-            sortable=("created_at", "updated_at", "version", "email", "role", "is_active"),
-            secret_columns=("password_hash",),
-            legacy_names={"hashed_password": "password_hash"},
-        ),
+        USERS,
         EntitySpec(
             "wallets",
             wallets.Wallet,

@@ -13,6 +13,8 @@ from typing import Any
 import bcrypt
 import msgspec
 
+from schema.common import Record
+from schema.wallets import Wallet
 from service.model.addresses import address_problem
 from service.model.columns import utc_now
 from service.model.errors import invalid
@@ -28,7 +30,7 @@ class Rules:
         """Tidy sent values (trim, upper-case); synchronous so the migration applies the same rules."""
         return values
 
-    def check(self, record: msgspec.Struct) -> None:
+    def check(self, record: Record) -> None:
         return None
 
     def check_secrets(self, secrets: dict[str, Any]) -> None:
@@ -40,7 +42,7 @@ class UserRules(Rules):
     def __init__(self, bcrypt_rounds: int = 12) -> None:
         self.rounds = bcrypt_rounds
 
-    async def prepare(self, values, *, creating):
+    async def prepare(self, values: dict[str, Any], *, creating: bool) -> tuple[dict[str, Any], dict[str, Any]]:
         values = dict(values)
         secrets = {}
         password = values.pop("password", None)
@@ -50,19 +52,19 @@ class UserRules(Rules):
             secrets["password_hash"] = await asyncio.to_thread(hash_password, password, self.rounds)
         return self.clean(values), secrets
 
-    def clean(self, values):
+    def clean(self, values: dict[str, Any]) -> dict[str, Any]:
         if isinstance(values.get("email"), str):
             values = {**values, "email": values["email"].strip()}
         return values
 
-    def check_secrets(self, secrets):
+    def check_secrets(self, secrets: dict[str, Any]) -> None:
         # A legacy hash bcrypt cannot read would migrate a user who can never log in.
         if (hashed := secrets.get("password_hash")) is not None and not BCRYPT_HASH.fullmatch(hashed):
             raise invalid("hashed_password", "is not a bcrypt hash ($2a$/$2b$/$2y$)")
 
 
 class WalletRules(Rules):
-    def clean(self, values):
+    def clean(self, values: dict[str, Any]) -> dict[str, Any]:
         values = dict(values)
         if isinstance(values.get("blockchain_symbol"), str):
             values["blockchain_symbol"] = values["blockchain_symbol"].upper()
@@ -70,14 +72,16 @@ class WalletRules(Rules):
             values["address"] = values["address"].strip()
         return values
 
-    def check(self, record):
+    def check(self, record: Record) -> None:
+        if not isinstance(record, Wallet):  # the registry pairs these rules with wallets only
+            raise TypeError(f"wallet rules got a {type(record).__name__}")
         if problem := address_problem(record.blockchain_symbol, record.address):
             field = "blockchain_symbol" if problem.startswith("unsupported") else "address"
             raise invalid(field, problem)
 
 
 class WalletBalanceRules(Rules):
-    async def prepare(self, values, *, creating):
+    async def prepare(self, values: dict[str, Any], *, creating: bool) -> tuple[dict[str, Any], dict[str, Any]]:
         if creating and values.get("timestamp", msgspec.UNSET) is msgspec.UNSET:
             values = {**values, "timestamp": utc_now()}
         return values, {}

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import duckdb
 
@@ -58,11 +58,14 @@ def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection
         ) from exc
 
 
-def first_row(cur: Cursor, sql: str, params: Sequence[object] | None = None) -> tuple | None:
-    """The first row, or None. Reads the whole result: a half-read one (`fetchone`) keeps
-    its transaction open on the cursor, and DuckDB then refuses CHECKPOINT on close."""
+def first_row(cur: Cursor, sql: str, params: Sequence[object] | None = None) -> tuple[Any, ...]:
+    """The first row of a query that always returns one (count(*), max(), EXISTS). Reads
+    the whole result: a half-read one (`fetchone`) keeps its transaction open on the
+    cursor, and DuckDB then refuses CHECKPOINT on close."""
     rows = cur.execute(sql, params or []).fetchall()
-    return rows[0] if rows else None
+    if not rows:
+        raise LookupError(f"no row from a query that always returns one: {sql}")
+    return rows[0]
 
 
 def in_one_snapshot(fn: Callable[[Cursor], T]) -> Callable[[Cursor], T]:

@@ -50,7 +50,7 @@ def _condition(spec: EntitySpec, field: str, op: str, value: Any) -> Condition:
 
 
 def parse_filters(spec: EntitySpec, filters: dict[str, Any]) -> tuple[Condition, ...]:
-    conditions = []
+    conditions: list[Condition] = []
     for field, spec_value in filters.items():
         if field not in spec.filterable:
             raise invalid(f"filters.{field}", f"unknown field (filterable: {', '.join(sorted(spec.filterable))})")

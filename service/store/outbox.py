@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from schema.events import Action
 from service.model.columns import as_utc
 from service.store.database import Cursor
 from service.store.write_batch import WriteBatch
@@ -16,7 +17,7 @@ class Change:
 
     event_id: str
     entity: str
-    action: str  # created | updated | deleted
+    action: Action
     entity_id: str
     version: int
     occurred_at: datetime

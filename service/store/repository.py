@@ -6,12 +6,14 @@ value is bound as a parameter.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic
 
-import msgspec
+from typing_extensions import TypeVar
 
+from schema.common import Record
 from service.model.columns import from_db, to_db
 from service.model.registry import EntitySpec, UniqueKey
 from service.store.database import Cursor
@@ -48,10 +50,14 @@ def _q(name: str) -> str:
     return f'"{name}"'
 
 
-class Repository:
+# The entity's record Struct; a bare `Repository` holds any entity's records.
+RecordT = TypeVar("RecordT", bound=Record, default=Record)
+
+
+class Repository(Generic[RecordT]):
     """Rows of one entity's table, as record Structs."""
 
-    def __init__(self, spec: EntitySpec, cursor: Cursor, batch: WriteBatch | None = None) -> None:
+    def __init__(self, spec: EntitySpec[RecordT], cursor: Cursor, batch: WriteBatch | None = None) -> None:
         self.spec = spec
         self.cur = cursor
         self.batch = batch  # the writer's: held-back inserts and known ids (service.store.write_batch)
@@ -75,11 +81,11 @@ class Repository:
         return rows[0] if rows else None
 
     # -- reads ---------------------------------------------------------------
-    def to_record(self, row: Sequence[Any]) -> msgspec.Struct:
+    def to_record(self, row: Sequence[Any]) -> RecordT:
         values = {c.name: from_db(c, v) for c, v in zip(self.spec.columns, row, strict=False)}
         return self.spec.record(**values)
 
-    def get(self, entity_id: str) -> msgspec.Struct | None:
+    def get(self, entity_id: str) -> RecordT | None:
         row = self._first(f"SELECT {self._select} FROM {self._table} WHERE id = ?", [entity_id])
         return None if row is None else self.to_record(row)
 
@@ -89,7 +95,8 @@ class Repository:
         return self._first(f"SELECT 1 FROM {self._table} WHERE id = ?", [entity_id]) is not None
 
     def count(self) -> int:
-        return int(self._first(f"SELECT count(*) FROM {self._table}")[0])
+        (row,) = self._execute(f"SELECT count(*) FROM {self._table}").fetchall()  # always one row
+        return int(row[0])
 
     def ids_where(self, column: str, value: Any) -> list[str]:
         self.spec.column_map[column]  # KeyError for a column the registry does not know
@@ -108,7 +115,7 @@ class Repository:
         row = self._first(f"SELECT id FROM {self._table} WHERE {' AND '.join(where)} LIMIT 1", params)
         return None if row is None else row[0]
 
-    def secret(self, column: str, lookup_column: str, value: Any) -> tuple[msgspec.Struct, Any] | None:
+    def secret(self, column: str, lookup_column: str, value: Any) -> tuple[RecordT, Any] | None:
         """(record, secret column value) of the row whose lookup column equals value, case-insensitively."""
         assert column in self.spec.secret_columns and lookup_column in self.spec.column_map
         row = self._first(
@@ -118,8 +125,9 @@ class Repository:
         )
         return None if row is None else (self.to_record(row[:-1]), row[-1])
 
-    def list(self, query: ListQuery) -> list[msgspec.Struct]:
-        where, params = [], []
+    def list(self, query: ListQuery) -> list[RecordT]:
+        where: list[str] = []
+        params: list[Any] = []
         for cond in query.conditions:
             sql, args = _condition_sql(cond)
             where.append(sql)
@@ -136,12 +144,13 @@ class Repository:
         params.append(query.limit)
         return [self.to_record(r) for r in self._execute(sql, params).fetchall()]
 
-    def list_all(self) -> list[msgspec.Struct]:
+    # `list` here is the method above, so the builtin is spelled out.
+    def list_all(self) -> builtins.list[RecordT]:
         rows = self._execute(f"SELECT {self._select} FROM {self._table} ORDER BY id").fetchall()
         return [self.to_record(r) for r in rows]
 
     # -- writes --------------------------------------------------------------
-    def insert(self, record: msgspec.Struct, secrets: dict[str, Any] | None = None) -> None:
+    def insert(self, record: RecordT, secrets: dict[str, Any] | None = None) -> None:
         names = [c.name for c in self.spec.columns]
         params = [to_db(c, getattr(record, c.name)) for c in self.spec.columns]
         for name, value in (secrets or {}).items():
@@ -154,7 +163,7 @@ class Repository:
         marks = ", ".join("?" for _ in names)
         self.cur.execute(f"INSERT INTO {self._table} ({', '.join(map(_q, names))}) VALUES ({marks})", params)
 
-    def update(self, record: msgspec.Struct, changed: Iterable[str], secrets: dict[str, Any] | None = None) -> None:
+    def update(self, record: RecordT, changed: Iterable[str], secrets: dict[str, Any] | None = None) -> None:
         """Write the changed columns of `record` (plus updated_at and version) and any secrets."""
         names = [*dict.fromkeys([*changed, "updated_at", "version"])]
         sets = [f"{_q(n)} = ?" for n in names]
@@ -189,7 +198,8 @@ def _condition_sql(cond: Condition) -> tuple[str, list[Any]]:
 
 def _after_sql(sort: Sequence[SortKey], after: Sequence[Any]) -> tuple[str, list[Any]]:
     """Keyset predicate: rows strictly after `after` in the (mixed-direction) sort order."""
-    alternatives, params = [], []
+    alternatives: list[str] = []
+    params: list[Any] = []
     for i, key in enumerate(sort):
         parts = [f"{_q(k.column)} = ?" for k in sort[:i]]
         parts.append(f"{_q(key.column)} {'<' if key.descending else '>'} ?")

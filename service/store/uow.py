@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import uuid
 
-import msgspec
-
-from schema.common import encode
+from schema.common import Record, encode
+from schema.events import Action
 from service.model.columns import utc_now
 from service.model.registry import EntitySpec
 from service.store.database import Cursor
@@ -31,7 +30,7 @@ class UnitOfWork:
             self._repos[spec.name] = Repository(spec, self.cursor, self.batch)
         return self._repos[spec.name]
 
-    def record(self, spec: EntitySpec, action: str, record: msgspec.Struct) -> Change:
+    def record(self, spec: EntitySpec, action: Action, record: Record) -> Change:
         """Note a change (and queue it in the outbox when sync is on)."""
         change = Change(
             event_id=str(uuid.uuid4()),

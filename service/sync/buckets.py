@@ -121,7 +121,8 @@ async def _consume_latest(
     js: JetStreamContext, stream: str, bucket: str, snap: BucketSnapshot, progress: Progress
 ) -> None:
     prefix = len(f"$KV.{bucket}.")
-    values, deleted = snap.values, {}
+    values = snap.values
+    deleted: dict[str, None] = {}  # an ordered set: a key re-put after its delete leaves it
     done = asyncio.Event()
     task = f"read {bucket}"
     seen = reported = 0
@@ -162,6 +163,8 @@ async def _consume_latest(
     )
     try:
         info = await sub.consumer_info()
+        if info.delivered is None or info.num_pending is None:  # optional in nats-py; the server sends both
+            raise BucketReadError(f"KV bucket {bucket}: consumer info without delivered/num_pending")
         expected = info.delivered.consumer_seq + info.num_pending
         progress.start(task, expected)
         report_progress()

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-import msgspec
-
+from schema.users import User
 from service.model.errors import Unauthorized
-from service.model.registry import ENTITIES
+from service.model.registry import USERS
 from service.model.rules import hash_password, password_matches
 from service.store.database import Database
 from service.store.repository import Repository
-
-USERS = ENTITIES["users"]
 
 
 class AuthService:
@@ -21,7 +18,7 @@ class AuthService:
         # Checked when the email is unknown, so both failures cost one bcrypt check.
         self._decoy_hash = hash_password("decoy-password", bcrypt_rounds)
 
-    async def authenticate(self, email: str, password: str) -> msgspec.Struct:
+    async def authenticate(self, email: str, password: str) -> User:
         found = await self.db.read(lambda cur: Repository(USERS, cur).secret("password_hash", "email", email.strip()))
         user, hashed = found if found is not None else (None, self._decoy_hash)
         matches = await asyncio.to_thread(password_matches, password, hashed)

@@ -10,11 +10,21 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
-from schema.common import UNSET, DeleteReply, DeleteRequest, ListReply, ListRequest, encode
+from schema.common import (
+    UNSET,
+    CreateRequest,
+    DeleteReply,
+    DeleteRequest,
+    ListReply,
+    ListRequest,
+    Record,
+    UpdateRequest,
+    encode,
+)
 from service.model.columns import utc_now
 from service.model.errors import Conflict, Detail, NotFound
 from service.model.registry import ENTITIES, EntitySpec, children_of
@@ -29,6 +39,7 @@ from service.store.write_batch import Lookup
 from service.usecases.cache import RecordCache
 
 AfterCommit = Callable[[Sequence[Change]], None]
+T = TypeVar("T")
 
 
 def sent_fields(request: msgspec.Struct) -> dict[str, Any]:
@@ -56,10 +67,10 @@ class EntityService:
         self._outbox = outbox
         self._after_commit = after_commit
 
-    async def _write(self, work: Callable[[UnitOfWork], Any], lookups: Sequence[Lookup] = ()) -> Any:
+    async def _write(self, work: Callable[[UnitOfWork], T], lookups: Sequence[Lookup] = ()) -> T:
         """Run work in a writer transaction; lookups: the (table, id) it will check exist."""
 
-        def transaction(cursor: Cursor) -> tuple[Any, list[Change]]:
+        def transaction(cursor: Cursor) -> tuple[T, list[Change]]:
             uow = UnitOfWork(cursor, outbox=self._outbox, batch=self.db.batch)
             return work(uow), uow.changes
 
@@ -69,7 +80,7 @@ class EntityService:
         return result
 
     # -- create --------------------------------------------------------------
-    async def create(self, request: msgspec.Struct) -> msgspec.Struct:
+    async def create(self, request: CreateRequest) -> Record:
         values = sent_fields(request)
         values, secrets = await self.rules.prepare(values, creating=True)
         now = utc_now()
@@ -82,7 +93,7 @@ class EntityService:
         record = self.spec.record(**values)
         self.rules.check(record)
 
-        def work(uow: UnitOfWork) -> msgspec.Struct:
+        def work(uow: UnitOfWork) -> Record:
             repo = uow.repo(self.spec)
             if client_id and repo.exists(record.id):
                 raise Conflict(f"{self.spec.name} {record.id} already exists", [Detail("id", "already exists")])
@@ -111,14 +122,14 @@ class EntityService:
         return data
 
     # -- update --------------------------------------------------------------
-    async def update(self, request: msgspec.Struct) -> msgspec.Struct:
+    async def update(self, request: UpdateRequest) -> Record:
         changes = sent_fields(request)
         entity_id = changes.pop("id")
         expected = changes.pop("expected_version", None)
         changes, secrets = await self.rules.prepare(changes, creating=False)
         changes = normalize(self.spec, changes)
 
-        def work(uow: UnitOfWork) -> msgspec.Struct:
+        def work(uow: UnitOfWork) -> Record:
             repo = uow.repo(self.spec)
             current = load_current(repo, self.spec, entity_id, expected)
             if not changes and not secrets:
@@ -157,7 +168,7 @@ class EntityService:
         return ListReply(items=rows, next_cursor=next_cursor)
 
 
-def load_current(repo: Repository, spec: EntitySpec, entity_id: str, expected_version: int | None) -> msgspec.Struct:
+def load_current(repo: Repository, spec: EntitySpec, entity_id: str, expected_version: int | None) -> Record:
     current = repo.get(entity_id)
     if current is None:
         raise NotFound(f"{spec.name} {entity_id} not found")
@@ -169,7 +180,7 @@ def load_current(repo: Repository, spec: EntitySpec, entity_id: str, expected_ve
     return current
 
 
-def check_references(uow: UnitOfWork, spec: EntitySpec, record: msgspec.Struct, fields: Any) -> None:
+def check_references(uow: UnitOfWork, spec: EntitySpec, record: Record, fields: Any) -> None:
     """Every foreign key among `fields` points at an existing parent (404 when not)."""
     for fk in spec.foreign_keys:
         value = getattr(record, fk.field)
@@ -180,14 +191,14 @@ def check_references(uow: UnitOfWork, spec: EntitySpec, record: msgspec.Struct, 
             )
 
 
-def check_unique(uow: UnitOfWork, spec: EntitySpec, record: msgspec.Struct, exclude_id: str | None) -> None:
+def check_unique(uow: UnitOfWork, spec: EntitySpec, record: Record, exclude_id: str | None) -> None:
     for key in spec.unique:
         values = {name: getattr(record, name) for name in key.fields}
         if uow.repo(spec).find_duplicate(key, values, exclude_id) is not None:
             raise Conflict(key.message, [Detail(name, "already taken") for name in key.fields])
 
 
-def delete_tree(uow: UnitOfWork, spec: EntitySpec, record: msgspec.Struct, *, cascade: bool) -> None:
+def delete_tree(uow: UnitOfWork, spec: EntitySpec, record: Record, *, cascade: bool) -> None:
     """Delete a row; its children too when cascading, else refuse while it has any."""
     for child, fk in children_of(spec.name):
         ids = uow.repo(child).ids_where(fk.field, record.id)
@@ -199,6 +210,6 @@ def delete_tree(uow: UnitOfWork, spec: EntitySpec, record: msgspec.Struct, *, ca
                 [Detail(child.name, f"{len(ids)} rows reference it through {fk.field}")],
             )
         for child_id in ids:
-            delete_tree(uow, child, uow.repo(child).get(child_id), cascade=True)
+            delete_tree(uow, child, load_current(uow.repo(child), child, child_id, None), cascade=True)
     uow.repo(spec).delete(record.id)
     uow.record(spec, "deleted", record)
