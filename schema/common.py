@@ -28,7 +28,6 @@ __all__ = [
     "Name",
     "Record",
     "ShortText",
-    "Timestamp",
     "UnsetType",
     "UpdateRequest",
 ]
@@ -54,7 +53,6 @@ class FixedDecimal(Decimal):
     __slots__ = ()
 
 
-Timestamp = datetime
 JsonObject = dict[str, Any]
 
 

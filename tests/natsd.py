@@ -1,4 +1,4 @@
-"""A real nats-server for tests: free port, temp JetStream dir, stop/restart on demand."""
+"""A real nats-server for tests: free port, temp JetStream dir, stopped and started again on demand."""
 
 from __future__ import annotations
 
@@ -54,7 +54,3 @@ class NatsServer:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()

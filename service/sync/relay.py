@@ -32,7 +32,6 @@ class RelayStats:
     published: int = 0
     failed_attempts: int = 0
     last_error: str | None = None
-    last_error_at: datetime | None = None
     last_published_at: datetime | None = None
     lag_seconds: float = 0.0  # commit -> JetStream ack of the last published change
     repairs: int = 0
@@ -104,7 +103,6 @@ class Relay:
             except Exception as exc:
                 self.stats.failed_attempts += 1
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
-                self.stats.last_error_at = utc_now()
                 if isinstance(exc, RETRYABLE):
                     log.warning("outbox relay: publish failed (%s); retrying in %.2fs", self.stats.last_error, backoff)
                 else:
