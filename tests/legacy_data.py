@@ -1,5 +1,5 @@
-"""Values shaped like those the legacy JetStream-only API left in KV (shared spec
-legacy-kv-format.md): snake_case JSON of the old models, floats for money, naive
+"""Values shaped like those the legacy JetStream-only API left in KV
+(docs/legacy-format.md): snake_case JSON of the old models, floats for money, naive
 ISO timestamps, null created_at on some wallets, old field names on executions.
 
 Each factory returns a dict (tests tweak it) for record number n; `put_all`
@@ -166,7 +166,7 @@ async def bucket(js: JetStreamContext, name: str, history: int = 10) -> Any:
 
 
 async def put_all(js: JetStreamContext, name: str, values: Iterable[tuple[str, bytes]], inflight: int = 1000) -> None:
-    """Put many values, `inflight` at a time (one at a time is ~6k/s, FACTS.md)."""
+    """Put many values, `inflight` at a time (one at a time is ~2-3k/s: `python -m bench.kv_sync_probe`)."""
     kv = await bucket(js, name)
     batch: list[tuple[str, bytes]] = []
     for item in values:

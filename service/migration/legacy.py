@@ -1,6 +1,6 @@
 """One legacy KV value -> today's record: the pure part of the migration.
 
-What the legacy API wrote is described in the shared spec `legacy-kv-format.md`.
+What the legacy API wrote is described in docs/legacy-format.md.
 The mapping, in order:
 
 - the JSON is decoded straight into a per-entity type built from the registry:

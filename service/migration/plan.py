@@ -4,10 +4,11 @@ Per entity, parents first (ENTITY_ORDER): map every live value (`legacy.map_valu
 drop those whose foreign key points at no row (neither in DuckDB nor migrated in
 this run), those duplicating a unique key (the row already stored, else the
 oldest record, wins) and new users without a password hash. What is left is
-loaded into a temp table (NDJSON + `read_json`, the fastest bulk path, FACTS.md)
-and compared with the table in SQL: new ids, ids whose content differs,
-unchanged ids. Writing is two statements per table; integrity checks compare
-the same staged rows again after writing.
+loaded into a temp table (NDJSON + `read_json`: one bulk load, not a statement
+per row; `python -m bench.migration_bench` measures it against that) and
+compared with the table in SQL: new ids, ids whose content differs, unchanged
+ids. Writing is two statements per table; integrity checks compare the same
+staged rows again after writing.
 
 Table and column names come from the registry only; values are bound or read
 from the NDJSON file.

@@ -42,7 +42,7 @@ HASH = bcrypt.hashpw(PASSWORD, bcrypt.gensalt(4)).decode()
 uid = legacy.uid
 
 
-# -- the legacy data: every quirk of legacy-kv-format.md ------------------------------
+# -- the legacy data: every quirk of docs/legacy-format.md ----------------------------
 async def seed_legacy(url: str) -> None:
     nc = await nats.connect(url)
     js = nc.jetstream()
