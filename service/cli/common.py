@@ -57,8 +57,9 @@ def run_command(command: Callable[[], int | Coroutine[Any, Any, int]]) -> int:
         return asyncio.run(result) if asyncio.iscoroutine(result) else int(result)  # type: ignore[arg-type]
     except DatabaseLocked as exc:
         print(
-            "ekko: the database is held by another process, most likely the running ekko service"
-            f" (DuckDB allows one process per file). ({exc})",
+            "ekko: the database is held by another process, most likely the running ekko service. DuckDB allows"
+            " one process per file: stop the service (`ekko run`) first, then run this again."
+            f"\n  ({exc})",
             file=sys.stderr,
         )
         return EXIT_LOCKED
@@ -97,7 +98,7 @@ async def nats_connection(settings: Settings, *, required: bool = True) -> Async
     except NatsUnreachable as exc:
         if required:
             raise
-        print(f"ekko: {exc}: the KV buckets are left out", file=sys.stderr)
+        print(f"ekko: {exc}: the KV buckets are not backed up", file=sys.stderr)
         yield None
         return
     try:
