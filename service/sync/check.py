@@ -66,11 +66,15 @@ def _same(a: bytes, b: bytes) -> bool:
     return a == b or msgspec.json.decode(a) == msgspec.json.decode(b)
 
 
+async def _states(db: Database, sync: JetStreamSync, entity: str) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """(what DuckDB says each key should hold, what the bucket holds)."""
+    return await _duckdb_state(db, entity), (await read_bucket(sync.js, entity)).values
+
+
 async def verify(db: Database, sync: JetStreamSync) -> VerifyReport:
     buckets = []
     for entity in ENTITY_ORDER:
-        want = await _duckdb_state(db, entity)
-        have = (await read_bucket(sync.js, entity)).values
+        want, have = await _states(db, sync, entity)
         missing = sorted(k for k in want if k not in have)
         extra = sorted(k for k in have if k not in want)
         different = sorted(k for k in want if k in have and not _same(want[k], have[k]))
@@ -92,16 +96,14 @@ async def verify(db: Database, sync: JetStreamSync) -> VerifyReport:
 
 async def repair(db: Database, sync: JetStreamSync) -> dict[str, dict[str, int]]:
     """Put every DuckDB row whose KV value is missing or different; delete KV keys DuckDB lacks."""
-    result = {}
-    for entity in ENTITY_ORDER:
-        want = await _duckdb_state(db, entity)
-        have = (await read_bucket(sync.js, entity)).values
-        kv = sync.bucket(entity)
-        put = [k for k in want if k not in have or not _same(want[k], have[k])]
-        extra = [k for k in have if k not in want]
-        for key in put:
-            await kv.put(key, want[key])
-        for key in extra:
-            await kv.delete(key)
-        result[entity] = {"put": len(put), "deleted": len(extra)}
-    return result
+    return {entity: await _repair_bucket(db, sync, entity) for entity in ENTITY_ORDER}
+
+
+async def _repair_bucket(db: Database, sync: JetStreamSync, entity: str) -> dict[str, int]:
+    want, have = await _states(db, sync, entity)
+    kv = sync.bucket(entity)
+    put = [k for k in want if k not in have or not _same(want[k], have[k])]
+    extra = [k for k in have if k not in want]
+    await pipelined(lambda key: kv.put(key, want[key]), put)
+    await pipelined(kv.delete, extra)
+    return {"put": len(put), "deleted": len(extra)}
