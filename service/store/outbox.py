@@ -64,6 +64,11 @@ class OutboxRepository(TableAccess):
             for r in rows
         ]
 
+    def pending_ids(self, entity: str) -> set[str]:
+        """Ids of this entity with changes still waiting here."""
+        rows = self._execute("SELECT DISTINCT entity_id FROM outbox WHERE entity = ?", [entity]).fetchall()
+        return {row[0] for row in rows}
+
     def remove_through(self, seq: int) -> None:
         """Forget every entry up to and including seq: JetStream has acknowledged them."""
         self._change("DELETE FROM outbox WHERE seq <= ?", [seq])
