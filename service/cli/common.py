@@ -21,8 +21,9 @@ from schema.common import encode
 from service.config import Settings
 from service.migration.report import MigrationError
 from service.model.errors import DatabaseLocked
-from service.store.database import Cursor, Database, connect, first_row
+from service.store.database import Cursor, Database, connect
 from service.store.ddl import apply_pending
+from service.store.sql import first_row
 from service.sync.buckets import BucketReadError
 
 EXIT_OK = 0
