@@ -20,12 +20,16 @@ WORKDIR /app
 RUN groupadd --system --gid 10001 ekko \
  && useradd --system --uid 10001 --gid ekko --home-dir /app --no-create-home --shell /usr/sbin/nologin ekko
 
+# Dependencies first, exactly as locked (versions and hashes), in their own cached layer.
+COPY requirements-runtime.lock ./
+RUN pip install --require-hashes --no-deps -r requirements-runtime.lock
 COPY pyproject.toml README.md ./
 COPY schema/ schema/
 COPY service/ service/
 COPY handlers/ handlers/
-# pip builds in the source tree: drop its build/ and egg-info so /app holds only what runs.
-RUN pip install . && rm -rf build ./*.egg-info
+# --no-deps: nothing beyond the lock. pip builds in the source tree: drop its build/ and
+# egg-info so /app holds only what runs.
+RUN pip install --no-deps . && pip check && rm -rf build ./*.egg-info
 
 COPY scripts/healthcheck.py scripts/healthcheck.py
 

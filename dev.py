@@ -30,6 +30,8 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 STAMP = VENV / ".ekko-installed"
 LOCK = ROOT / "requirements.lock"
+# The image's runtime packages only, pinned to the same versions as LOCK (the Dockerfile installs it).
+RUNTIME_LOCK = ROOT / "requirements-runtime.lock"
 # `lock` runs pip-compile from its own venv, so the tool never mixes with the project's packages.
 TOOLS = ROOT / ".venv-tools"
 TOOLS_BIN = TOOLS / ("Scripts" if os.name == "nt" else "bin")
@@ -95,7 +97,24 @@ def lock(extra_args: list[str]) -> int:
         subprocess.run([*pip, PIP_TOOLS], check=True)
         marker.write_text(PIP_TOOLS)
     env = {**os.environ, "CUSTOM_COMPILE_COMMAND": "python3 dev.py lock"}
-    return subprocess.call([str(TOOLS_BIN / "pip-compile"), *PIP_COMPILE_ARGS, *extra_args], cwd=ROOT, env=env)
+    compile_ = [str(TOOLS_BIN / "pip-compile")]
+    code = subprocess.call([*compile_, *PIP_COMPILE_ARGS, *extra_args], cwd=ROOT, env=env)
+    if code != 0:
+        return code
+    # The runtime lock is resolved under the full lock's pins, so both name the same versions.
+    pins = TOOLS / "pins.txt"
+    pins.write_text("".join(f"{line}\n" for line in _pins(LOCK)))
+    runtime_args = [a for a in PIP_COMPILE_ARGS if not a.startswith(("--extra", "--build-deps", "--output-file"))]
+    return subprocess.call(
+        [*compile_, *runtime_args, f"--constraint={pins.relative_to(ROOT)}", f"--output-file={RUNTIME_LOCK.name}"],
+        cwd=ROOT,
+        env=env,
+    )
+
+
+def _pins(lock_file: Path) -> list[str]:
+    """`name==version` of every package a pip-compile lock file pins."""
+    return [line.split(" ")[0] for line in lock_file.read_text().splitlines() if "==" in line and line[0].isalnum()]
 
 
 CHECKS = (

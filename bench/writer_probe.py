@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -26,6 +26,8 @@ from schema.wallets import WalletCreate
 from service.model.registry import ENTITIES
 from service.model.rules import WalletBalanceRules, WalletRules
 from service.store.database import Cursor, Database
+from service.store.uow import UnitOfWork
+from service.store.write_batch import Lookup
 from service.sync.jetstream import JetStreamSync
 from service.sync.relay import Relay
 from service.usecases.cache import RecordCache
@@ -63,10 +65,10 @@ class TimedDatabase(Database):
         self.work = self.commit = 0.0
         self.statements: defaultdict[str, float] = defaultdict(float)
 
-    async def write(self, fn: Callable[[Cursor], T], **options: Any) -> T:
+    async def write(self, fn: Callable[[UnitOfWork], T], *, lookups: Sequence[Lookup] = (), alone: bool = False) -> T:
         self.writes += 1
         self.relay_writes += "Relay" in fn.__qualname__
-        return await super().write(fn, **options)
+        return await super().write(fn, lookups=lookups, alone=alone)
 
     def transaction(self, fn: Callable[[Cursor], T], cursor: Cursor | None = None) -> T:
         cur = cursor or self._writer_cursor
@@ -77,12 +79,12 @@ class TimedDatabase(Database):
             # A stand-in, not a connection: repositories and WriteBatch only call execute().
             timed = cast(Cursor, TimedCursor(cur, self.statements))
             result = fn(timed)
-            self.batch.flush(timed)
+            self._batch.flush(timed)
             t1 = time.perf_counter()
             cur.execute("COMMIT")
-            self.batch.forget()
+            self._batch.forget()
         except BaseException:
-            self.batch.clear()
+            self._batch.clear()
             with contextlib.suppress(duckdb.TransactionException):
                 cur.execute("ROLLBACK")
             raise
@@ -95,10 +97,12 @@ class TimedDatabase(Database):
 class OneCommitPerWrite(TimedDatabase):
     """The write path without group commit: each write its own transaction and fdatasync."""
 
-    async def write(self, fn: Callable[[Cursor], T], **options: Any) -> T:
+    async def write(self, fn: Callable[[UnitOfWork], T], *, lookups: Sequence[Lookup] = (), alone: bool = False) -> T:
         self.writes += 1
         self.relay_writes += "Relay" in fn.__qualname__
-        return await asyncio.get_running_loop().run_in_executor(self._writer, self.transaction, fn)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._writer, self.transaction, lambda cur: fn(self._unit(cur))
+        )
 
 
 async def _creates(db: TimedDatabase, nats_url: str | None, n: int, inflight: int) -> dict[str, float]:
@@ -112,7 +116,7 @@ async def _creates(db: TimedDatabase, nats_url: str | None, n: int, inflight: in
             relay.notify()
 
     services = {
-        name: EntityService(ENTITIES[name], db, RecordCache(50_000), rules, outbox=True, after_commit=notify)
+        name: EntityService(ENTITIES[name], db, RecordCache(50_000), rules, after_commit=notify)
         for name, rules in (("wallets", WalletRules()), ("wallet_balances", WalletBalanceRules()))
     }
     try:

@@ -43,7 +43,8 @@ class Ekko:
 
     def __init__(self, settings: Settings, nats_url: str) -> None:
         self.settings = settings
-        self.db = Database(settings.duckdb_path, settings.duckdb_pool_size)
+        # Without sync nothing relays the outbox, so nothing fills it.
+        self.db = Database(settings.duckdb_path, settings.duckdb_pool_size, fill_outbox=settings.enable_jetstream_sync)
         self.cache = RecordCache(settings.cache_entries)
         self.broker = NatsBroker(
             nats_url,
@@ -67,7 +68,6 @@ class Ekko:
                 self.db,
                 self.cache,
                 rules.get(name, Rules()),
-                outbox=settings.enable_jetstream_sync,
                 after_commit=self._after_commit,
             )
             for name, spec in ENTITIES.items()

@@ -21,8 +21,9 @@ from schema.common import encode
 from service.config import Settings
 from service.migration.report import MigrationError
 from service.model.errors import DatabaseLocked
-from service.store.database import Cursor, Database, connect, first_row
+from service.store.database import Cursor, Database, connect
 from service.store.ddl import apply_pending
+from service.store.sql import one_row
 from service.sync.buckets import BucketReadError
 
 EXIT_OK = 0
@@ -57,8 +58,9 @@ def run_command(command: Callable[[], int | Coroutine[Any, Any, int]]) -> int:
         return asyncio.run(result) if asyncio.iscoroutine(result) else int(result)
     except DatabaseLocked as exc:
         print(
-            "ekko: the database is held by another process, most likely the running ekko service"
-            f" (DuckDB allows one process per file). ({exc})",
+            "ekko: the database is held by another process, most likely the running ekko service. DuckDB allows"
+            " one process per file: stop the service (`ekko run`) first, then run this again."
+            f"\n  ({exc})",
             file=sys.stderr,
         )
         return EXIT_LOCKED
@@ -105,7 +107,7 @@ async def optional_nats_connection(settings: Settings) -> AsyncIterator[nats.aio
     try:
         nc = await connect_once(settings)
     except NatsUnreachable as exc:
-        print(f"ekko: {exc}: the KV buckets are left out", file=sys.stderr)
+        print(f"ekko: {exc}: the KV buckets are not backed up", file=sys.stderr)
         yield None
         return
     try:
@@ -189,5 +191,5 @@ class ReadOnlyDatabase:
 
 
 def _has_schema(con: duckdb.DuckDBPyConnection) -> bool:
-    (found,) = first_row(con, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'schema_version'")
+    (found,) = one_row(con, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'schema_version'")
     return bool(found)

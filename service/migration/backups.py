@@ -28,12 +28,12 @@ from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig
 from nats.js.errors import BucketNotFoundError, NotFoundError
 
-from service.migration.plan import schema_version, table_counts
 from service.migration.report import BackupInfo, MigrationError
 from service.model.columns import utc_now
 from service.model.registry import ENTITY_ORDER
 from service.store.database import Cursor, Database, in_one_snapshot
 from service.store.ddl import LATEST_VERSION, apply_pending, drop_all
+from service.store.sql import schema_version, table_counts
 from service.sync.buckets import EXTRA_BUCKETS, Snapshot, read_snapshot
 from service.sync.jetstream import pipelined
 
@@ -199,7 +199,7 @@ async def restore(db: Database, js: JetStreamContext | None, path: Path, *, rest
             raise MigrationError(f"{path}: restored row counts differ from the manifest (expected, got): {wrong}")
         return apply_pending(cur), counts
 
-    version, tables = await db.write(work, alone=True)
+    version, tables = await db.write(lambda uow: work(uow.cursor), alone=True)
     db.schema_version = version
     restored: dict[str, int] = {}
     if restore_kv:
@@ -221,7 +221,7 @@ async def reset(db: Database, js: JetStreamContext | None, *, backups_dir: Path 
         drop_all(cur)
         return apply_pending(cur)
 
-    version = await db.write(work, alone=True)
+    version = await db.write(lambda uow: work(uow.cursor), alone=True)
     db.schema_version = version
     log.warning("database reset to an empty schema (version %d)", version)
     return ResetResult(schema_version=version, backup=info)

@@ -25,8 +25,6 @@ from service.migration.plan import (
     drop_stages,
     integrity,
     plan_all,
-    schema_version,
-    table_counts,
     write,
 )
 from service.migration.report import (
@@ -39,7 +37,8 @@ from service.migration.report import (
 )
 from service.model.columns import utc_now
 from service.model.registry import ENTITY_ORDER
-from service.store.database import Cursor, Database, first_row, in_one_snapshot
+from service.store.database import Cursor, Database, in_one_snapshot
+from service.store.sql import count_rows, one_row, quote, schema_version, table_counts
 from service.sync.buckets import Progress, Snapshot, read_snapshot
 from service.sync.check import republish
 
@@ -116,7 +115,7 @@ async def migrate(
                 keep_backup_ahead = stack.enter_context(backup_ahead(cur, snapshot, backups_dir))
             plans = plan_all(cur, snapshot, started, progress)
             stack.callback(drop_stages, cur, plans)
-            unpublished = int(first_row(cur, "SELECT count(*) FROM outbox")[0])
+            unpublished = count_rows(cur, "outbox")
             status, message = _decide(plans, snapshot, empty=empty, force=force, unpublished=unpublished)
             if status == "migrated":
                 if keep_backup_ahead is not None:
@@ -139,7 +138,7 @@ async def migrate(
         return report
 
     with_secrets: dict[str, list[str]] = {}
-    report = await db.write(work, alone=True)
+    report = await db.write(lambda uow: work(uow.cursor), alone=True)
     if report.status == "migrated":
         async with relay_paused():
             for name, ids in with_secrets.items():
@@ -238,7 +237,7 @@ def _totals(plans: dict[str, EntityPlan]) -> tuple[int, int]:
 
 
 def _is_empty(cur: Cursor) -> bool:
-    return all(first_row(cur, f'SELECT NOT EXISTS (SELECT 1 FROM "{name}")')[0] for name in ENTITY_ORDER)
+    return all(one_row(cur, f"SELECT NOT EXISTS (SELECT 1 FROM {quote(name)})")[0] for name in ENTITY_ORDER)
 
 
 def _validate(cur: Cursor, plans: dict[str, EntityPlan]) -> ValidationResult:

@@ -32,24 +32,12 @@ from service.migration.legacy import FILLABLE, Mapped, Rejected, map_value
 from service.migration.report import Failure, TableCheck
 from service.model.columns import Kind
 from service.model.registry import ENTITIES, ENTITY_ORDER, EntitySpec
-from service.store.database import Cursor, first_row
+from service.store.sql import Cursor, count_rows, one_row, quote
 from service.sync.buckets import BucketSnapshot, NoProgress, Progress, Snapshot
 
 log = logging.getLogger(__name__)
 
 SAMPLE = 10
-
-
-def _q(name: str) -> str:
-    return f'"{name}"'
-
-
-def table_counts(cur: Cursor) -> dict[str, int]:
-    return {name: int(first_row(cur, f"SELECT count(*) FROM {_q(name)}")[0]) for name in ENTITY_ORDER}
-
-
-def schema_version(cur: Cursor) -> int:
-    return int(first_row(cur, "SELECT coalesce(max(version), 0) FROM schema_version")[0])
 
 
 @dataclass
@@ -66,7 +54,7 @@ class EntityPlan:
 
     @property
     def stage(self) -> str:
-        return _q(f"_migration_stage_{self.spec.name}")
+        return quote(f"_migration_stage_{self.spec.name}")
 
     @property
     def unchanged(self) -> int:
@@ -85,7 +73,7 @@ def plan_all(cur: Cursor, snapshot: Snapshot, now: datetime, progress: Progress 
         plan = EntityPlan(spec, snapshot.buckets[name])
         progress.start(f"check {name}", len(plan.bucket.values))
         mapped = _map_bucket(plan, now)
-        stored = {row[0] for row in cur.execute(f"SELECT id FROM {_q(name)}").fetchall()}
+        stored = {row[0] for row in cur.execute(f"SELECT id FROM {quote(name)}").fetchall()}
         _check_references(plan, mapped, known, failed)
         _check_secrets(plan, mapped, stored)  # first: a record that cannot be kept must not win a unique key
         _check_unique(cur, plan, mapped, stored)
@@ -155,9 +143,9 @@ def _check_unique(cur: Cursor, plan: EntityPlan, mapped: dict[str, Mapped], stor
     (without created_at: last; ties: smallest id)."""
     spec = plan.spec
     for unique in spec.unique:
-        folded = ", ".join(f"lower({_q(name)})" for name in unique.fields)
+        folded = ", ".join(f"lower({quote(name)})" for name in unique.fields)
         taken: dict[tuple[Any, ...], str] = {}
-        for row_id, *values in cur.execute(f"SELECT id, {folded} FROM {_q(spec.name)}").fetchall():
+        for row_id, *values in cur.execute(f"SELECT id, {folded} FROM {quote(spec.name)}").fetchall():
             if row_id not in mapped:  # a stored row this run rewrites is judged by its new values below
                 taken[tuple(values)] = row_id
 
@@ -195,7 +183,7 @@ _READ_AS = {Kind.BOOLEAN: "BOOLEAN", Kind.INTEGER: "BIGINT"}  # everything else 
 
 def _stage(cur: Cursor, plan: EntityPlan) -> None:
     columns = _stage_columns(plan.spec)
-    cur.execute(f"CREATE OR REPLACE TEMP TABLE {plan.stage} ({', '.join(f'{_q(n)} {k.value}' for n, k in columns)})")
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE {plan.stage} ({', '.join(f'{quote(n)} {k.value}' for n, k in columns)})")
     if not plan.rows:
         return
     fd, path = tempfile.mkstemp(prefix=f"ekko-migrate-{plan.spec.name}-", suffix=".ndjson")
@@ -203,7 +191,7 @@ def _stage(cur: Cursor, plan: EntityPlan) -> None:
         with os.fdopen(fd, "wb") as out:
             out.write(b"\n".join(map(encode, plan.rows)))
         read_as = ", ".join(f"'{n}': '{_READ_AS.get(k, 'VARCHAR')}'" for n, k in columns)
-        casts = ", ".join(f"CAST({_q(n)} AS {k.value})" for n, k in columns)
+        casts = ", ".join(f"CAST({quote(n)} AS {k.value})" for n, k in columns)
         cur.execute(
             f"INSERT INTO {plan.stage} SELECT {casts}"
             f" FROM read_json(?, format='newline_delimited', columns={{{read_as}}})",
@@ -218,7 +206,7 @@ def _same(spec: EntitySpec, s: str, t: str) -> str:
     secrets a value lacks match anything; JSON is compared as text."""
     terms = []
     for name, kind in _stage_columns(spec):
-        left, right = f"{s}.{_q(name)}", f"{t}.{_q(name)}"
+        left, right = f"{s}.{quote(name)}", f"{t}.{quote(name)}"
         if kind is Kind.JSON:
             left, right = f"CAST({left} AS VARCHAR)", f"CAST({right} AS VARCHAR)"
         term = f"{left} IS NOT DISTINCT FROM {right}"
@@ -230,9 +218,9 @@ def _same(spec: EntitySpec, s: str, t: str) -> str:
 
 def classify(cur: Cursor, plan: EntityPlan) -> None:
     """Count staged rows that are new, and those whose stored row differs."""
-    table = _q(plan.spec.name)
+    table = quote(plan.spec.name)
     new, changed = f"{table}.id IS NULL", f"{table}.id IS NOT NULL AND NOT ({_same(plan.spec, 's', table)})"
-    row = first_row(
+    row = one_row(
         cur,
         f"SELECT count(*) FILTER (WHERE {new}), count(*) FILTER (WHERE {changed}),"
         f" (list(s.id ORDER BY s.id) FILTER (WHERE {new}))[1:{SAMPLE}],"
@@ -246,13 +234,13 @@ def classify(cur: Cursor, plan: EntityPlan) -> None:
 def write(cur: Cursor, plan: EntityPlan, now: datetime, *, update: bool) -> tuple[int, int]:
     """Insert the new rows (filled timestamps = now); with `update`, overwrite the changed
     ones (keeping stored timestamps and secrets the value lacks). Returns (inserted, updated)."""
-    spec, table = plan.spec, _q(plan.spec.name)
+    spec, table = plan.spec, quote(plan.spec.name)
     names = [n for n, _ in _stage_columns(spec)]
-    select = ", ".join(f"coalesce(s.{_q(n)}, ?)" if n in FILLABLE else f"s.{_q(n)}" for n in names)
+    select = ", ".join(f"coalesce(s.{quote(n)}, ?)" if n in FILLABLE else f"s.{quote(n)}" for n in names)
     inserted = updated = 0
     if plan.new:
         cur.execute(
-            f"INSERT INTO {table} ({', '.join(map(_q, names))}) SELECT {select} FROM {plan.stage} AS s"
+            f"INSERT INTO {table} ({', '.join(map(quote, names))}) SELECT {select} FROM {plan.stage} AS s"
             f" WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE {table}.id = s.id)",
             [now.replace(tzinfo=None)] * len(FILLABLE),
         )
@@ -260,7 +248,7 @@ def write(cur: Cursor, plan: EntityPlan, now: datetime, *, update: bool) -> tupl
     if update and plan.changed:
         keep = set(FILLABLE) | set(spec.secret_columns)
         sets = ", ".join(
-            f"{_q(n)} = coalesce(s.{_q(n)}, {table}.{_q(n)})" if n in keep else f"{_q(n)} = s.{_q(n)}"
+            f"{quote(n)} = coalesce(s.{quote(n)}, {table}.{quote(n)})" if n in keep else f"{quote(n)} = s.{quote(n)}"
             for n in names
             if n != "id"
         )
@@ -279,7 +267,7 @@ def integrity(cur: Cursor, plans: dict[str, EntityPlan]) -> list[TableCheck]:
         classify(cur, plan)
         orphans: list[str] = []
         for fk in plan.spec.foreign_keys:
-            child, parent, column = _q(name), _q(fk.parent), _q(fk.field)
+            child, parent, column = quote(name), quote(fk.parent), quote(fk.field)
             orphans += [
                 r[0]
                 for r in cur.execute(
@@ -287,13 +275,12 @@ def integrity(cur: Cursor, plans: dict[str, EntityPlan]) -> list[TableCheck]:
                     f" AND NOT EXISTS (SELECT 1 FROM {parent} AS p WHERE p.id = c.{column}) ORDER BY c.id"
                 ).fetchall()
             ]
-        (rows,) = first_row(cur, f"SELECT count(*) FROM {_q(name)}")
         checks.append(
             TableCheck(
                 table=name,
                 kv_keys=len(plan.bucket.values),
                 migratable=len(plan.rows),
-                db_rows=int(rows),
+                db_rows=count_rows(cur, name),
                 missing=plan.new,
                 different=plan.changed,
                 orphans=len(orphans),

@@ -4,7 +4,7 @@ DuckDB lets one process open a file read-write, and one connection object is
 not thread-safe: each pool thread gets its own cursor of the one connection.
 All writes go through a single writer thread, so check-then-write rules
 (uniqueness, foreign keys) are race-free and outbox sequence numbers follow
-commit order.
+commit order. A write is a function of a UnitOfWork (service.store.uow).
 """
 
 from __future__ import annotations
@@ -19,18 +19,19 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import duckdb
 
 from service.model.errors import DatabaseLocked, ServiceError
 from service.store.ddl import apply_migrations
+from service.store.sql import Cursor
+from service.store.uow import UnitOfWork
 from service.store.write_batch import Lookup, WriteBatch
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_GROUP = 256  # writes folded into one transaction at most
-Cursor = duckdb.DuckDBPyConnection
 
 
 @dataclass(frozen=True)
@@ -58,16 +59,6 @@ def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection
         ) from exc
 
 
-def first_row(cur: Cursor, sql: str, params: Sequence[object] | None = None) -> tuple[Any, ...]:
-    """The first row of a query that always returns one (count(*), max(), EXISTS). Reads
-    the whole result: a half-read one (`fetchone`) keeps its transaction open on the
-    cursor, and DuckDB then refuses CHECKPOINT on close."""
-    rows = cur.execute(sql, params or []).fetchall()
-    if not rows:
-        raise LookupError(f"no row from a query that always returns one: {sql}")
-    return rows[0]
-
-
 def in_one_snapshot(fn: Callable[[Cursor], T]) -> Callable[[Cursor], T]:
     """fn run inside one read transaction on its cursor: all its statements see the same
     committed state even while the writer commits (a cursor otherwise commits per statement)."""
@@ -93,9 +84,8 @@ def _settle(future: asyncio.Future, result: object, error: BaseException | None)
 
 @dataclass(frozen=True)
 class _Queued:
-    fn: Callable[[Cursor], object]
+    fn: Callable[[UnitOfWork], object]
     future: asyncio.Future
-    batched: bool
     lookups: tuple[Lookup, ...]
     alone: bool
 
@@ -103,9 +93,10 @@ class _Queued:
 class Database:
     """The one DuckDB connection of this process, used through `read` and `write`."""
 
-    def __init__(self, path: Path, pool_size: int = 10) -> None:
+    def __init__(self, path: Path, pool_size: int = 10, *, fill_outbox: bool = True) -> None:
         self.path = path
         self.pool_size = pool_size
+        self.fill_outbox = fill_outbox  # changes recorded by units of work go to the outbox
         self.schema_version = 0
         self._con: duckdb.DuckDBPyConnection | None = None
         self._idle: asyncio.Queue[Cursor] | None = None
@@ -117,7 +108,7 @@ class Database:
         self._queue: list[_Queued] = []
         self._draining = False
         self.group_commits = 0
-        self.batch = WriteBatch()  # the writer thread's; see write(batched=True)
+        self._batch = WriteBatch()  # the writer thread's; its units of work share it
 
     # -- lifecycle -----------------------------------------------------------
     def open(self) -> Database:
@@ -165,23 +156,21 @@ class Database:
         finally:
             self._idle.put_nowait(cursor)
 
-    async def write(
-        self, fn: Callable[[Cursor], T], *, batched: bool = False, lookups: Sequence[Lookup] = (), alone: bool = False
-    ) -> T:
-        """Run fn(cursor) on the writer thread inside a transaction; its result once committed.
+    async def write(self, fn: Callable[[UnitOfWork], T], *, lookups: Sequence[Lookup] = (), alone: bool = False) -> T:
+        """Run fn(unit of work) on the writer thread inside a transaction; its result once committed.
 
         Group commit: writes that queue up while one commits are run together in
-        the next transaction, so one fdatasync serves them all. A batched write
-        refused by a rule (ServiceError) before it wrote anything is answered with
-        it once the others commit; refused after writing, the transaction is rolled
-        back and the others run again without it; any other failure rolls back and
-        runs each write alone, so a failing write never takes another down with it
-        (fn must only touch the database, which every writer here does).
+        the next transaction, so one fdatasync serves them all. A write refused by a
+        rule (ServiceError) before it wrote anything is answered with it once the
+        others commit; refused after writing (or after taking the raw cursor), the
+        transaction is rolled back and the others run again without it; any other
+        failure rolls back and runs each write alone, so a failing write never takes
+        another down with it (fn must only touch the database, which every writer here does).
 
-        batched: fn reads and writes only through repositories given `self.batch`
-        (service.store.write_batch), and `lookups` are the (table, id) pairs it will ask
-        `exists` about, fetched for the whole group at once. Any other fn sees every
-        held-back row flushed.
+        The unit of work's repositories share the group's batch (service.store.write_batch):
+        `lookups` are the (table, id) pairs fn will ask `exists` about, fetched for the
+        whole group at once. A fn that takes `uow.cursor` sees every held-back row flushed,
+        and the writer forgets what it knew about ids once fn is done.
 
         alone: fn gets a transaction of its own, never grouped, so it runs exactly once
         and nobody else's failure reruns it (migration, restore, reset: long and heavy).
@@ -191,7 +180,7 @@ class Database:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         with self._lock:
-            self._queue.append(_Queued(fn, future, batched, tuple(lookups), alone))
+            self._queue.append(_Queued(fn, future, tuple(lookups), alone))
             start = not self._draining
             self._draining = True
         if start:
@@ -236,7 +225,7 @@ class Database:
                 if len(batch) == 1:
                     settled.append((batch[0], None, exc))
                 else:
-                    settled.extend((item, *self._alone(item.fn)) for item in batch)
+                    settled.extend((item, *self._alone(item)) for item in batch)
                 return settled
             # Refusals are answered only now: they were judged against writes that had to commit.
             settled.extend((item, result, error) for item, (result, error) in zip(batch, outcomes, strict=True))
@@ -247,43 +236,45 @@ class Database:
         self, batch: list[_Queued], culprit: list[int], cur: Cursor
     ) -> list[tuple[object, BaseException | None]]:
         """The group's writes in order, inside its transaction: (result, refusal) each."""
-        self.batch.prefetch(cur, [lookup for item in batch for lookup in item.lookups])
+        self._batch.prefetch(cur, [lookup for item in batch for lookup in item.lookups])
         outcomes: list[tuple[object, BaseException | None]] = []
         for index, item in enumerate(batch):
-            if not item.batched:
-                self.batch.flush(cur)
-                self.batch.forget()
             culprit[:] = [index]
-            writes = self.batch.writes
+            writes = self._batch.writes
+            uow = self._unit(cur)
             try:
-                outcomes.append((item.fn(cur), None))
+                outcomes.append((item.fn(uow), None))
             except ServiceError as exc:
-                if not item.batched or self.batch.writes != writes:
+                if uow.bypassed or self._batch.writes != writes:
                     raise
                 outcomes.append((None, exc))  # refused before writing anything: the rest go on
-            if not item.batched:
-                self.batch.forget()
+            finally:
+                if uow.bypassed:
+                    self._batch.forget()  # raw SQL may have changed any row
         culprit.clear()  # from here on (flush, COMMIT) no single write is to blame
         return outcomes
 
-    def _alone(self, fn: Callable[[Cursor], T]) -> tuple[T | None, BaseException | None]:
+    def _unit(self, cur: Cursor) -> UnitOfWork:
+        return UnitOfWork(cur, self._batch, fill_outbox=self.fill_outbox)
+
+    def _alone(self, item: _Queued) -> tuple[object, BaseException | None]:
         try:
-            return self.transaction(fn), None
+            return self.transaction(lambda cur: item.fn(self._unit(cur))), None
         except Exception as exc:  # noqa: BLE001 - handed to the caller's future, re-raised there
             return None, exc
 
     def transaction(self, fn: Callable[[Cursor], T], cursor: Cursor | None = None) -> T:
-        """Synchronous transaction; for the writer thread and for offline tools (migration)."""
+        """Synchronous transaction on a raw cursor; for the writer thread and for offline tools."""
         cur = cursor or self._writer_cursor
         assert cur is not None, "database is not open"
         cur.execute("BEGIN TRANSACTION")
         try:
             result = fn(cur)
-            self.batch.flush(cur)
+            self._batch.flush(cur)
             cur.execute("COMMIT")
-            self.batch.forget()  # what it knew held inside this transaction only
+            self._batch.forget()  # what it knew held inside this transaction only
         except BaseException:
-            self.batch.clear()
+            self._batch.clear()
             with contextlib.suppress(duckdb.TransactionException):  # a failed COMMIT rolled back already
                 cur.execute("ROLLBACK")
             raise

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import duckdb
 
 from service.model.registry import ENTITY_ORDER
+from service.store.sql import quote, schema_version
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +133,7 @@ def current_version(con: duckdb.DuckDBPyConnection) -> int:
         "CREATE TABLE IF NOT EXISTS schema_version ("
         " version INTEGER PRIMARY KEY, description VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
     )
-    (version,) = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()[0]
-    return int(version)
+    return schema_version(con)
 
 
 def _apply_one(con: duckdb.DuckDBPyConnection, number: int, description: str, sql: str) -> None:
@@ -176,5 +176,5 @@ def apply_pending(cur: duckdb.DuckDBPyConnection) -> int:
 def drop_all(con: duckdb.DuckDBPyConnection) -> None:
     """Drop every ekko table (for `ekko db reset`); apply_migrations recreates them."""
     for table in (*reversed(ENTITY_ORDER), "outbox", "schema_version"):
-        con.execute(f'DROP TABLE IF EXISTS "{table}"')
+        con.execute(f"DROP TABLE IF EXISTS {quote(table)}")
     con.execute("DROP SEQUENCE IF EXISTS outbox_seq")

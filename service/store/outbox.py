@@ -7,8 +7,8 @@ from datetime import datetime
 
 from schema.events import Action
 from service.model.columns import as_utc
-from service.store.database import Cursor
-from service.store.write_batch import WriteBatch
+from service.store.sql import Cursor, count_rows
+from service.store.write_batch import TableAccess, WriteBatch
 
 
 @dataclass(frozen=True)
@@ -28,10 +28,9 @@ class Change:
 _COLUMNS = ("event_id", "entity", "entity_id", "action", "version", "occurred_at", "data")
 
 
-class OutboxRepository:
+class OutboxRepository(TableAccess):
     def __init__(self, cursor: Cursor, batch: WriteBatch | None = None) -> None:
-        self.cur = cursor
-        self.batch = batch  # writer transactions hold entries back until COMMIT
+        super().__init__(cursor, "outbox", batch)  # writer transactions hold entries back until COMMIT
 
     def add(self, change: Change) -> None:
         """Queue one change; its seq follows the order changes are added, in a batch too."""
@@ -44,22 +43,7 @@ class OutboxRepository:
             as_utc(change.occurred_at).replace(tzinfo=None),
             change.data,
         ]
-        if self.batch is not None:
-            self.batch.add("outbox", _COLUMNS, row, numbered_by=("seq", "outbox_seq"))
-        else:
-            self.cur.execute(
-                f"INSERT INTO outbox ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})", row
-            )
-
-    def _execute(self, sql: str, params: list[object] | None = None) -> Cursor:
-        if self.batch is not None:
-            self.batch.flush(self.cur, "outbox")
-        return self.cur.execute(sql, params)
-
-    def _change(self, sql: str, params: list[object] | None = None) -> None:
-        self._execute(sql, params)
-        if self.batch is not None:
-            self.batch.wrote()
+        self._insert(_COLUMNS, row, numbered_by=("seq", "outbox_seq"))
 
     def pending(self, limit: int) -> list[Change]:
         rows = self._execute(
@@ -81,6 +65,11 @@ class OutboxRepository:
             for r in rows
         ]
 
+    def pending_ids(self, entity: str) -> set[str]:
+        """Ids of this entity with changes still waiting here."""
+        rows = self._execute("SELECT DISTINCT entity_id FROM outbox WHERE entity = ?", [entity]).fetchall()
+        return {row[0] for row in rows}
+
     def remove_through(self, seq: int) -> None:
         """Forget every entry up to and including seq: JetStream has acknowledged them."""
         self._change("DELETE FROM outbox WHERE seq <= ?", [seq])
@@ -90,6 +79,6 @@ class OutboxRepository:
         return int(count), None if oldest is None else as_utc(oldest)
 
     def clear(self) -> int:
-        (count,) = self._execute("SELECT count(*) FROM outbox").fetchall()[0]
+        count = count_rows(self._flushed(), self.table)
         self._change("DELETE FROM outbox")
-        return int(count)
+        return count

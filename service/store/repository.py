@@ -16,8 +16,8 @@ from typing_extensions import TypeVar
 from schema.common import Record
 from service.model.columns import from_db, to_db
 from service.model.registry import EntitySpec, UniqueKey
-from service.store.database import Cursor
-from service.store.write_batch import WriteBatch
+from service.store.sql import Cursor, count_rows, quote
+from service.store.write_batch import TableAccess, WriteBatch
 
 
 @dataclass(frozen=True)
@@ -46,39 +46,19 @@ class ListQuery:
 _OPS = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 
-def _q(name: str) -> str:
-    return f'"{name}"'
-
-
 # The entity's record Struct; a bare `Repository` holds any entity's records.
 RecordT = TypeVar("RecordT", bound=Record, default=Record)
 
 
-class Repository(Generic[RecordT]):
-    """Rows of one entity's table, as record Structs."""
+class Repository(TableAccess, Generic[RecordT]):
+    """Rows of one entity's table, as record Structs. With the writer's batch
+    (service.store.write_batch) inserts are held back and known ids answered from memory."""
 
     def __init__(self, spec: EntitySpec[RecordT], cursor: Cursor, batch: WriteBatch | None = None) -> None:
+        super().__init__(cursor, spec.name, batch)
         self.spec = spec
-        self.cur = cursor
-        self.batch = batch  # the writer's: held-back inserts and known ids (service.store.write_batch)
-        self._table = _q(spec.name)
-        self._select = ", ".join(_q(c.name) for c in spec.columns)
-
-    def _execute(self, sql: str, params: Sequence[Any] | None = None) -> Cursor:
-        """Every statement on this table goes through here: held-back inserts go out first."""
-        if self.batch is not None:
-            self.batch.flush(self.cur, self.spec.name)
-        return self.cur.execute(sql, params)
-
-    def _change(self, sql: str, params: Sequence[Any]) -> None:
-        """An UPDATE or DELETE, counted: a refused write that changed nothing is told apart."""
-        self._execute(sql, params)
-        if self.batch is not None:
-            self.batch.wrote()
-
-    def _first(self, sql: str, params: Sequence[Any] | None = None) -> tuple[Any, ...] | None:
-        rows = self._execute(sql, params).fetchall()  # all of it: see service.store.database.first_row
-        return rows[0] if rows else None
+        self._table = quote(spec.name)
+        self._select = ", ".join(quote(c.name) for c in spec.columns)
 
     # -- reads ---------------------------------------------------------------
     def to_record(self, row: Sequence[Any]) -> RecordT:
@@ -95,19 +75,18 @@ class Repository(Generic[RecordT]):
         return self._first(f"SELECT 1 FROM {self._table} WHERE id = ?", [entity_id]) is not None
 
     def count(self) -> int:
-        (row,) = self._execute(f"SELECT count(*) FROM {self._table}").fetchall()  # always one row
-        return int(row[0])
+        return count_rows(self._flushed(), self.spec.name)
 
     def ids_where(self, column: str, value: Any) -> list[str]:
         self.spec.column_map[column]  # KeyError for a column the registry does not know
-        rows = self._execute(f"SELECT id FROM {self._table} WHERE {_q(column)} = ? ORDER BY id", [value])
+        rows = self._execute(f"SELECT id FROM {self._table} WHERE {quote(column)} = ? ORDER BY id", [value])
         return [r[0] for r in rows.fetchall()]
 
     def find_duplicate(self, key: UniqueKey, values: dict[str, Any], exclude_id: str | None) -> str | None:
         """The id of another row with the same unique key (text compared case-insensitively)."""
         where, params = [], []
         for name in key.fields:
-            where.append(f"lower({_q(name)}) = lower(?)")
+            where.append(f"lower({quote(name)}) = lower(?)")
             params.append(values[name])
         if exclude_id is not None:
             where.append("id <> ?")
@@ -119,7 +98,7 @@ class Repository(Generic[RecordT]):
         """(record, secret column value) of the row whose lookup column equals value, case-insensitively."""
         assert column in self.spec.secret_columns and lookup_column in self.spec.column_map
         row = self._first(
-            f"SELECT {self._select}, {_q(column)} FROM {self._table} WHERE lower({_q(lookup_column)}) = lower(?)"
+            f"SELECT {self._select}, {quote(column)} FROM {self._table} WHERE lower({quote(lookup_column)}) = lower(?)"
             " ORDER BY created_at LIMIT 1",
             [value],
         )
@@ -136,7 +115,7 @@ class Repository(Generic[RecordT]):
             sql, args = _after_sql(query.sort, query.after)
             where.append(sql)
             params.extend(args)
-        order = ", ".join(f"{_q(k.column)} {'DESC' if k.descending else 'ASC'}" for k in query.sort)
+        order = ", ".join(f"{quote(k.column)} {'DESC' if k.descending else 'ASC'}" for k in query.sort)
         sql = f"SELECT {self._select} FROM {self._table}"
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -157,20 +136,16 @@ class Repository(Generic[RecordT]):
             assert name in self.spec.secret_columns
             names.append(name)
             params.append(value)
-        if self.batch is not None:
-            self.batch.add(self.spec.name, tuple(names), params, record.id)
-            return
-        marks = ", ".join("?" for _ in names)
-        self.cur.execute(f"INSERT INTO {self._table} ({', '.join(map(_q, names))}) VALUES ({marks})", params)
+        self._insert(tuple(names), params, record.id)
 
     def update(self, record: RecordT, changed: Iterable[str], secrets: dict[str, Any] | None = None) -> None:
         """Write the changed columns of `record` (plus updated_at and version) and any secrets."""
         names = [*dict.fromkeys([*changed, "updated_at", "version"])]
-        sets = [f"{_q(n)} = ?" for n in names]
+        sets = [f"{quote(n)} = ?" for n in names]
         params = [to_db(self.spec.column_map[n], getattr(record, n)) for n in names]
         for name, value in (secrets or {}).items():
             assert name in self.spec.secret_columns
-            sets.append(f"{_q(name)} = ?")
+            sets.append(f"{quote(name)} = ?")
             params.append(value)
         params.append(record.id)
         self._change(f"UPDATE {self._table} SET {', '.join(sets)} WHERE id = ?", params)
@@ -182,7 +157,7 @@ class Repository(Generic[RecordT]):
 
 
 def _condition_sql(cond: Condition) -> tuple[str, list[Any]]:
-    col = _q(cond.column)
+    col = quote(cond.column)
     if cond.op in _OPS:
         return f"{col} {_OPS[cond.op]} ?", [cond.value]
     if cond.op == "in":
@@ -201,8 +176,8 @@ def _after_sql(sort: Sequence[SortKey], after: Sequence[Any]) -> tuple[str, list
     alternatives: list[str] = []
     params: list[Any] = []
     for i, key in enumerate(sort):
-        parts = [f"{_q(k.column)} = ?" for k in sort[:i]]
-        parts.append(f"{_q(key.column)} {'<' if key.descending else '>'} ?")
+        parts = [f"{quote(k.column)} = ?" for k in sort[:i]]
+        parts.append(f"{quote(key.column)} {'<' if key.descending else '>'} ?")
         alternatives.append("(" + " AND ".join(parts) + ")")
         params.extend(after[:i])
         params.append(after[i])

@@ -1,7 +1,8 @@
-"""Unit of work: repositories on one cursor inside one writer transaction, plus the
-changes it made. Each change is written to the outbox in the same transaction,
-so a committed change is never lost to JetStream and a rolled-back one never
-reaches it."""
+"""Unit of work: what a function given to `Database.write` gets. Repositories on the
+writer's cursor inside one transaction, sharing the writer's batch (held-back inserts,
+known ids: service.store.write_batch), plus the changes it made. Each change is
+written to the outbox in the same transaction, so a committed change is never lost
+to JetStream and a rolled-back one never reaches it."""
 
 from __future__ import annotations
 
@@ -11,24 +12,47 @@ from schema.common import Record, encode
 from schema.events import Action
 from service.model.columns import utc_now
 from service.model.registry import EntitySpec
-from service.store.database import Cursor
 from service.store.outbox import Change, OutboxRepository
 from service.store.repository import Repository
+from service.store.sql import Cursor
 from service.store.write_batch import WriteBatch
 
 
 class UnitOfWork:
-    def __init__(self, cursor: Cursor, *, outbox: bool, batch: WriteBatch | None = None) -> None:
-        self.cursor = cursor
+    def __init__(self, cursor: Cursor, batch: WriteBatch | None = None, *, fill_outbox: bool = True) -> None:
+        self._cursor = cursor
         self.batch = batch
+        self.fill_outbox = fill_outbox  # off when nothing relays the outbox (ENABLE_JETSTREAM_SYNC=false)
+        self.bypassed = False  # the raw cursor was handed out: see `cursor`
         self.changes: list[Change] = []
-        self._outbox = OutboxRepository(cursor, batch) if outbox else None
+        self._outbox: OutboxRepository | None = None
         self._repos: dict[str, Repository] = {}
+
+    @property
+    def cursor(self) -> Cursor:
+        """The transaction's cursor, for SQL of one's own (migration, restore, reset). Raw SQL
+        may read or change any row, so every held-back row is sent first, and from here on
+        this unit of work neither holds rows back nor answers from what the writer knew
+        (the writer forgets it once this write is done)."""
+        if self.batch is not None:
+            self.batch.flush(self._cursor)
+            self.batch.forget()
+            self.batch = None
+            self._outbox = None
+            self._repos.clear()
+        self.bypassed = True
+        return self._cursor
 
     def repo(self, spec: EntitySpec) -> Repository:
         if spec.name not in self._repos:
-            self._repos[spec.name] = Repository(spec, self.cursor, self.batch)
+            self._repos[spec.name] = Repository(spec, self._cursor, self.batch)
         return self._repos[spec.name]
+
+    @property
+    def outbox(self) -> OutboxRepository:
+        if self._outbox is None:
+            self._outbox = OutboxRepository(self._cursor, self.batch)
+        return self._outbox
 
     def record(self, spec: EntitySpec, action: Action, record: Record) -> Change:
         """Note a change (and queue it in the outbox when sync is on)."""
@@ -41,7 +65,7 @@ class UnitOfWork:
             occurred_at=utc_now(),
             data=None if action == "deleted" else encode(record),
         )
-        if self._outbox is not None:
-            self._outbox.add(change)
+        if self.fill_outbox:
+            self.outbox.add(change)
         self.changes.append(change)
         return change

@@ -15,7 +15,9 @@ transaction, so the writer
   `Repository.exists` answers from memory for those ids.
 
 Only writes that go through repositories keep this exact; the writer forgets
-what it knows around any other write (Database.write(batched=False)).
+what it knows around any write that takes the raw cursor (UnitOfWork.cursor).
+`TableAccess` is the one place that sends a table's held-back rows before a
+statement on it; the repositories build on it.
 """
 
 from __future__ import annotations
@@ -23,9 +25,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import duckdb
+from service.store.sql import Cursor, first_row, insert_sql, quote
 
-Cursor = duckdb.DuckDBPyConnection
 Lookup = tuple[str, str]  # (table, id)
 
 
@@ -72,9 +73,7 @@ class WriteBatch:
                 drawn = cur.execute("SELECT nextval(?) FROM range(?)", [sequence, len(rows)]).fetchall()
                 rows = [(number, *row) for (number,), row in zip(sorted(drawn), rows, strict=True)]
                 columns = (column, *columns)
-            names = ", ".join(f'"{c}"' for c in columns)
-            marks = ", ".join(["(" + ", ".join("?" * len(columns)) + ")"] * len(rows))
-            cur.execute(f'INSERT INTO "{name}" ({names}) VALUES {marks}', [v for row in rows for v in row])
+            cur.execute(insert_sql(name, columns, len(rows)), [v for row in rows for v in row])
 
     # -- known ids -------------------------------------------------------------
     def prefetch(self, cur: Cursor, lookups: Iterable[Lookup]) -> None:
@@ -85,9 +84,8 @@ class WriteBatch:
                 wanted.setdefault(table, set()).add(entity_id)
         for table, ids in wanted.items():
             marks = ", ".join("?" * len(ids))
-            found = {
-                row[0] for row in cur.execute(f'SELECT id FROM "{table}" WHERE id IN ({marks})', list(ids)).fetchall()
-            }
+            rows = cur.execute(f"SELECT id FROM {quote(table)} WHERE id IN ({marks})", list(ids)).fetchall()
+            found = {row[0] for row in rows}
             self._present.setdefault(table, set()).update(found)
             self._absent.setdefault(table, set()).update(ids - found)
 
@@ -113,3 +111,46 @@ class WriteBatch:
         """The transaction rolled back: drop held rows and known ids."""
         self._rows.clear()
         self.forget()
+
+
+class TableAccess:
+    """Statements on one table, run at once, or inside a writer transaction (with its batch)
+    after the rows held back for that table: no statement misses a row. Repositories build on it."""
+
+    def __init__(self, cursor: Cursor, table: str, batch: WriteBatch | None = None) -> None:
+        self.cur = cursor
+        self.table = table
+        self.batch = batch  # the writer's: held-back inserts and known ids
+
+    def _flushed(self) -> Cursor:
+        """The cursor, once the rows held back for this table are sent."""
+        if self.batch is not None:
+            self.batch.flush(self.cur, self.table)
+        return self.cur
+
+    def _execute(self, sql: str, params: Sequence[Any] | None = None) -> Cursor:
+        return self._flushed().execute(sql, params)
+
+    def _first(self, sql: str, params: Sequence[Any] | None = None) -> tuple[Any, ...] | None:
+        return first_row(self._flushed(), sql, params)
+
+    def _change(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        """An UPDATE or DELETE, counted: a refused write that changed nothing is told apart."""
+        self._execute(sql, params)
+        if self.batch is not None:
+            self.batch.wrote()
+
+    def _insert(
+        self,
+        columns: tuple[str, ...],
+        row: Sequence[Any],
+        entity_id: str | None = None,
+        *,
+        numbered_by: tuple[str, str] | None = None,
+    ) -> None:
+        """Hold the row back (with a batch) or insert it now; numbered_by: see WriteBatch.add
+        (without a batch the column's DEFAULT numbers it)."""
+        if self.batch is not None:
+            self.batch.add(self.table, columns, row, entity_id, numbered_by=numbered_by)
+        else:
+            self.cur.execute(insert_sql(self.table, columns), row)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 import msgspec
 from nats.js.kv import KeyValue
 
 from schema.common import encode
 from service.model.registry import ENTITIES, ENTITY_ORDER
-from service.store.database import Database
+from service.store.database import Cursor, Database
+from service.store.outbox import OutboxRepository
 from service.store.repository import Repository
 from service.sync.buckets import read_bucket
 from service.sync.jetstream import JetStreamSync, pipelined
@@ -35,27 +35,25 @@ class VerifyReport(msgspec.Struct):
     buckets: list[BucketDiff]
 
 
+def _kv_values(cur: Cursor, entity: str, only: set[str] | None = None) -> dict[str, bytes]:
+    """DuckDB's rows of an entity (those in `only`, when given) as KV values: the reply
+    format, no secrets. By id."""
+    rows = Repository(ENTITIES[entity], cur).list_all()
+    return {r.id: encode(r) for r in rows if only is None or r.id in only}
+
+
 async def _duckdb_state(db: Database, entity: str) -> dict[str, bytes]:
-    spec = ENTITIES[entity]
-
-    def load(cur: Any) -> dict[str, bytes]:
-        repo = Repository(spec, cur)
-        return {r.id: encode(r) for r in repo.list_all()}
-
-    return await db.read(load)
+    return await db.read(lambda cur: _kv_values(cur, entity))
 
 
 async def republish(db: Database, kv: KeyValue, entity: str, ids: Iterable[str]) -> int:
-    """Put DuckDB's current value (the reply format: no secrets) under these keys, except
-    keys with changes still in the outbox: the relay puts those, newer. Run it where no
-    relay batch can land in between (Relay.paused), or no relay runs. Returns keys put."""
+    """Put DuckDB's current value under these keys, except keys with changes still in the
+    outbox: the relay puts those, newer. Run it where no relay batch can land in between
+    (Relay.paused), or no relay runs. Returns keys put."""
     wanted = set(ids)
 
-    def load(cur: Any) -> dict[str, bytes]:
-        pending = {
-            row[0] for row in cur.execute("SELECT DISTINCT entity_id FROM outbox WHERE entity = ?", [entity]).fetchall()
-        }
-        return {r.id: encode(r) for r in Repository(ENTITIES[entity], cur).list_all() if r.id in wanted - pending}
+    def load(cur: Cursor) -> dict[str, bytes]:
+        return _kv_values(cur, entity, wanted - OutboxRepository(cur).pending_ids(entity))
 
     values = await db.read(load)
     await pipelined(lambda item: kv.put(*item), list(values.items()))
@@ -66,11 +64,15 @@ def _same(a: bytes, b: bytes) -> bool:
     return a == b or msgspec.json.decode(a) == msgspec.json.decode(b)
 
 
+async def _states(db: Database, sync: JetStreamSync, entity: str) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """(what DuckDB says each key should hold, what the bucket holds)."""
+    return await _duckdb_state(db, entity), (await read_bucket(sync.js, entity)).values
+
+
 async def verify(db: Database, sync: JetStreamSync) -> VerifyReport:
     buckets = []
     for entity in ENTITY_ORDER:
-        want = await _duckdb_state(db, entity)
-        have = (await read_bucket(sync.js, entity)).values
+        want, have = await _states(db, sync, entity)
         missing = sorted(k for k in want if k not in have)
         extra = sorted(k for k in have if k not in want)
         different = sorted(k for k in want if k in have and not _same(want[k], have[k]))
@@ -92,16 +94,14 @@ async def verify(db: Database, sync: JetStreamSync) -> VerifyReport:
 
 async def repair(db: Database, sync: JetStreamSync) -> dict[str, dict[str, int]]:
     """Put every DuckDB row whose KV value is missing or different; delete KV keys DuckDB lacks."""
-    result = {}
-    for entity in ENTITY_ORDER:
-        want = await _duckdb_state(db, entity)
-        have = (await read_bucket(sync.js, entity)).values
-        kv = sync.bucket(entity)
-        put = [k for k in want if k not in have or not _same(want[k], have[k])]
-        extra = [k for k in have if k not in want]
-        for key in put:
-            await kv.put(key, want[key])
-        for key in extra:
-            await kv.delete(key)
-        result[entity] = {"put": len(put), "deleted": len(extra)}
-    return result
+    return {entity: await _repair_bucket(db, sync, entity) for entity in ENTITY_ORDER}
+
+
+async def _repair_bucket(db: Database, sync: JetStreamSync, entity: str) -> dict[str, int]:
+    want, have = await _states(db, sync, entity)
+    kv = sync.bucket(entity)
+    put = [k for k in want if k not in have or not _same(want[k], have[k])]
+    extra = [k for k in have if k not in want]
+    await pipelined(lambda key: kv.put(key, want[key]), put)
+    await pipelined(kv.delete, extra)
+    return {"put": len(put), "deleted": len(extra)}

@@ -123,7 +123,7 @@ class Relay:
                 return 0
             await self.sync.publish(changes)
             last = changes[-1].seq
-            await self.db.write(lambda cur: OutboxRepository(cur, self.db.batch).remove_through(last), batched=True)
+            await self.db.write(lambda uow: uow.outbox.remove_through(last))
         now = utc_now()
         self.stats.published += len(changes)
         self.stats.last_published_at = now

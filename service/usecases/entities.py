@@ -30,7 +30,7 @@ from service.model.errors import Conflict, Detail, NotFound
 from service.model.registry import ENTITIES, EntitySpec, children_of
 from service.model.rules import Rules
 from service.model.values import normalize
-from service.store.database import Cursor, Database
+from service.store.database import Database
 from service.store.listing import build_query, encode_cursor
 from service.store.outbox import Change
 from service.store.repository import Repository
@@ -57,24 +57,21 @@ class EntityService:
         cache: RecordCache,
         rules: Rules,
         *,
-        outbox: bool,
         after_commit: AfterCommit,
     ) -> None:
         self.spec = spec
         self.db = db
         self.cache = cache
         self.rules = rules
-        self._outbox = outbox
         self._after_commit = after_commit
 
     async def _write(self, work: Callable[[UnitOfWork], T], lookups: Sequence[Lookup] = ()) -> T:
         """Run work in a writer transaction; lookups: the (table, id) it will check exist."""
 
-        def transaction(cursor: Cursor) -> tuple[T, list[Change]]:
-            uow = UnitOfWork(cursor, outbox=self._outbox, batch=self.db.batch)
+        def transaction(uow: UnitOfWork) -> tuple[T, list[Change]]:
             return work(uow), uow.changes
 
-        result, changes = await self.db.write(transaction, batched=True, lookups=lookups)
+        result, changes = await self.db.write(transaction, lookups=lookups)
         self.cache.apply(changes)
         self._after_commit(changes)
         return result

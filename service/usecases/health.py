@@ -9,9 +9,9 @@ import duckdb
 import msgspec
 
 from service.model.columns import utc_now
-from service.model.registry import ENTITY_ORDER
-from service.store.database import Database, first_row
+from service.store.database import Database
 from service.store.outbox import OutboxRepository
+from service.store.sql import table_counts
 from service.sync.relay import Relay
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class DatabaseHealth(msgspec.Struct):
 
 
 def _counts(cur: duckdb.DuckDBPyConnection) -> tuple[dict[str, int], int, Any]:
-    tables = {name: int(first_row(cur, f'SELECT count(*) FROM "{name}"')[0]) for name in ENTITY_ORDER}
+    tables = table_counts(cur)
     pending, oldest = OutboxRepository(cur).backlog()
     return tables, pending, oldest
 

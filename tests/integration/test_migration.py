@@ -377,7 +377,7 @@ async def test_validation_finds_differences_missing_rows_and_orphans(env: Settin
             cur.execute("UPDATE wallets SET balance = 42 WHERE id = ?", [uid("wallets", 4)])
             cur.execute("DELETE FROM workflows")  # its execution becomes an orphan, and it goes missing
 
-        await db.write(damage)
+        await db.write(lambda uow: damage(uow.cursor))
         result = await validate(db, nc.jetstream())
     finally:
         await nc.drain()

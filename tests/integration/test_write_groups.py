@@ -21,7 +21,7 @@ from service.model.errors import Conflict, NotFound
 async def in_one_group(ekko: Ekko, *writes: Awaitable[Any]) -> list[Any]:
     """Queue the writes behind a blocked writer so they run as one group, in order."""
     started, release = threading.Event(), threading.Event()
-    blocker = asyncio.create_task(ekko.db.write(lambda cur: started.set() or release.wait(10)))
+    blocker = asyncio.create_task(ekko.db.write(lambda uow: started.set() or release.wait(10)))
     assert await asyncio.to_thread(started.wait, 10)
     groups = ekko.db.group_commits
     tasks = []

@@ -14,6 +14,7 @@ import pytest
 
 from service.model.errors import Conflict
 from service.store.database import Database, PoolStats
+from service.store.uow import UnitOfWork
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -88,28 +89,29 @@ async def test_pool_stats_show_cursors_in_use_and_callers_waiting(db: Database) 
 
 
 async def test_a_failed_write_rolls_back_and_the_writer_keeps_working(db: Database) -> None:
-    await db.write(lambda cur: cur.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)"))
+    await db.write(lambda uow: uow.cursor.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)"))
 
-    def insert_then_fail(cur: duckdb.DuckDBPyConnection) -> None:
-        cur.execute("INSERT INTO t VALUES (1)")
+    def insert_then_fail(uow: UnitOfWork) -> None:
+        uow.cursor.execute("INSERT INTO t VALUES (1)")
         raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError, match="boom"):
         await db.write(insert_then_fail)
-    await db.write(lambda cur: cur.execute("INSERT INTO t VALUES (2)"))
+    await db.write(lambda uow: uow.cursor.execute("INSERT INTO t VALUES (2)"))
     assert await db.read(lambda cur: cur.execute("SELECT n FROM t").fetchall()) == [(2,)]
 
 
 async def test_a_rule_broken_inside_a_group_fails_only_that_write(db: Database) -> None:
     """Writes queued together share a transaction; one that raises a ServiceError gets it,
     the others commit, and a later write in the group sees the earlier ones."""
-    await db.write(lambda cur: cur.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)"))
+    await db.write(lambda uow: uow.cursor.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)"))
     started, release = threading.Event(), threading.Event()
-    await_block = asyncio.create_task(db.write(lambda cur: started.set() or release.wait(10)))  # holds the writer
+    await_block = asyncio.create_task(db.write(lambda uow: started.set() or release.wait(10)))  # holds the writer
     assert await asyncio.to_thread(started.wait, 10)
 
     def insert(n: int):
-        def fn(cur: duckdb.DuckDBPyConnection) -> int:
+        def fn(uow: UnitOfWork) -> int:
+            cur = uow.cursor
             if cur.execute("SELECT count(*) FROM t WHERE n = ?", [n]).fetchall()[0][0]:
                 raise Conflict(f"{n} exists")
             cur.execute("INSERT INTO t VALUES (?)", [n])
@@ -130,12 +132,12 @@ async def test_a_rule_broken_inside_a_group_fails_only_that_write(db: Database) 
 
 
 async def test_a_write_outside_the_batch_sees_rows_held_back_before_it(db: Database) -> None:
-    await db.write(lambda cur: cur.execute("CREATE TABLE t (n INTEGER)"))
+    await db.write(lambda uow: uow.cursor.execute("CREATE TABLE t (n INTEGER)"))
     started, release = threading.Event(), threading.Event()
-    blocked = asyncio.create_task(db.write(lambda cur: started.set() or release.wait(10)))
+    blocked = asyncio.create_task(db.write(lambda uow: started.set() or release.wait(10)))
     assert await asyncio.to_thread(started.wait, 10)
-    held = asyncio.create_task(db.write(lambda cur: db.batch.add("t", ("n",), [7]), batched=True))
-    counted = asyncio.create_task(db.write(lambda cur: cur.execute("SELECT count(*) FROM t").fetchall()[0][0]))
+    held = asyncio.create_task(db.write(lambda uow: uow.batch.add("t", ("n",), [7])))
+    counted = asyncio.create_task(db.write(lambda uow: uow.cursor.execute("SELECT count(*) FROM t").fetchall()[0][0]))
     await asyncio.sleep(0.05)
     release.set()
     await asyncio.gather(blocked, held)
@@ -143,24 +145,25 @@ async def test_a_write_outside_the_batch_sees_rows_held_back_before_it(db: Datab
 
 
 async def test_a_write_that_asks_to_run_alone_gets_its_own_transaction_and_runs_once(db: Database) -> None:
-    await db.write(lambda cur: cur.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)"))
+    await db.write(lambda uow: uow.cursor.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)"))
     started, release = threading.Event(), threading.Event()
-    blocked = asyncio.create_task(db.write(lambda cur: started.set() or release.wait(10)))
+    blocked = asyncio.create_task(db.write(lambda uow: started.set() or release.wait(10)))
     assert await asyncio.to_thread(started.wait, 10)
     runs = []
 
-    def heavy(cur: duckdb.DuckDBPyConnection) -> None:
+    def heavy(uow: UnitOfWork) -> None:
         runs.append(1)
-        cur.execute("INSERT INTO t VALUES (100)")
+        uow.cursor.execute("INSERT INTO t VALUES (100)")
 
-    def refused(cur: duckdb.DuckDBPyConnection) -> None:
+    def refused(uow: UnitOfWork) -> None:
+        uow.cursor.execute("INSERT INTO t VALUES (3)")  # raw SQL, then refused: the group reruns without it
         raise Conflict("no")
 
     queued = [
-        asyncio.create_task(db.write(lambda cur: cur.execute("INSERT INTO t VALUES (1)"))),
+        asyncio.create_task(db.write(lambda uow: uow.cursor.execute("INSERT INTO t VALUES (1)"))),
         asyncio.create_task(db.write(heavy, alone=True)),
         asyncio.create_task(db.write(refused)),
-        asyncio.create_task(db.write(lambda cur: cur.execute("INSERT INTO t VALUES (2)"))),
+        asyncio.create_task(db.write(lambda uow: uow.cursor.execute("INSERT INTO t VALUES (2)"))),
     ]
     await asyncio.sleep(0.05)
     groups = db.group_commits
@@ -173,28 +176,58 @@ async def test_a_write_that_asks_to_run_alone_gets_its_own_transaction_and_runs_
 
 
 async def test_what_a_group_learned_about_ids_does_not_outlive_its_transaction(db: Database) -> None:
-    await db.write(lambda cur: cur.execute("CREATE TABLE t (id VARCHAR PRIMARY KEY)"))
-    learned = await db.write(lambda cur: db.batch.exists("t", "x"), batched=True, lookups=[("t", "x")])
+    await db.write(lambda uow: uow.cursor.execute("CREATE TABLE t (id VARCHAR PRIMARY KEY)"))
+    learned = await db.write(lambda uow: uow.batch.exists("t", "x"), lookups=[("t", "x")])
     assert learned is False
     await db.read(lambda cur: cur.execute("INSERT INTO t VALUES ('x')"))  # a change the writer did not see
-    assert await db.write(lambda cur: db.batch.exists("t", "x"), batched=True) is None, "unknown: must ask"
+    assert await db.write(lambda uow: uow.batch.exists("t", "x")) is None, "unknown: must ask"
+
+
+async def test_a_write_that_takes_the_cursor_sees_held_back_rows_and_the_group_forgets_known_ids(
+    db: Database,
+) -> None:
+    await db.write(lambda uow: uow.cursor.execute("CREATE TABLE t (id VARCHAR PRIMARY KEY)"))
+    started, release = threading.Event(), threading.Event()
+    blocked = asyncio.create_task(db.write(lambda uow: started.set() or release.wait(10)))
+    assert await asyncio.to_thread(started.wait, 10)
+
+    def raw(uow: UnitOfWork) -> tuple[int, bool]:
+        cur = uow.cursor
+        (seen,) = cur.execute("SELECT count(*) FROM t").fetchall()[0]
+        cur.execute("INSERT INTO t VALUES ('b')")
+        return seen, uow.batch is None
+
+    queued = [
+        asyncio.create_task(db.write(lambda uow: uow.batch.add("t", ("id",), ["a"], "a"), lookups=[("t", "b")])),
+        asyncio.create_task(db.write(raw)),
+        asyncio.create_task(db.write(lambda uow: uow.batch.exists("t", "b"))),
+    ]
+    await asyncio.sleep(0.05)
+    groups = db.group_commits
+    release.set()
+    await blocked
+    _, (seen, unbatched), known = await asyncio.gather(*queued)
+    assert db.group_commits - groups == 1, "the three ran as one group"
+    assert seen == 1, "the held-back row was sent before the raw statement"
+    assert unbatched, "after taking the cursor the unit of work holds nothing back"
+    assert known is None, "prefetched as absent, then written by raw SQL: the writer must ask again"
 
 
 async def test_refusals_before_any_write_are_answered_without_rerunning_the_group(db: Database) -> None:
     """Clients retrying creates with their own ids: each retry is refused, and the group
     still commits once (it used to roll back and rerun once per refusal)."""
-    await db.write(lambda cur: cur.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)"))
+    await db.write(lambda uow: uow.cursor.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)"))
     started, release = threading.Event(), threading.Event()
-    blocked = asyncio.create_task(db.write(lambda cur: started.set() or release.wait(10)))
+    blocked = asyncio.create_task(db.write(lambda uow: started.set() or release.wait(10)))
     assert await asyncio.to_thread(started.wait, 10)
     runs: list[int] = []
 
     def create(n: int, *, refuse: bool = False, after_writing: bool = False):
-        def fn(cur: duckdb.DuckDBPyConnection) -> int:
+        def fn(uow: UnitOfWork) -> int:
             runs.append(n)
             if refuse and not after_writing:
                 raise Conflict(f"{n} exists")
-            db.batch.add("t", ("n",), [n])
+            uow.batch.add("t", ("n",), [n])
             if after_writing:
                 raise Conflict(f"{n} changed its mind")
             return n
@@ -203,7 +236,7 @@ async def test_refusals_before_any_write_are_answered_without_rerunning_the_grou
 
     fns = [create(n) for n in range(50)] + [create(n, refuse=True) for n in range(50)]
     fns.insert(25, create(999, refuse=True, after_writing=True))
-    writes = [asyncio.create_task(db.write(fn, batched=True)) for fn in fns]
+    writes = [asyncio.create_task(db.write(fn)) for fn in fns]
     await asyncio.sleep(0.05)
     groups = db.group_commits
     release.set()
@@ -221,4 +254,4 @@ async def test_a_write_after_close_fails_at_once(tmp_path: Path) -> None:
     database = Database(tmp_path / "x.db", pool_size=1).open()
     database.close()
     with pytest.raises(RuntimeError, match="not open"):
-        await database.write(lambda cur: None)
+        await database.write(lambda uow: None)
