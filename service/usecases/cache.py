@@ -21,6 +21,8 @@ class RecordCache:
         self._entries: dict[str, OrderedDict[str, bytes]] = {}
         self._writes: dict[str, int] = {}
         self._generation = 0
+        self.hits = 0
+        self.misses = 0
 
     def _bucket(self, entity: str) -> OrderedDict[str, bytes]:
         return self._entries.setdefault(entity, OrderedDict())
@@ -28,7 +30,10 @@ class RecordCache:
     def get(self, entity: str, entity_id: str) -> bytes | None:
         bucket = self._bucket(entity)
         data = bucket.get(entity_id)
-        if data is not None:
+        if data is None:
+            self.misses += 1
+        else:
+            self.hits += 1
             bucket.move_to_end(entity_id)
         return data
 
