@@ -32,8 +32,8 @@ def migrated() -> duckdb.DuckDBPyConnection:
 def test_the_derived_ddl_makes_the_table_the_migrations_made(
     spec: EntitySpec, migrated: duckdb.DuckDBPyConnection
 ) -> None:
-    (exists,) = migrated.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [spec.name]).fetchone()
-    assert exists, (
+    tables = migrated.execute("SELECT table_name FROM duckdb_tables() WHERE table_name = ?", [spec.name]).fetchall()
+    assert tables, (
         f"no migration creates table {spec.name!r}: append one to MIGRATIONS in service/store/ddl.py"
         f" with the SQL of `python -m service.store.tables {spec.name}` (docs/add-an-entity.md)"
     )
