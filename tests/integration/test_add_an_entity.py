@@ -83,6 +83,14 @@ def copy_repository(dest: Path) -> None:
     shutil.copy(ROOT / "pyproject.toml", dest / "pyproject.toml")
 
 
+def between(text: str, start: str, end: str) -> tuple[int, int]:
+    """Where `start` begins and the first `end` after it; a clear failure when the file changed shape."""
+    first = text.find(start)
+    last = text.find(end, first)
+    assert first >= 0 and last >= 0, f"{start!r} ... {end!r} not found: update this test with the file's new layout"
+    return first, last
+
+
 def run(dest: Path, *args: str, timeout: float = 60) -> str:
     env = {**os.environ, "PYTHONPATH": str(dest)}
     done = subprocess.run(
@@ -99,17 +107,15 @@ def add_notes_as_the_walkthrough_says(dest: Path) -> None:
     registry = dest / "service" / "model" / "registry.py"
     text = registry.read_text()
     text = text.replace("\nfrom schema import ", "\nfrom schema import notes\nfrom schema import ", 1)
-    start = text.index("ENTITIES: dict[str, EntitySpec] = registry_of(")
-    end = text.index("\n    )\n)\n", start)
-    text = text[:end] + "\n" + textwrap.indent(doc_block("registry entry").rstrip(), " " * 8) + text[end:]
+    _, end = between(text, "ENTITIES: dict[str, EntitySpec] = registry_of(", "\n    )\n)\n")
+    text = text[:end] + "\n" + textwrap.indent(doc_block("registry entry").rstrip(), " " * 8) + "," + text[end:]
     registry.write_text(text)
     # 3. one new migration: the printed SQL, pasted
     sql = run(dest, "-m", "service.store.tables", "notes")
     assert sql.startswith('CREATE TABLE "notes"'), sql
     ddl = dest / "service" / "store" / "ddl.py"
     text = ddl.read_text()
-    start = text.index("MIGRATIONS: list[tuple[int, str, str]] = [")
-    end = text.index("\n]\n", start)
+    start, end = between(text, "MIGRATIONS: list[tuple[int, str, str]] = [", "\n]\n")
     migration = f'\n    ({LATEST_VERSION + 1}, "notes table", V_NOTES),'
     text = f'{text[:start]}V_NOTES = """\n{sql}"""\n\n{text[start:end]}{migration}{text[end:]}'
     ddl.write_text(text)
