@@ -129,7 +129,7 @@ def ekko(capsys: pytest.CaptureFixture[str], settings: Settings, *argv: str) -> 
     add_commands(parser.add_subparsers(required=True))
     args = parser.parse_args([*argv, "--json"])
     capsys.readouterr()
-    status = run_command(lambda: args.func(args, settings))  # as `ekko` runs it (the commands are async)
+    status = run_command(lambda: args.func(args, settings))
     captured = capsys.readouterr()
     return Run(status, json.loads(captured.out) if captured.out.strip() else None, captured.err)
 
@@ -446,7 +446,7 @@ def test_a_database_held_by_something_else_is_reported_clearly(capsys, env: Sett
         assert "nothing answers ekko.admin." in run.err and "Traceback" not in run.err
     run = ekko(capsys, env, "db", "reset", "--yes")
     assert run.status == 3
-    assert "Stop `ekko run`" in run.err  # the one DatabaseLocked message, from run_command
+    assert "stop the service" in run.err
 
 
 @pytest.fixture
@@ -508,7 +508,7 @@ def test_commands_talk_to_the_running_service(capsys, env: Settings, running_ser
     assert health.body["integrity"]["ok"] is True
 
     reset = ekko(capsys, env, "db", "reset", "--yes")
-    assert reset.status == 3 and "Stop `ekko run`" in reset.err
+    assert reset.status == 3 and "stop the service" in reset.err
 
 
 def test_a_user_who_cannot_be_migrated_does_not_take_the_email_from_one_who_can(
@@ -588,7 +588,7 @@ def test_without_nats_migrate_says_so_and_backup_keeps_duckdb_only(capsys, setti
     assert run.status == 4 and "cannot reach NATS at" in run.err and "Traceback" not in run.err
     backup = ekko(capsys, offline, "db", "backup")
     assert backup.status == 0 and backup.out["buckets"] == {}
-    assert "the KV buckets are left out" in backup.err
+    assert "the KV buckets are not backed up" in backup.err
 
 
 async def test_validate_on_the_service_waits_for_the_relay_and_says_so_when_it_cannot(ekko: Any) -> None:
