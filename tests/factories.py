@@ -1,5 +1,12 @@
 """Valid create payloads for every entity, with their parents created first.
 
+The payloads come from tests/fixtures/entities.json: per entity one valid create
+payload (foreign keys left out) and one edit (a field it lets you change, and a value
+as replies show it). Strings are templates: `{n}` (any str.format spec, e.g.
+`{n:040x}`) becomes the record number, so each row differs and sorting has something
+to sort. Every test that lists entities takes them from there or from the registry,
+so a new entity needs one entry in that file; one without an entry fails loudly.
+
 `Factory(client).create("workflow_executions")` creates a user, a workflow and
 then the execution; parents made this way are reused by later rows, unless the
 caller passes the foreign key itself (`workflow_id=...`).
@@ -8,7 +15,8 @@ caller passes the foreign key itself (`workflow_id=...`).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+import json
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -17,34 +25,48 @@ from service.model.columns import Column, strip_optional
 from service.model.registry import ENTITIES, EntitySpec
 from tests.client import Client
 
-PASSWORD = "correct horse battery"
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "entities.json"
+ENTITY_FIXTURES: dict[str, dict[str, Any]] = json.loads(FIXTURE.read_text())
+MAX_N = 999_999  # templates such as a timestamp's microseconds hold six digits
 
 _numbers = itertools.count(1)
 
-# The entity's own fields, foreign keys left out (the factory fills them in).
-# Each value varies with n, so sorting by any field has something to sort.
-PAYLOADS: dict[str, Callable[[int], dict[str, Any]]] = {
-    "users": lambda n: {"email": f"user{n}@example.com", "password": PASSWORD, "role": f"role{n % 3}"},
-    "wallets": lambda n: {"blockchain_symbol": "ETH", "address": f"0x{n:040x}", "balance": f"{n}.25"},
-    "alerts": lambda n: {"type": f"price{n % 4}", "message": f"alert {n}", "priority": "high"},
-    "wallet_balances": lambda n: {"balance": f"{n}.5", "timestamp": f"2024-01-{n % 28 + 1:02d}T10:00:00Z"},
-    "alert_rules": lambda n: {"name": f"rule {n}", "condition": {"above": n}, "action": {"notify": "email"}},
-    "workflows": lambda n: {"name": f"workflow {n}", "steps": [{"id": "s1", "name": "fetch", "type": "http"}]},
-    "workflow_executions": lambda n: {"status": f"status{n % 3}"},
-    "agents": lambda n: {"name": f"agent {n}", "type": f"type{n % 2}", "config": {"interval": n}},
-}
 
-# A field each entity lets you change, and a value it can take (as replies show it).
-EDITS: dict[str, tuple[str, Any]] = {
-    "users": ("full_name", "Ada Lovelace"),
-    "wallets": ("name", "savings"),
-    "alerts": ("message", "edited message"),
-    "wallet_balances": ("balance", "2.00000000"),
-    "alert_rules": ("name", "renamed rule"),
-    "workflows": ("name", "renamed workflow"),
-    "workflow_executions": ("status", "completed"),
-    "agents": ("name", "renamed agent"),
-}
+def fixture(entity: str) -> dict[str, Any]:
+    """The entity's entry in tests/fixtures/entities.json; a clear failure when it has none."""
+    if entity not in ENTITY_FIXTURES:
+        raise AssertionError(
+            f"tests/fixtures/entities.json has no entry for {entity!r}: add one valid create payload"
+            ' (foreign keys left out) and an edit: {"create": {...}, "edit": {"field": value}}'
+        )
+    return ENTITY_FIXTURES[entity]
+
+
+def render(template: Any, n: int) -> Any:
+    """The template with every string formatted with n (nested lists and objects too)."""
+    if isinstance(template, str):
+        return template.format(n=n)
+    if isinstance(template, list):
+        return [render(item, n) for item in template]
+    if isinstance(template, dict):
+        return {key: render(value, n) for key, value in template.items()}
+    return template
+
+
+def payload_of(entity: str, n: int) -> dict[str, Any]:
+    """Record number n's create payload, foreign keys left out (the factory fills them in)."""
+    assert 0 <= n <= MAX_N, n
+    body: dict[str, Any] = render(fixture(entity)["create"], n)
+    return body
+
+
+def edit_of(entity: str) -> tuple[str, Any]:
+    """A field the entity lets you change, and a value it can take (as replies show it)."""
+    ((field, value),) = fixture(entity)["edit"].items()
+    return field, value
+
+
+PASSWORD: str = ENTITY_FIXTURES["users"]["create"]["password"]
 
 
 def required_field(spec: EntitySpec) -> str:
@@ -58,7 +80,7 @@ def required_field(spec: EntitySpec) -> str:
 def nullable_column(spec: EntitySpec) -> Column:
     """A filterable column the factory leaves null."""
     fk_fields = {fk.field for fk in spec.foreign_keys}
-    payload = PAYLOADS[spec.name](0)
+    payload = payload_of(spec.name, 0)
     for column in spec.columns:
         if column.nullable and column.scalar and column.name not in fk_fields and column.name not in payload:
             return column
@@ -73,7 +95,7 @@ class Factory:
         self._parents: dict[str, str] = {}
 
     async def payload(self, entity: str, **fields: Any) -> dict[str, Any]:
-        body = PAYLOADS[entity](next(_numbers))
+        body = payload_of(entity, next(_numbers))
         for fk in ENTITIES[entity].foreign_keys:
             if fk.field not in fields:
                 body[fk.field] = await self.parent(fk.parent)

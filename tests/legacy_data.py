@@ -18,19 +18,11 @@ from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig
 from nats.js.errors import BucketNotFoundError
 
+from service.model.registry import ENTITY_ORDER
+
 BASE_TIME = datetime(2024, 3, 1, 12, 0, 0)
-KINDS = {
-    "users": 1,
-    "wallets": 2,
-    "alerts": 3,
-    "wallet_balances": 4,
-    "alert_rules": 5,
-    "workflows": 6,
-    "workflow_executions": 7,
-    "agents": 8,
-    "nodes": 9,
-    "settings": 10,
-}
+# Every registered entity's bucket, then buckets outside ekko's scope.
+KINDS = {bucket: n for n, bucket in enumerate((*ENTITY_ORDER, "nodes", "settings"), start=1)}
 
 
 def uid(bucket: str, n: int) -> str:

@@ -11,6 +11,8 @@ from typing import Any
 from nats.aio.client import Client as NATS
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from service.app import Ekko
+
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20.0, what: str = "condition") -> float:
     """Poll `check` until true; returns the seconds it took. Fails the test on timeout."""
@@ -20,6 +22,18 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20.0
             return time.monotonic() - start
         await asyncio.sleep(0.05)
     raise AssertionError(f"{what} not reached within {timeout}s")
+
+
+async def relay_idle(ekko: Ekko, timeout: float = 20.0) -> float:
+    """Wait until the relay has published every committed change (the outbox is empty)."""
+
+    relay = ekko.relay
+    assert relay is not None, "the relay runs only with ENABLE_JETSTREAM_SYNC on"
+
+    async def drained() -> bool:
+        return await relay.pending() == 0
+
+    return await eventually(drained, timeout, what="outbox drained")
 
 
 async def read_events(nc: NATS, subject: str = "ekko.events.>") -> list[dict[str, Any]]:

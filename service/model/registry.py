@@ -1,7 +1,9 @@
 """The entity registry: everything CRUD, listing, KV sync, migration, backup and
 integrity need to know about an entity, in one place.
 
-Adding an entity = a schema module + one `EntitySpec` in `ENTITIES`.
+Adding an entity: docs/add-an-entity.md. Specs are listed parents first (creates,
+migrations, restores and deletes follow this order); `registry_of` refuses a list
+that breaks that, at import, so a wrong order cannot surface later as a KeyError.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ class EntitySpec(Generic[RecordT, CreateT, UpdateT]):
     secret_columns: tuple[str, ...] = ()
     # Legacy KV field name -> today's field name.
     legacy_names: dict[str, str] = field(default_factory=dict)
+    # Indexes beyond the ones derived from unique and foreign keys (service/store/tables.py).
+    indexes: tuple[tuple[str, ...], ...] = ()
 
     @cached_property
     def columns(self) -> tuple[Column, ...]:
@@ -73,6 +77,30 @@ class EntitySpec(Generic[RecordT, CreateT, UpdateT]):
         return frozenset(("id", *self.sortable))
 
 
+class RegistryError(Exception):
+    """The entity list contradicts itself; raised while importing this module."""
+
+
+def registry_of(specs: tuple[EntitySpec, ...]) -> dict[str, EntitySpec]:
+    """name -> spec, after checking every parent is listed before its children."""
+    seen: dict[str, EntitySpec] = {}
+    for spec in specs:
+        if spec.name in seen:
+            raise RegistryError(f"entity {spec.name!r} is listed twice")
+        for fk in spec.foreign_keys:
+            if fk.field not in spec.column_map:
+                raise RegistryError(f"entity {spec.name!r}: foreign key field {fk.field!r} is not a record field")
+            if fk.parent in seen or fk.parent == spec.name:
+                continue
+            where = "later" if any(s.name == fk.parent for s in specs) else "nowhere"
+            raise RegistryError(
+                f"entity {spec.name!r} refers to parent {fk.parent!r} ({fk.field}), which is listed {where}:"
+                f" list {fk.parent!r} before {spec.name!r}"
+            )
+        seen[spec.name] = spec
+    return seen
+
+
 # Named on its own because login reads users' own fields (is_active).
 USERS = EntitySpec(
     "users",
@@ -85,9 +113,8 @@ USERS = EntitySpec(
     legacy_names={"hashed_password": "password_hash"},
 )
 
-ENTITIES: dict[str, EntitySpec] = {
-    spec.name: spec
-    for spec in (
+ENTITIES: dict[str, EntitySpec] = registry_of(
+    (
         USERS,
         EntitySpec(
             "wallets",
@@ -112,6 +139,7 @@ ENTITIES: dict[str, EntitySpec] = {
             wallet_balances.WalletBalanceUpdate,
             foreign_keys=(ForeignKey("wallet_id", "wallets"),),
             sortable=("created_at", "updated_at", "version", "timestamp", "balance", "wallet_id"),
+            indexes=(("wallet_id", "timestamp"),),
         ),
         EntitySpec(
             "alert_rules",
@@ -147,7 +175,7 @@ ENTITIES: dict[str, EntitySpec] = {
             sortable=("created_at", "updated_at", "version", "name", "type", "status"),
         ),
     )
-}
+)
 
 # Parents before children: the order creates, migrations and restores use.
 ENTITY_ORDER: tuple[str, ...] = tuple(ENTITIES)

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from service.app import Ekko
-from tests.e2e.test_js_client import JS_DIR, installed_node
 from tests.natsd import NatsServer
+from tests.support import JS_DIR, installed_node
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "subjects.md"
 DOC_URL = "nats://127.0.0.1:4222"

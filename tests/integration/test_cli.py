@@ -11,6 +11,7 @@ from pathlib import Path
 from service.app import Ekko
 from tests.client import Client
 from tests.natsd import NatsServer, free_port
+from tests.sync_helpers import relay_idle
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,7 +36,7 @@ async def test_sync_verify_asks_the_running_service_when_it_holds_the_database(
     ekko: Ekko, client: Client, nats_server: NatsServer, db_path: Path
 ) -> None:
     await client.ok("ekko.wallets.create", {"blockchain_symbol": "ETH", "address": "0x" + "cd" * 20})
-    await asyncio.sleep(0.3)  # let the relay publish
+    await relay_idle(ekko)  # verify compares KV with DuckDB: the relay must have published
     code, out, err = await ekko_command("sync", "verify", nats_url=nats_server.url, db_path=db_path)
     assert "asking it over NATS" in err
     report = json.loads(out)

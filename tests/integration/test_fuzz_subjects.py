@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from service.app import Ekko
 from service.model.registry import ENTITIES
 from tests.client import Client
-from tests.factories import EDITS, PAYLOADS, Factory
-from tests.unit.test_docs import load_generator
+from tests.factories import MAX_N, Factory, edit_of, payload_of
+from tests.support import load_generator
 
 EXAMPLES_PER_SUBJECT = 40
 SKIPPED = {"ekko.admin.backup"}  # each call writes a backup directory; covered by the migration tests
@@ -75,9 +75,10 @@ def mutations(subject: str, rows: dict[str, str], values: st.SearchStrategy[Any]
     spec = ENTITIES[entity]
     parents = {fk.field: rows[fk.parent] for fk in spec.foreign_keys}
     if action == "create":
-        valid = st.integers(1, 10**9).map(lambda n: {**PAYLOADS[entity](n), **parents})
+        valid = st.integers(1, MAX_N).map(lambda n: {**payload_of(entity, n), **parents})
     else:
-        valid = st.just({"id": rows[entity], EDITS[entity][0]: EDITS[entity][1]})
+        field, value = edit_of(entity)
+        valid = st.just({"id": rows[entity], field: value})
     names = [f.name for f in msgspec.structs.fields(spec.create)] + ["expected_version", "id"]
     changes = st.dictionaries(st.sampled_from(names), values, max_size=2)
     return st.tuples(valid, changes).map(lambda pair: {**pair[0], **pair[1]})
@@ -120,18 +121,7 @@ def draw(subject: str, request: Any, rows: dict[str, str], count: int, subject_s
 
 async def test_random_bodies_on_every_subject_get_a_reply_and_never_a_500(ekko: Ekko, client: Client) -> None:
     make = Factory(client)
-    execution = await make.create("workflow_executions")
-    balance = await make.create("wallet_balances")
-    rows = {  # one real row of every entity: its id
-        "workflow_executions": execution["id"],
-        "workflows": execution["workflow_id"],
-        "wallet_balances": balance["id"],
-        "wallets": balance["wallet_id"],
-        "alerts": (await make.create("alerts", related_wallet_id=balance["wallet_id"]))["id"],
-        "agents": (await make.create("agents"))["id"],
-        "alert_rules": (await make.create("alert_rules"))["id"],
-        "users": (await client.ok("ekko.users.list", {"limit": 1}))["items"][0]["id"],
-    }
+    rows = {name: (await make.create(name))["id"] for name in ENTITIES}  # one real row of every entity: its id
 
     sent = 0
     statuses: dict[int, int] = {}

@@ -3,28 +3,20 @@ current; subjects.md's tables list every subject, entity and required field."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import pytest
 
 from service.model.registry import ENTITIES
+from tests.support import load_generator
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ROOT / "docs" / "schemas.json"
 SUBJECTS_MD = ROOT / "docs" / "subjects.md"
 ACTIONS = ("create", "get", "update", "delete", "list")
-
-
-def load_generator() -> Any:
-    spec = importlib.util.spec_from_file_location("gen_schemas", ROOT / "scripts" / "gen_schemas.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def table_rows(markdown: str, heading: str) -> dict[str, list[str]]:

@@ -105,3 +105,19 @@ def test_every_module_imports_on_its_own() -> None:
     for name in names:
         importlib.import_module(name)
     assert len(names) > 40
+
+
+def test_test_modules_import_helpers_from_tests_support_modules_not_from_each_other() -> None:
+    """Shared helpers live in tests/*.py (support modules); importing one test module from
+    another runs its tests' collection twice and hides where a helper belongs."""
+    tests_dir = ROOT / "tests"
+    support = {f"tests.{p.stem}" for p in tests_dir.glob("*.py")}
+    crossing = []
+    for path in sorted(tests_dir.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names += [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            for name in names:
+                if name.startswith("tests.") and name not in support:
+                    crossing.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {name}")
+    assert crossing == []

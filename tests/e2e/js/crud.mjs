@@ -2,30 +2,30 @@
 // create, get, update, list and delete every entity, log in, ask for health, and check
 // that bad input gets a proper error reply (headers and body).
 //
-//   npm install && node crud.mjs nats://127.0.0.1:4222 [subject prefix, default ekko]
+//   npm install && node crud.mjs nats://127.0.0.1:4222 plan.json [subject prefix, default ekko]
+//
+// plan.json says what to create, parents first (tests/e2e/test_js_client.py writes it from
+// the entity registry and tests/fixtures/entities.json):
+//   {"entities": [{"name": "wallets", "create": {...}, "parents": {"field": "parent entity"},
+//                  "update": {...}}, ...],
+//    "login": {"email": "...", "password": "..."}}
 //
 // Prints one JSON summary on stdout; exits 1 when any check failed.
-import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { isDeepStrictEqual } from "node:util";
 import { connect } from "nats";
 
-const [url = "nats://127.0.0.1:4222", prefix = "ekko"] = process.argv.slice(2);
-const run = randomUUID().replaceAll("-", ""); // unique email and address: the script may run twice on one database
-const PASSWORD = "correct horse battery";
+const [url = "nats://127.0.0.1:4222", planPath, prefix = "ekko"] = process.argv.slice(2);
 const started = Date.now();
 const summary = { ok: false, url, checks: 0, failures: [], entities: {}, errors_checked: [], extras: [] };
 
 // Parents first: children point at the ids created before them. Deleted in reverse.
-const ENTITIES = [
-  { name: "users", create: () => ({ email: `js-${run.slice(0, 12)}@example.com`, password: PASSWORD, full_name: "Node Client" }), update: { full_name: "Node Client, renamed" } },
-  { name: "wallets", create: () => ({ blockchain_symbol: "ETH", address: `0x${run}${run.slice(0, 8)}`, name: "js wallet", balance: "1.5" }), update: { name: "js wallet, renamed" } },
-  { name: "alerts", create: (ids) => ({ type: "price", message: "ETH moved 5%", related_wallet_id: ids.wallets }), update: { status: "resolved" } },
-  { name: "wallet_balances", create: (ids) => ({ wallet_id: ids.wallets, balance: "1.5", token_price: "3000" }), update: { fiat_value: "4500.00000000" } },
-  { name: "alert_rules", create: (ids) => ({ name: "big move", condition: { gt: 5 }, action: { notify: "email" }, created_by: ids.users }), update: { enabled: false } },
-  { name: "workflows", create: (ids) => ({ name: "rebalance", created_by: ids.users, steps: [{ id: "s1", name: "check", type: "condition" }] }), update: { description: "checks, then rebalances" } },
-  { name: "workflow_executions", create: (ids) => ({ workflow_id: ids.workflows }), update: { status: "running" } },
-  { name: "agents", create: (ids) => ({ name: "watcher", type: "monitor", created_by: ids.users, max_budget: "100" }), update: { status: "active" } },
-];
+const plan = JSON.parse(readFileSync(planPath, "utf8"));
+const ENTITIES = plan.entities.map(({ name, create, parents, update }) => ({
+  name,
+  create: (ids) => ({ ...create, ...Object.fromEntries(Object.entries(parents).map(([field, parent]) => [field, ids[parent]])) }),
+  update,
+}));
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -113,7 +113,7 @@ async function badInput(nc, entity, ids, records) {
 }
 
 async function accountAndHealth(nc, ids) {
-  const user = await ok(nc, "users.authenticate", { email: `js-${run.slice(0, 12)}@example.com`, password: PASSWORD });
+  const user = await ok(nc, "users.authenticate", plan.login);
   check("users.authenticate returns the user", user.id === ids.users, user);
   checkError("users.authenticate with a wrong password", await call(nc, "users.authenticate", { email: user.email, password: "wrong password" }), 401, "unauthorized");
   const health = await ok(nc, "health", null);

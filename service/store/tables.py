@@ -1,0 +1,58 @@
+"""An entity's table, derived from its registry entry: the DDL a new entity's migration uses.
+
+Columns come from the record Struct (service/model/columns.py): the DuckDB type of the
+column's kind, NOT NULL unless the field allows None, `id` the primary key. Secret
+columns (never part of the record) are text and required. Indexes: one per unique key,
+one per foreign key field that no other index starts with, plus the spec's own.
+
+A migration, once released, is frozen text (tests/unit/test_released_migrations.py): paste the SQL
+this prints into the new migration rather than calling it there, so a later change to
+the record cannot silently rewrite a released migration.
+
+    python -m service.store.tables notes
+"""
+
+from __future__ import annotations
+
+import sys
+
+from service.model.registry import ENTITIES, EntitySpec
+
+
+def quoted(name: str) -> str:
+    """An identifier as DuckDB reads it whatever it is (`timestamp`, `order` are keywords)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def column_sql(spec: EntitySpec) -> list[str]:
+    lines = []
+    for column in spec.columns:
+        constraint = " PRIMARY KEY" if column.name == "id" else "" if column.nullable else " NOT NULL"
+        lines.append(f"{quoted(column.name)} {column.kind.value}{constraint}")
+    lines += [f"{quoted(name)} VARCHAR NOT NULL" for name in spec.secret_columns]
+    return lines
+
+
+def index_columns(spec: EntitySpec) -> list[tuple[str, ...]]:
+    """The column lists to index, in a stable order, without duplicates."""
+    wanted = [key.fields for key in spec.unique] + list(spec.indexes)
+    for fk in spec.foreign_keys:
+        if not any(columns[0] == fk.field for columns in wanted):
+            wanted.append((fk.field,))
+    return list(dict.fromkeys(wanted))
+
+
+def create_table_sql(spec: EntitySpec) -> str:
+    """CREATE TABLE and CREATE INDEX statements for the entity's table."""
+    body = ",\n    ".join(column_sql(spec))
+    table = quoted(spec.name)
+    statements = [f"CREATE TABLE {table} (\n    {body}\n);"]
+    for columns in index_columns(spec):
+        index = quoted(f"{spec.name}_{'_'.join(columns)}")
+        statements.append(f"CREATE INDEX {index} ON {table} ({', '.join(map(quoted, columns))});")
+    return "\n".join(statements) + "\n"
+
+
+if __name__ == "__main__":
+    for name in sys.argv[1:] or list(ENTITIES):
+        print(create_table_sql(ENTITIES[name]))

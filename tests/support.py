@@ -1,0 +1,54 @@
+"""Helpers more than one test module uses (test modules import from tests/ support
+modules only, never from each other): the docs/schemas.json generator, and Node.js
+with the JavaScript client's packages installed."""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+JS_DIR = ROOT / "tests" / "e2e" / "js"
+NODE_MISSING = "node and npm (Node.js 20+) are needed for the JavaScript client test"
+
+
+def load_generator() -> Any:
+    """scripts/gen_schemas.py as a module (scripts/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("gen_schemas", ROOT / "scripts" / "gen_schemas.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def tool(name: str) -> str:
+    """The path of node or npm; the test is skipped (with the reason) when either is missing."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip(NODE_MISSING)
+    path = shutil.which(name)
+    assert path is not None
+    return path
+
+
+@functools.cache
+def installed_node() -> str:
+    """node, with tests/e2e/js's packages installed (once; package-lock.json pins them).
+    Skips the calling test when node or npm is not on PATH."""
+    node = tool("node")
+    if not (JS_DIR / "node_modules" / "nats").is_dir():
+        done = subprocess.run(
+            [tool("npm"), "install", "--no-audit", "--no-fund"],
+            cwd=JS_DIR,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, f"npm install failed:\n{done.stdout}\n{done.stderr}"
+    return node

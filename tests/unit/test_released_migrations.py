@@ -1,0 +1,35 @@
+"""A released migration has run on databases we cannot reach: editing its SQL changes
+nothing there and makes fresh databases differ from old ones. Every test starts from an
+empty database, so nothing else would notice; this freezes the text of each one."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from service.store.ddl import MIGRATIONS
+
+# version -> sha256 of its SQL. Add a migration's hash here when it is released (merged).
+RELEASED = {
+    1: "35a6643dfa4bdbd3332ce72efaf696c5a84e3d01c1509b775f27eb0d8f3bdc35",
+}
+
+
+def digest(sql: str) -> str:
+    return hashlib.sha256(sql.encode()).hexdigest()
+
+
+@pytest.mark.parametrize("version", list(RELEASED))
+def test_a_released_migration_is_never_edited(version: int) -> None:
+    found = {number: sql for number, _, sql in MIGRATIONS}
+    assert version in found, f"released migration {version} was removed from MIGRATIONS; migrations are forward-only"
+    assert digest(found[version]) == RELEASED[version], (
+        f"migration {version} was released and has run on existing databases; its SQL must not change:"
+        " revert it and add a new migration instead (append to MIGRATIONS in service/store/ddl.py)"
+    )
+
+
+def test_migrations_are_numbered_one_by_one_in_order() -> None:
+    numbers = [number for number, _, _ in MIGRATIONS]
+    assert numbers == list(range(1, len(numbers) + 1)), numbers
