@@ -36,6 +36,16 @@ def _int(name: str, raw: str, minimum: int) -> int:
     return value
 
 
+def _float(name: str, raw: str, minimum: float) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not value >= minimum:  # also refuses nan
+        raise ConfigError(f"{name} must be at least {minimum}, got {raw}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     nats_url: str | None = None
@@ -60,6 +70,13 @@ class Settings:
     cache_entries: int = 50_000
     """Encoded records kept in memory per entity for `get` (0 turns the cache off)."""
     bundled_nats_port: int = 4222
+    """Port of the bundled nats-server that `ekko run` starts when NATS_URL is unset."""
+    nats_connect_timeout: float = 60.0
+    """Seconds `ekko run` keeps retrying an unreachable NATS at start (backoff 0.5 s doubling to
+    5 s) before it exits with status 4; 0 waits forever. SIGTERM/SIGINT stop it at any moment."""
+    kv_check_interval: float = 5.0
+    """Seconds between the relay's checks that every KV bucket exists: a bucket deleted at run
+    time is recreated and refilled from DuckDB within this, without waiting for a write."""
     events_duplicate_window: float = 600.0
     """Seconds JetStream remembers event ids; relay retries within it are de-duplicated."""
     bcrypt_rounds: int = 12
@@ -110,6 +127,12 @@ class Settings:
             kwargs["cache_entries"] = _int("EKKO_CACHE_ENTRIES", raw, 0)
         if (raw := get("BCRYPT_ROUNDS")) is not None:
             kwargs["bcrypt_rounds"] = _int("BCRYPT_ROUNDS", raw, 4)
+        if (raw := get("EKKO_BUNDLED_NATS_PORT")) is not None:
+            kwargs["bundled_nats_port"] = _int("EKKO_BUNDLED_NATS_PORT", raw, 1)
+        if (raw := get("EKKO_NATS_CONNECT_TIMEOUT")) is not None:
+            kwargs["nats_connect_timeout"] = _float("EKKO_NATS_CONNECT_TIMEOUT", raw, 0.0)
+        if (raw := get("EKKO_KV_CHECK_INTERVAL")) is not None:
+            kwargs["kv_check_interval"] = _float("EKKO_KV_CHECK_INTERVAL", raw, 0.1)
         if raw := get("EKKO_LOG_LEVEL"):
             kwargs["log_level"] = raw.upper()
         return cls(**kwargs)
