@@ -59,7 +59,14 @@ async def wait_for_nats(url: str, timeout: float, stop: asyncio.Event) -> None:
     while True:
         try:
             nc = await _until_stopped(
-                nats.connect(url, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=1, error_cb=_quiet),
+                nats.connect(
+                    url,
+                    connect_timeout=2,
+                    allow_reconnect=False,
+                    max_reconnect_attempts=1,
+                    reconnect_time_wait=0.1,
+                    error_cb=_quiet,
+                ),
                 stop,
             )
             await nc.close()
@@ -68,20 +75,21 @@ async def wait_for_nats(url: str, timeout: float, stop: asyncio.Event) -> None:
             return
         except (nats.errors.NoServersError, OSError, TimeoutError, nats.errors.Error) as exc:
             waited = time.monotonic() - started
-            if timeout and waited + delay > timeout:
+            if timeout and waited >= timeout:
                 raise NatsUnreachable(
                     f"cannot reach NATS at {url} after {waited:.0f} s ({type(exc).__name__});"
                     " is it running? set NATS_URL, or EKKO_NATS_CONNECT_TIMEOUT to wait longer"
                 ) from None
+            pause = min(delay, timeout - waited) if timeout else delay
             log.warning(
                 "waiting for NATS at %s (attempt %d failed: %s); next attempt in %.1f s",
                 url,
                 attempt,
                 type(exc).__name__,
-                delay,
+                pause,
             )
         try:
-            await asyncio.wait_for(stop.wait(), delay)
+            await asyncio.wait_for(stop.wait(), pause)
             raise Stopped
         except TimeoutError:
             pass
