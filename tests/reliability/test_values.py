@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from service.app import Ekko
-from service.model.nesting import MAX_DEPTH
+from service.model.nesting import MAX_DEPTH, too_deep
 from tests.client import Client, assert_rejected
 from tests.factories import Factory
 
@@ -135,3 +135,17 @@ async def test_ids_are_case_insensitive_on_every_subject(client: Client, make: F
     reply = await client.ok("ekko.wallets.delete", {"id": upper, "cascade": True})
     assert reply["id"] == upper.lower()
     assert_rejected(await client.request("ekko.wallets.get", {"id": upper.lower()}), 404)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b'{"a":' + b"[" * 64 + b"]" * 64 + b"}", "a"),  # 65 levels with the body
+        (b'{"a":' + b"[" * 63 + b"]" * 63 + b"}", None),  # exactly 64
+        (b'{"a":"' + b"[" * 100 + b'","b":1}', None),  # brackets inside a string do not nest
+        (b'{"a\\"b":"x\\\\","c":' + b"{" * 64 + b"}" * 64 + b"}", "c"),  # escapes do not end strings early
+        (b"[" * 65 + b"]" * 65, "body"),
+    ],
+)
+def test_nesting_is_measured_on_the_raw_bytes(body: bytes, field: str | None) -> None:
+    assert too_deep(body) == field
