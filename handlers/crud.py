@@ -50,18 +50,18 @@ _EMPTY_BODY = re.compile(rb"\s*(?:\{\s*\}|null)?\s*")
 
 
 def subscribe(
-    router: NatsRouter,
-    subject: str,
-    request_type: type | None,
-    handler: Any,
-    *,
-    workers: int,
-    queue: str,
-    raw_check: Callable[[Any], None] | None = None,
+    router: NatsRouter, subject: str, request_type: type | None, handler: Any, *, workers: int, queue: str
+) -> None:
+    """Subscribe `handler` with the decoder of `request_type` (None: the subject takes no body)."""
+    decoder = no_body if request_type is None else json_decoder(request_type)
+    subscribe_decoded(router, subject, decoder, handler, workers=workers, queue=queue)
+
+
+def subscribe_decoded(
+    router: NatsRouter, subject: str, decoder: Any, handler: Any, *, workers: int, queue: str
 ) -> None:
     """`workers` subscribers in one queue group: NATS spreads requests over them, so a slow
     request of a subject does not hold up the others (FastStream runs each subscriber serially)."""
-    decoder = no_body if request_type is None else json_decoder(request_type, raw_check)
     for _ in range(workers):
         router.subscriber(subject, queue=queue, decoder=decoder)(handler)
 
@@ -96,5 +96,6 @@ def entity_router(service: EntityService, *, prefix: str, workers: int, write_wo
         ("delete", DeleteRequest, delete, write_workers, None),
         ("list", ListRequest, list_, workers, None),
     ):
-        subscribe(router, action, request_type, handler, workers=count, queue=queue, raw_check=check)
+        decoder = json_decoder(request_type, check)
+        subscribe_decoded(router, action, decoder, handler, workers=count, queue=queue)
     return router

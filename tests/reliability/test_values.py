@@ -4,12 +4,16 @@ and a refused request changes nothing (issue 9, items 4 and 5)."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from service.app import Ekko
+from service.migration.legacy import Rejected, map_value
 from service.model.nesting import MAX_DEPTH, too_deep
+from service.model.registry import ENTITIES
+from tests import legacy_data as legacy
 from tests.client import Client, assert_rejected
 from tests.factories import Factory
 
@@ -149,3 +153,9 @@ async def test_ids_are_case_insensitive_on_every_subject(client: Client, make: F
 )
 def test_nesting_is_measured_on_the_raw_bytes(body: bytes, field: str | None) -> None:
     assert too_deep(body) == field
+
+
+def test_a_legacy_timestamp_past_year_9999_fails_that_record_not_the_migration() -> None:
+    record = {**legacy.wallet_balance(1, 1), "timestamp": LATE}
+    with pytest.raises(Rejected, match="timestamp: is out of range"):
+        map_value(ENTITIES["wallet_balances"], record["id"], json.dumps(record).encode(), datetime.now(UTC))
