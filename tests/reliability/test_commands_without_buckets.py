@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from pathlib import Path
 
 import bcrypt
@@ -15,6 +16,7 @@ import nats
 import pytest
 
 from service.cli import main
+from service.cli.common import EXIT_FAILED, run_command
 from service.model.registry import ENTITY_ORDER
 from tests import legacy_data as legacy
 from tests.natsd import NatsServer
@@ -84,3 +86,20 @@ def test_every_command_treats_missing_buckets_as_empty(
             assert all(migrated[name] == 0 for name in gone)
             if "users" not in gone:
                 assert report["kv_rewritten"]["users"] == 1  # the hash left KV
+
+
+def test_an_unexpected_error_is_one_line_and_exit_1_with_the_traceback_only_at_debug(
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken() -> int:
+        raise RuntimeError("the disk said\nsomething odd")
+
+    caplog.set_level(logging.INFO, logger="ekko")
+    assert run_command(broken) == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("ekko: unexpected error: RuntimeError: the disk said something odd")
+    assert not caplog.records  # nothing more above DEBUG
+    caplog.set_level(logging.DEBUG, logger="ekko")
+    assert run_command(broken) == EXIT_FAILED
+    assert any(r.exc_info for r in caplog.records)  # the traceback, at DEBUG
