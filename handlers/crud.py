@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -9,30 +10,60 @@ import msgspec
 from faststream.nats import NatsMessage, NatsRouter
 
 from schema.common import DeleteRequest, GetRequest, ListRequest, encode
+from service.model.errors import invalid
+from service.model.nesting import MAX_DEPTH, too_deep
+from service.model.values import check_decimal_texts
 from service.usecases.entities import EntityService
 
 
-def json_decoder(request_type: type) -> Callable[[NatsMessage], Awaitable[Any]]:
+def json_decoder(
+    request_type: type, raw_check: Callable[[Any], None] | None = None
+) -> Callable[[NatsMessage], Awaitable[Any]]:
     """A FastStream decoder that turns the raw body straight into `request_type`.
 
     Decoding bytes with a typed msgspec Decoder keeps decimals exact (no float
-    detour) and reports errors with their JSON path.
+    detour) and reports errors with their JSON path. The nesting depth is checked on the
+    bytes first (service.model.nesting). `raw_check` sees the body decoded untyped, for
+    rules typed decoding hides (a decimal's text: msgspec reads " 1 " as 1).
     """
     decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(request_type)
 
     async def decode(msg: NatsMessage) -> Any:
         # An empty body (e.g. `nats req ekko.wallets.list ""`) means "no fields".
-        return decoder.decode(msg.body or b"{}")
+        body = msg.body or b"{}"
+        if (field := too_deep(body)) is not None:
+            raise invalid(field, f"nested deeper than {MAX_DEPTH} levels of objects and arrays")
+        request = decoder.decode(body)
+        if raw_check is not None:
+            raw_check(msgspec.json.decode(body))
+        return request
 
     return decode
+
+
+async def no_body(msg: NatsMessage) -> None:
+    """The decoder of subjects that take no body: nothing, `{}` or `null` (as clients send for
+    "no body"); anything else is refused before it is parsed."""
+    if not _EMPTY_BODY.fullmatch(msg.body or b""):
+        raise invalid("body", "this subject takes no body: send nothing or {}")
+
+
+_EMPTY_BODY = re.compile(rb"\s*(?:\{\s*\}|null)?\s*")
 
 
 def subscribe(
     router: NatsRouter, subject: str, request_type: type | None, handler: Any, *, workers: int, queue: str
 ) -> None:
+    """Subscribe `handler` with the decoder of `request_type` (None: the subject takes no body)."""
+    decoder = no_body if request_type is None else json_decoder(request_type)
+    subscribe_decoded(router, subject, decoder, handler, workers=workers, queue=queue)
+
+
+def subscribe_decoded(
+    router: NatsRouter, subject: str, decoder: Any, handler: Any, *, workers: int, queue: str
+) -> None:
     """`workers` subscribers in one queue group: NATS spreads requests over them, so a slow
     request of a subject does not hold up the others (FastStream runs each subscriber serially)."""
-    decoder = json_decoder(request_type) if request_type is not None else None  # None: FastStream's own
     for _ in range(workers):
         router.subscriber(subject, queue=queue, decoder=decoder)(handler)
 
@@ -56,12 +87,17 @@ def entity_router(service: EntityService, *, prefix: str, workers: int, write_wo
     async def list_(body: Any) -> bytes:
         return encode(await service.list(body))
 
-    for action, request_type, handler, count in (
-        ("create", spec.create, create, write_workers),
-        ("get", GetRequest, get, workers),
-        ("update", spec.update, update, write_workers),
-        ("delete", DeleteRequest, delete, write_workers),
-        ("list", ListRequest, list_, workers),
+    def decimal_texts(raw: Any) -> None:
+        check_decimal_texts(spec, raw)
+
+    raw_check = decimal_texts if spec.decimal_fields else None
+    for action, request_type, handler, count, check in (
+        ("create", spec.create, create, write_workers, raw_check),
+        ("get", GetRequest, get, workers, None),
+        ("update", spec.update, update, write_workers, raw_check),
+        ("delete", DeleteRequest, delete, write_workers, None),
+        ("list", ListRequest, list_, workers, None),
     ):
-        subscribe(router, action, request_type, handler, workers=count, queue=queue)
+        decoder = json_decoder(request_type, check)
+        subscribe_decoded(router, action, decoder, handler, workers=count, queue=queue)
     return router

@@ -59,7 +59,11 @@ class Ekko:
             subject_prefix=settings.subject_prefix, duplicate_window=settings.events_duplicate_window
         )
         # No relay when sync is off: nothing fills the outbox then.
-        self.relay = Relay(self.db, self.sync) if settings.enable_jetstream_sync else None
+        self.relay = (
+            Relay(self.db, self.sync, kv_check_interval=settings.kv_check_interval)
+            if settings.enable_jetstream_sync
+            else None
+        )
         self.integrity = IntegrityLog()
         rules = build_rules(settings.bcrypt_rounds)
         self.services = {
@@ -108,7 +112,8 @@ class Ekko:
     async def stop(self) -> None:
         """Stop taking requests, let the relay publish what is pending, close NATS, close DuckDB.
         During a NATS outage it does not wait for NATS: what the relay could not publish
-        stays in the outbox for the next start."""
+        stays in the outbox for the next start. Also after a start that failed half-way."""
+        was_open = self.db.is_open
         try:
             for subscriber in self.broker.subscribers:
                 await subscriber.stop()  # no new requests; the connection stays up for the relay
@@ -116,8 +121,13 @@ class Ekko:
                 await self.relay.stop()
             await self._close_nats()
         finally:
-            self.db.close()
-            log.info("ekko stopped; DuckDB checkpointed and closed")
+            if not self.db.close():
+                log.error(
+                    "ekko stopped; the DuckDB checkpoint FAILED (%s): the WAL is replayed at next start",
+                    self.db.checkpoint_error,
+                )
+            elif was_open:
+                log.info("ekko stopped; DuckDB checkpointed and closed")
 
     async def _close_nats(self) -> None:
         try:

@@ -41,6 +41,18 @@ def _int(name: str, raw: str | None, minimum: int, default: int) -> int:
     return value
 
 
+def _float(name: str, raw: str | None, minimum: float, default: float) -> float:
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not value >= minimum:  # also refuses nan
+        raise ConfigError(f"{name} must be at least {minimum}, got {raw}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     nats_url: str | None = None
@@ -65,6 +77,13 @@ class Settings:
     cache_entries: int = 50_000
     """Encoded records kept in memory per entity for `get` (0 turns the cache off)."""
     bundled_nats_port: int = 4222
+    """Port of the bundled nats-server that `ekko run` starts when NATS_URL is unset."""
+    nats_connect_timeout: float = 60.0
+    """Seconds `ekko run` keeps retrying an unreachable NATS at start (backoff 0.5 s doubling to
+    5 s) before it exits with status 4; 0 waits forever. SIGTERM/SIGINT stop it at any moment."""
+    kv_check_interval: float = 5.0
+    """Seconds between the relay's checks that every KV bucket exists: a bucket deleted at run
+    time is recreated and refilled from DuckDB within this, without waiting for a write."""
     events_duplicate_window: float = 600.0
     """Seconds JetStream remembers event ids; relay retries within it are de-duplicated."""
     bcrypt_rounds: int = 12
@@ -117,6 +136,15 @@ class Settings:
             ),
             cache_entries=_int("EKKO_CACHE_ENTRIES", get("EKKO_CACHE_ENTRIES"), 0, default.cache_entries),
             bcrypt_rounds=_int("BCRYPT_ROUNDS", get("BCRYPT_ROUNDS"), 4, default.bcrypt_rounds),
+            bundled_nats_port=_int(
+                "EKKO_BUNDLED_NATS_PORT", get("EKKO_BUNDLED_NATS_PORT"), 1, default.bundled_nats_port
+            ),
+            nats_connect_timeout=_float(
+                "EKKO_NATS_CONNECT_TIMEOUT", get("EKKO_NATS_CONNECT_TIMEOUT"), 0.0, default.nats_connect_timeout
+            ),
+            kv_check_interval=_float(
+                "EKKO_KV_CHECK_INTERVAL", get("EKKO_KV_CHECK_INTERVAL"), 0.1, default.kv_check_interval
+            ),
             log_level=raw.upper() if (raw := get("EKKO_LOG_LEVEL")) else default.log_level,
         )
 

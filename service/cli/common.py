@@ -20,7 +20,7 @@ import nats.errors
 from schema.common import encode
 from service.config import Settings
 from service.migration.report import MigrationError
-from service.model.errors import DatabaseLocked
+from service.model.errors import DatabaseLocked, StorageUnavailable
 from service.store.database import Cursor, Database, connect
 from service.store.ddl import apply_pending
 from service.store.sql import one_row
@@ -31,6 +31,7 @@ EXIT_FAILED = 1  # something failed or was refused
 EXIT_CONFIG = 2  # bad configuration
 EXIT_LOCKED = 3  # the database is held by another process
 EXIT_NO_NATS = 4  # NATS unreachable
+EXIT_STORAGE = 5  # the database cannot be opened or written (data directory missing, read-only, disk full)
 EXIT_INTERRUPTED = 130
 
 ONE_SHOT_POOL = 2  # reader cursors of a command's own Database: it reads little, and alone
@@ -67,11 +68,22 @@ def run_command(command: Callable[[], int | Coroutine[Any, Any, int]]) -> int:
     except NatsUnreachable as exc:
         print(f"ekko: {exc}", file=sys.stderr)
         return EXIT_NO_NATS
+    except StorageUnavailable as exc:
+        print(f"ekko: {exc}", file=sys.stderr)
+        return EXIT_STORAGE
     except (ServiceRefused, MigrationError, BucketReadError) as exc:
         print(f"ekko: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except Exception as exc:  # the one place every other failure becomes one line
+        log.debug("the command failed", exc_info=exc)
+        message = str(exc).replace("\n", " ")[:500]
+        print(
+            f"ekko: unexpected error: {type(exc).__name__}: {message} (EKKO_LOG_LEVEL=DEBUG shows the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
 
 
 async def _quiet(exc: Exception) -> None:

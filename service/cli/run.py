@@ -1,4 +1,9 @@
-"""`ekko run`: serve the subjects until SIGINT or SIGTERM."""
+"""`ekko run`: serve the subjects until SIGINT or SIGTERM.
+
+The signal handlers are installed first, so every phase (starting the bundled nats-server,
+waiting for NATS, starting, serving) ends promptly on SIGTERM or SIGINT, and the bundled
+nats-server is stopped on the way out.
+"""
 
 from __future__ import annotations
 
@@ -6,36 +11,125 @@ import argparse
 import asyncio
 import logging
 import signal
+import time
+from collections.abc import Awaitable
+from typing import TypeVar
+
+import nats
+import nats.errors
 
 from service.app import Ekko
 from service.cli import natsd
+from service.cli.common import EXIT_OK, NatsUnreachable
 from service.config import Settings
 
 log = logging.getLogger("ekko")
+T = TypeVar("T")
+FIRST_RETRY, MAX_RETRY = 0.5, 5.0  # seconds between attempts to reach NATS: doubling, capped
+
+
+class Stopped(Exception):
+    """SIGTERM or SIGINT arrived before the service was serving."""
+
+
+async def _until_stopped(work: Awaitable[T], stop: asyncio.Event) -> T:
+    """work's result, or Stopped (work cancelled) as soon as `stop` is set."""
+    task = asyncio.ensure_future(work)
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    raise Stopped
+
+
+async def _quiet(exc: Exception) -> None:
+    """nats-py logs each failed attempt with a traceback; wait_for_nats logs one line each."""
+
+
+async def wait_for_nats(url: str, timeout: float, stop: asyncio.Event) -> None:
+    """Return once a NATS server answers at `url`, retrying with backoff; NatsUnreachable after
+    `timeout` seconds (0: never), Stopped when a signal arrives meanwhile."""
+    started = time.monotonic()
+    delay, attempt = FIRST_RETRY, 1
+    while True:
+        try:
+            nc = await _until_stopped(
+                nats.connect(
+                    url,
+                    connect_timeout=2,
+                    allow_reconnect=False,
+                    max_reconnect_attempts=1,
+                    reconnect_time_wait=0.1,
+                    error_cb=_quiet,
+                ),
+                stop,
+            )
+            await nc.close()
+            if attempt > 1:
+                log.info("NATS at %s answers after %d attempts", url, attempt)
+            return
+        except (nats.errors.NoServersError, OSError, TimeoutError, nats.errors.Error) as exc:
+            waited = time.monotonic() - started
+            if timeout and waited >= timeout:
+                raise NatsUnreachable(
+                    f"cannot reach NATS at {url} after {waited:.0f} s ({type(exc).__name__});"
+                    " is it running? set NATS_URL, or EKKO_NATS_CONNECT_TIMEOUT to wait longer"
+                ) from None
+            pause = min(delay, timeout - waited) if timeout else delay
+            log.warning(
+                "waiting for NATS at %s (attempt %d failed: %s); next attempt in %.1f s",
+                url,
+                attempt,
+                type(exc).__name__,
+                pause,
+            )
+        try:
+            await asyncio.wait_for(stop.wait(), pause)
+            raise Stopped
+        except TimeoutError:
+            pass
+        delay, attempt = min(delay * 2, MAX_RETRY), attempt + 1
 
 
 async def serve(settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     server = None
-    url = settings.nats_url
-    if url is None:
-        url, server = natsd.ensure_local_server(settings.data_dir / "jetstream", settings.bundled_nats_port)
     try:
+        url = settings.nats_url
+        if url is None:
+            # In a thread: the loop keeps handling signals; a server it started is stopped below.
+            starting = asyncio.ensure_future(
+                asyncio.to_thread(
+                    natsd.ensure_local_server, settings.data_dir / "jetstream", settings.bundled_nats_port
+                )
+            )
+            await asyncio.wait({starting, asyncio.ensure_future(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
+            url, server = await starting
+            if stop.is_set():
+                raise Stopped
+        await wait_for_nats(url, settings.nats_connect_timeout, stop)
         ekko = Ekko(settings, url)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await ekko.start()
-        print(f"ekko: serving on {url} (Ctrl-C to stop)", flush=True)
         try:
+            await _until_stopped(ekko.start(), stop)
+            print(f"ekko: serving on {url} (Ctrl-C to stop)", flush=True)
             await stop.wait()
-        finally:
             log.info("stopping: draining NATS, checkpointing DuckDB")
+        finally:
             await ekko.stop()
+    except Stopped:
+        log.info("stopped by a signal before serving")
     finally:
         natsd.stop(server)
 
 
 async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     await serve(settings)
-    return 0
+    return EXIT_OK

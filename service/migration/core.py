@@ -17,6 +17,7 @@ from pathlib import Path
 
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
+from nats.js.errors import BucketNotFoundError
 
 from service.config import Settings
 from service.migration.backups import backup_ahead, write_backup
@@ -142,7 +143,7 @@ async def migrate(
     if report.status == "migrated":
         async with relay_paused():
             for name, ids in with_secrets.items():
-                report.kv_rewritten[name] = await republish(db, await js.key_value(name), name, ids)
+                report.kv_rewritten[name] = await _rewrite_kv(db, js, name, ids)
     report.seconds = time.perf_counter() - clock
     return report
 
@@ -230,6 +231,19 @@ def _decide(
             " publishes them (or run `ekko sync repair`), then rerun"
         )
     return "migrated", f"migrated {new} new and {changed} changed records"
+
+
+async def _rewrite_kv(db: Database, js: JetStreamContext, name: str, ids: list[str]) -> int:
+    """Put DuckDB's values (no secrets) under the migrated keys. The ids came from the bucket;
+    a bucket that is missing (never there, or deleted since) holds no legacy value to replace."""
+    if not ids:
+        return 0
+    try:
+        kv = await js.key_value(name)
+    except BucketNotFoundError:
+        log.warning("KV bucket %s is gone: no legacy values left to rewrite", name)
+        return 0
+    return await republish(db, kv, name, ids)
 
 
 def _totals(plans: dict[str, EntityPlan]) -> tuple[int, int]:

@@ -32,11 +32,11 @@ from typing import Any
 import msgspec
 
 from schema.common import Record
-from service.model.columns import Kind, as_utc, from_db, to_db
+from service.model.columns import Kind, from_db, to_db
 from service.model.errors import ValidationFailed
 from service.model.registry import ENTITIES, EntitySpec
 from service.model.rules import Rules, build_rules
-from service.model.values import to_decimal
+from service.model.values import to_decimal, to_utc
 
 FILLABLE = ("created_at", "updated_at")
 _FILLED = {  # (created_at is null, updated_at is null) -> the fields the migration fills
@@ -135,7 +135,7 @@ class _Mapper:
                     row[name] = str(to_decimal(name, value, round_excess=True))
             for name in self.timestamps:
                 if (value := row[name]) is not None and value.tzinfo is not None:
-                    row[name] = as_utc(value).replace(tzinfo=None)
+                    row[name] = to_utc(name, value).replace(tzinfo=None)  # past year 9999: a failure, not a crash
             for column in self.json:
                 row[column.name] = to_db(column, row[column.name])
             mapped = Mapped(self.spec.name, row, filled, now)

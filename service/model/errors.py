@@ -49,6 +49,11 @@ class Unavailable(ServiceError):
     status = 503
 
 
+class StorageUnavailable(Unavailable):
+    """The database file cannot be written or opened (disk full, read-only, no permission).
+    Writes answer 503 with the cause; reads go on; writes resume once the cause is gone."""
+
+
 class DatabaseLocked(Unavailable):
     """Another process holds the DuckDB file (DuckDB allows one writer process per file)."""
 

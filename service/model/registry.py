@@ -17,7 +17,7 @@ from typing_extensions import TypeVar
 
 from schema import agents, alert_rules, alerts, users, wallet_balances, wallets, workflow_executions, workflows
 from schema.common import CreateRequest, Record, UpdateRequest
-from service.model.columns import Column, columns_of
+from service.model.columns import Column, Kind, columns_of
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,15 @@ class EntitySpec(Generic[RecordT, CreateT, UpdateT]):
     @cached_property
     def filterable(self) -> frozenset[str]:
         return frozenset(c.name for c in self.columns if c.scalar)
+
+    @cached_property
+    def id_fields(self) -> frozenset[str]:
+        """The row's own id and every foreign key: canonical lower-case ids (service.model.values)."""
+        return frozenset(("id", *(fk.field for fk in self.foreign_keys)))
+
+    @cached_property
+    def decimal_fields(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.kind is Kind.DECIMAL)
 
     @cached_property
     def sort_fields(self) -> frozenset[str]:

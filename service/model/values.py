@@ -1,7 +1,10 @@
-"""Field-level rules every entity shares: exact decimals and UTC timestamps."""
+"""Field-level rules every entity shares: exact decimals, UTC timestamps, 64-bit integers,
+canonical (lower-case) ids. Every value that fits its type but not its column is a
+ValidationFailed naming the field, never a database error."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -12,18 +15,43 @@ from service.model.errors import invalid
 from service.model.registry import EntitySpec
 
 SCALE = Decimal("0.00000001")  # DECIMAL(24,8)
-LIMIT = Decimal(10) ** 16
+MAX_DIGITS_BEFORE_POINT = 16  # DECIMAL(24,8): |value| < 10^16
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1  # BIGINT
+# Strict decimal text: Python's Decimal() also takes " 1 ", "1_000", "NaN", "sNaN" and "Infinity".
+DECIMAL_TEXT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+NOT_FINITE_TEXT = re.compile(r"[+-]?(?:s?nan\d*|inf(?:inity)?)", re.IGNORECASE)
+
+
+def check_decimal_text(field: str, text: str) -> None:
+    if NOT_FINITE_TEXT.fullmatch(text):
+        raise invalid(field, "must be a finite number")
+    if not DECIMAL_TEXT.fullmatch(text):
+        raise invalid(field, "must be a decimal number")
+
+
+def check_decimal_texts(spec: EntitySpec, body: Any) -> None:
+    """The decimal fields of a create/update body sent as strings, checked as text."""
+    if isinstance(body, dict):
+        for name in spec.decimal_fields:
+            if isinstance(text := body.get(name), str):
+                check_decimal_text(name, text)
 
 
 def to_decimal(field: str, value: Any, *, round_excess: bool = False) -> Decimal:
     """A DECIMAL(24,8) value. Floats go through their shortest repr (0.1 -> 0.1, not 0.1000000000000000055)."""
+    if isinstance(value, bool):
+        raise invalid(field, "must be a decimal number")
+    if isinstance(value, str):
+        check_decimal_text(field, value)
     try:
         number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
     except (InvalidOperation, TypeError, ValueError):
         raise invalid(field, "must be a decimal number") from None
     if not number.is_finite():
         raise invalid(field, "must be a finite number")
-    if abs(number) >= LIMIT:
+    # adjusted() reads the exponent without arithmetic: abs() or a comparison of 1e999999999
+    # overflows the decimal context.
+    if number and number.adjusted() >= MAX_DIGITS_BEFORE_POINT:
         raise invalid(field, "must be less than 10^16 in magnitude")
     quantized = number.quantize(SCALE)
     if quantized != number and not round_excess:
@@ -31,8 +59,29 @@ def to_decimal(field: str, value: Any, *, round_excess: bool = False) -> Decimal
     return FixedDecimal(quantized)
 
 
+def to_utc(field: str, value: datetime) -> datetime:
+    """Aware UTC; an offset that pushes the instant past year 1 or 9999 is out of range."""
+    try:
+        return as_utc(value)
+    except OverflowError:
+        raise invalid(field, "is out of range: the instant in UTC must fall within years 1 to 9999") from None
+
+
+def check_integer(field: str, value: int) -> int:
+    if not INT_MIN <= value <= INT_MAX:
+        raise invalid(field, "must be between -2^63 and 2^63-1")
+    return value
+
+
+def canonical_id(value: str) -> str:
+    """Ids are compared and stored lower-case: a create lower-cases a client's UUID, so
+    every other use of an id (get, update, delete, filters, foreign keys) does too."""
+    return value.lower()
+
+
 def normalize(spec: EntitySpec, values: dict[str, Any], *, round_excess: bool = False) -> dict[str, Any]:
-    """Decimals to DECIMAL(24,8), timestamps to aware UTC, for the record fields present."""
+    """Decimals to DECIMAL(24,8), timestamps to aware UTC, integers within BIGINT and ids
+    lower-case, for the record fields present."""
     out = dict(values)
     for name, value in values.items():
         column = spec.column_map.get(name)
@@ -41,5 +90,9 @@ def normalize(spec: EntitySpec, values: dict[str, Any], *, round_excess: bool = 
         if column.kind is Kind.DECIMAL:
             out[name] = to_decimal(name, value, round_excess=round_excess)
         elif column.kind is Kind.TIMESTAMP and isinstance(value, datetime):
-            out[name] = as_utc(value)
+            out[name] = to_utc(name, value)
+        elif column.kind is Kind.INTEGER and isinstance(value, int):
+            out[name] = check_integer(name, value)
+        elif name in spec.id_fields and isinstance(value, str):
+            out[name] = canonical_id(value)
     return out

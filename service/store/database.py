@@ -23,9 +23,10 @@ from typing import TypeVar
 
 import duckdb
 
-from service.model.errors import DatabaseLocked, ServiceError
+from service.model.errors import DatabaseLocked, ServiceError, StorageUnavailable
 from service.store.ddl import apply_migrations
 from service.store.sql import Cursor
+from service.store.storage import probe, storage_cause
 from service.store.uow import UnitOfWork
 from service.store.write_batch import Lookup, WriteBatch
 
@@ -44,13 +45,15 @@ class PoolStats:
 def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Open the file, turning DuckDB's lock error into one that says what to do.
     `read_only` neither creates nor changes the file (`ekko migrate --check-only`)."""
-    if not read_only:
-        path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        if not read_only:
+            path.parent.mkdir(parents=True, exist_ok=True)
         return duckdb.connect(str(path), read_only=read_only)
+    except OSError as exc:  # the data directory cannot be made (a file in the way, no permission)
+        raise StorageUnavailable(f"cannot open the database {path}: {exc}") from exc
     except duckdb.IOException as exc:
         if "lock" not in str(exc).lower():
-            raise
+            raise StorageUnavailable(f"cannot open the database {path}: {exc}") from exc
         pid = re.search(r"PID (\d+)", str(exc))
         holder = f" (process {pid.group(1)})" if pid else ""
         raise DatabaseLocked(
@@ -108,6 +111,9 @@ class Database:
         self._queue: list[_Queued] = []
         self._draining = False
         self.group_commits = 0
+        # Why the last write could not be committed (disk full, read-only), until one commits.
+        self.storage_error: str | None = None
+        self.checkpoint_error: str | None = None
         self._batch = WriteBatch()  # the writer thread's; its units of work share it
 
     # -- lifecycle -----------------------------------------------------------
@@ -122,19 +128,34 @@ class Database:
         self._writer_cursor = self._con.cursor()
         return self
 
-    def close(self) -> None:
-        """Finish queued work, fold the WAL into the file, release the lock."""
+    def close(self) -> bool:
+        """Finish queued work, fold the WAL into the file, release the lock. False when the
+        checkpoint failed (`checkpoint_error` says why): the WAL is replayed at next open."""
         if self._con is None:
-            return
+            return self.checkpoint_error is None
         for pool in (self._writer, self._readers):
             if pool is not None:
                 pool.shutdown(wait=True)
         try:
             self._con.execute("CHECKPOINT")
-        except duckdb.Error:
-            log.exception("checkpoint on close failed; the WAL will be replayed on next open")
-        self._con.close()
+        except duckdb.Error as exc:
+            self.checkpoint_error = str(exc)
+            log.error("checkpoint on close failed (%s); the WAL will be replayed on next open", exc)
+        try:
+            self._con.close()
+        except duckdb.Error as exc:  # closing checkpoints again; the WAL stays for the next open
+            self.checkpoint_error = self.checkpoint_error or str(exc)
+            log.error("closing DuckDB failed (%s)", exc)
         self._con = None
+        return self.checkpoint_error is None
+
+    def probe_storage(self) -> str | None:
+        """None when the data directory takes a write again (service.store.storage.probe)."""
+        return probe(self.path)
+
+    @property
+    def is_open(self) -> bool:
+        return self._con is not None
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:
@@ -217,6 +238,9 @@ class Database:
             try:
                 outcomes = self.transaction(functools.partial(self._run_each, batch, culprit))
             except Exception as exc:  # noqa: BLE001 - handed to the caller's future, re-raised there
+                if isinstance(exc, StorageUnavailable):  # the disk refuses every write alike
+                    settled.extend((item, None, exc) for item in batch)
+                    return settled
                 if isinstance(exc, ServiceError) and culprit and len(batch) > 1:
                     # Refused after it wrote: roll back, answer it, run the others again without it.
                     settled.append((batch[culprit[0]], None, exc))
@@ -273,11 +297,19 @@ class Database:
             self._batch.flush(cur)
             cur.execute("COMMIT")
             self._batch.forget()  # what it knew held inside this transaction only
-        except BaseException:
+        except BaseException as exc:
             self._batch.clear()
             with contextlib.suppress(duckdb.TransactionException):  # a failed COMMIT rolled back already
                 cur.execute("ROLLBACK")
+            if isinstance(exc, duckdb.Error) and (cause := storage_cause(exc)) is not None:
+                if self.storage_error is None:
+                    log.error("the database cannot be written: %s", cause)
+                self.storage_error = cause
+                raise StorageUnavailable(f"the database cannot be written: {cause}") from exc
             raise
+        if self.storage_error is not None:
+            log.warning("the database can be written again")
+            self.storage_error = None
         return result
 
     def stats(self) -> PoolStats:

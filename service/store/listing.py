@@ -13,20 +13,32 @@ from schema.common import ListRequest, encode
 from service.model.columns import Column, Kind, strip_optional, to_db
 from service.model.errors import ValidationFailed, invalid
 from service.model.registry import EntitySpec
+from service.model.values import canonical_id, check_integer, to_decimal, to_utc
 from service.store.repository import Condition, ListQuery, SortKey
 
 OPERATORS = frozenset({"eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "is_null"})
 _ORDERED = {"gt", "gte", "lt", "lte"}
 
 
-def _coerce(column: Column, field: str, value: Any) -> Any:
+def _coerce(spec: EntitySpec, column: Column, field: str, value: Any) -> Any:
+    """A filter or cursor value as the column's DuckDB parameter, with the same rules as a
+    stored value: a value the column cannot hold (NaN, 10^40, year 0) is a 400, never a
+    comparison that fails in DuckDB or matches every row."""
     if value is None:
         raise invalid(field, 'use {"is_null": true} to match null')
+    if column.kind is Kind.DECIMAL:
+        return to_decimal(field, value)
     inner, _ = strip_optional(column.python_type)
     try:
         converted = msgspec.convert(value, inner, strict=False)
     except msgspec.ValidationError as exc:
         raise invalid(field, str(exc)) from None
+    if column.kind is Kind.INTEGER:
+        check_integer(field, converted)
+    elif column.kind is Kind.TIMESTAMP:
+        converted = to_utc(field, converted)
+    elif column.name in spec.id_fields:
+        converted = canonical_id(converted)
     return to_db(column, converted)
 
 
@@ -41,12 +53,12 @@ def _condition(spec: EntitySpec, field: str, op: str, value: Any) -> Condition:
     if op == "in":
         if not isinstance(value, list) or len(value) > 1000:
             raise invalid(f"filters.{field}.in", "must be a list of at most 1000 values")
-        return Condition(field, op, tuple(_coerce(column, f"filters.{field}.in", v) for v in value))
+        return Condition(field, op, tuple(_coerce(spec, column, f"filters.{field}.in", v) for v in value))
     if op == "contains" and column.kind is not Kind.TEXT:
         raise invalid(f"filters.{field}.contains", "only text fields support contains")
     if op in _ORDERED and column.kind is Kind.BOOLEAN:
         raise invalid(f"filters.{field}.{op}", "booleans support eq, ne, in and is_null")
-    return Condition(field, op, _coerce(column, f"filters.{field}.{op}", value))
+    return Condition(field, op, _coerce(spec, column, f"filters.{field}.{op}", value))
 
 
 def parse_filters(spec: EntitySpec, filters: dict[str, Any]) -> tuple[Condition, ...]:
@@ -100,7 +112,7 @@ def decode_cursor(spec: EntitySpec, request: ListRequest, sort: tuple[SortKey, .
         raise bad from None
     if fingerprint != _fingerprint(spec, request) or len(values) != len(sort):
         raise invalid("cursor", "does not belong to these filters and sort; start again without a cursor")
-    return tuple(_coerce(spec.column_map[k.column], "cursor", v) for k, v in zip(sort, values, strict=True))
+    return tuple(_coerce(spec, spec.column_map[k.column], "cursor", v) for k, v in zip(sort, values, strict=True))
 
 
 def build_query(spec: EntitySpec, request: ListRequest) -> ListQuery:

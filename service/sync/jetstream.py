@@ -84,6 +84,19 @@ class JetStreamSync:
             log.info("created stream %s", EVENTS_STREAM)
         return created
 
+    async def missing_buckets(self) -> set[str]:
+        """The entities whose KV bucket does not exist (deleted at run time, say)."""
+
+        async def missing(name: str) -> bool:
+            try:
+                await self.js.stream_info(f"KV_{name}")
+            except NotFoundError:
+                return True
+            return False
+
+        found = await asyncio.gather(*(missing(name) for name in ENTITY_ORDER))
+        return {name for name, gone in zip(ENTITY_ORDER, found, strict=True) if gone}
+
     async def publish(self, changes: Sequence[Change]) -> None:
         """KV first (latest change per key only, so a retried batch never rolls a key back),
         then one event per change in order. Raises on the first failure; the caller retries all."""

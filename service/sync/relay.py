@@ -35,14 +35,25 @@ class RelayStats:
     last_published_at: datetime | None = None
     lag_seconds: float = 0.0  # commit -> JetStream ack of the last published change
     repairs: int = 0
+    buckets_recreated: int = 0  # KV buckets found missing by the periodic check and refilled
 
 
 class Relay:
-    def __init__(self, db: Database, sync: JetStreamSync, *, batch_size: int = 1000, idle_poll: float = 1.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        sync: JetStreamSync,
+        *,
+        batch_size: int = 1000,
+        idle_poll: float = 1.0,
+        kv_check_interval: float = 5.0,
+    ) -> None:
         self.db = db
         self.sync = sync
         self.batch_size = batch_size
         self.idle_poll = idle_poll
+        self.kv_check_interval = kv_check_interval
+        self._next_check = time.monotonic() + kv_check_interval
         self.stats = RelayStats()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -98,6 +109,7 @@ class Relay:
                     if recreated:
                         log.warning("KV buckets %s were missing; rebuilding them from DuckDB", sorted(recreated))
                         await self.repair()
+                await self._check_buckets()
                 published = await self._publish_batch()
                 backoff = 0.05
             except Exception as exc:
@@ -113,8 +125,22 @@ class Relay:
                 continue
             if not published:
                 self._wake.clear()
+                until_check = max(self._next_check - time.monotonic(), 0.0)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.idle_poll)
+                    await asyncio.wait_for(self._wake.wait(), min(self.idle_poll, until_check))
+
+    async def _check_buckets(self) -> None:
+        """Every kv_check_interval: recreate and refill from DuckDB any KV bucket deleted at run
+        time, without waiting for a write to that entity to fail on it."""
+        if time.monotonic() < self._next_check:
+            return
+        self._next_check = time.monotonic() + self.kv_check_interval
+        missing = await self.sync.missing_buckets()
+        if missing:
+            log.warning("KV buckets %s are missing; recreating them and refilling them from DuckDB", sorted(missing))
+            await self.sync.ensure()
+            await self.repair()
+            self.stats.buckets_recreated += len(missing)
 
     async def _publish_batch(self) -> int:
         async with self._lock:

@@ -29,7 +29,7 @@ from service.model.columns import utc_now
 from service.model.errors import Conflict, Detail, NotFound
 from service.model.registry import ENTITIES, EntitySpec, children_of
 from service.model.rules import Rules
-from service.model.values import normalize
+from service.model.values import canonical_id, check_integer, normalize
 from service.store.database import Database
 from service.store.listing import build_query, encode_cursor
 from service.store.outbox import Change
@@ -85,7 +85,7 @@ class EntityService:
         # Ids are canonical lower-case UUIDs, so "ABC…" and "abc…" cannot become two rows.
         # Only a caller's id can already exist: a fresh uuid4 spares the writer a lookup.
         client_id = "id" in values
-        entity_id = values["id"].lower() if client_id else str(uuid.uuid4())
+        entity_id = values["id"] if client_id else str(uuid.uuid4())  # normalize() lower-cased it
         values.update(id=entity_id, created_at=now, updated_at=now, version=1)
         record = self.spec.record(**values)
         self.rules.check(record)
@@ -108,6 +108,7 @@ class EntityService:
     # -- get -----------------------------------------------------------------
     async def get_encoded(self, entity_id: str) -> bytes:
         """The record as reply bytes: from the cache, else from DuckDB (and then cached)."""
+        entity_id = canonical_id(entity_id)
         if (data := self.cache.get(self.spec.name, entity_id)) is not None:
             return data
         token = self.cache.token(self.spec.name)
@@ -121,8 +122,10 @@ class EntityService:
     # -- update --------------------------------------------------------------
     async def update(self, request: UpdateRequest) -> Record:
         changes = sent_fields(request)
-        entity_id = changes.pop("id")
+        entity_id = canonical_id(changes.pop("id"))
         expected = changes.pop("expected_version", None)
+        if expected is not None:
+            check_integer("expected_version", expected)
         changes, secrets = await self.rules.prepare(changes, creating=False)
         changes = normalize(self.spec, changes)
 
@@ -145,11 +148,14 @@ class EntityService:
     # -- delete --------------------------------------------------------------
     async def delete(self, request: DeleteRequest) -> DeleteReply:
         expected = None if request.expected_version is UNSET else request.expected_version
+        if expected is not None:
+            check_integer("expected_version", expected)
+        entity_id = canonical_id(request.id)
 
         def work(uow: UnitOfWork) -> DeleteReply:
-            current = load_current(uow.repo(self.spec), self.spec, request.id, expected)
+            current = load_current(uow.repo(self.spec), self.spec, entity_id, expected)
             delete_tree(uow, self.spec, current, cascade=request.cascade)
-            return DeleteReply(id=request.id)
+            return DeleteReply(id=entity_id)
 
         return await self._write(work)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, Literal
 
@@ -70,6 +71,7 @@ async def database_health(
         log.exception("database health check failed")
         return DatabaseHealth("unhealthy", str(db.path), size, db.schema_version, {}, pool, sync, integrity, str(exc))
     age = None if oldest is None else (utc_now() - oldest).total_seconds()
+    storage = await storage_fault(db)
     if relay is not None:
         s = relay.stats
         sync = SyncReport(
@@ -89,7 +91,19 @@ async def database_health(
         or (age is not None and age > BACKLOG_DEGRADED_AFTER)
         or (relay is not None and relay.stats.last_error is not None and pending > 0)
         or (integrity is not None and getattr(integrity, "ok", True) is False)
+        or storage is not None
     )
-    return DatabaseHealth(
-        "degraded" if degraded else "healthy", str(db.path), size, db.schema_version, tables, pool, sync, integrity
-    )
+    status: Status = "degraded" if degraded else "healthy"
+    error = None if storage is None else f"writes are refused: {storage}"
+    return DatabaseHealth(status, str(db.path), size, db.schema_version, tables, pool, sync, integrity, error)
+
+
+async def storage_fault(db: Database) -> str | None:
+    """Why writes are refused (disk full, read-only), or None. A recorded fault is probed
+    again, so health turns healthy once space returns, before the next write proves it."""
+    if db.storage_error is None:
+        return None
+    if await asyncio.to_thread(db.probe_storage) is None:
+        log.warning("the data directory takes writes again")
+        db.storage_error = None
+    return db.storage_error

@@ -54,6 +54,9 @@ class StatusService:
         try:
             info = await nc.jetstream().account_info()
             jetstream["streams"] = info.streams
+            # A deleted bucket shows here at once; the relay recreates it within kv_check_interval.
+            if missing := sorted(await self.sync.missing_buckets()):
+                jetstream.update(ok=False, missing_buckets=missing, error=f"KV buckets missing: {', '.join(missing)}")
         except Exception as exc:  # noqa: BLE001 - a health probe reports any failure, it does not raise
             jetstream = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
         database = await self.database_health()

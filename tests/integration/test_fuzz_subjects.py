@@ -24,6 +24,29 @@ from tests.factories import MAX_N, Factory, edit_of, payload_of
 from tests.support import load_generator
 
 EXAMPLES_PER_SUBJECT = 40
+# Values at the edge of their types (issue 9): each must be a 4xx naming the field, never a 500.
+EDGE_STRINGS = [
+    "NaN",
+    "sNaN",
+    "-sNaN",
+    "nan",
+    "Infinity",
+    "-Infinity",
+    "1e999999999",
+    "-1e-999999999",
+    "1e16",
+    "9999999999999999.99999999",
+    " 1 ",
+    "1_000",
+    "0x10",
+    "0001-01-01T00:00:00+01:00",
+    "9999-12-31T23:59:59-01:00",
+    "0001-01-01T00:00:00Z",
+    "9999-12-31T23:59:59.999999Z",
+    "2024-02-30T00:00:00Z",
+    "ABCDEF01-2345-6789-ABCD-EF0123456789",
+]
+EDGE_INTEGERS = [2**63 - 1, 2**63, -(2**63), -(2**63) - 1, 2**64, 10**40, -(10**40), 10**400]
 SKIPPED = {"ekko.admin.backup"}  # each call writes a backup directory; covered by the migration tests
 
 
@@ -39,6 +62,9 @@ def json_values(ids: list[str]) -> st.SearchStrategy[Any]:
         st.integers(),
         st.integers(min_value=-(2**70), max_value=2**70),
         st.floats(allow_nan=False, allow_infinity=False),
+        st.sampled_from(EDGE_INTEGERS),
+        st.sampled_from(EDGE_STRINGS),
+        st.integers(1, 120).map(nested),
         st.text(max_size=40),
         st.sampled_from(ids),
         st.sampled_from(
@@ -63,6 +89,24 @@ def json_values(ids: list[str]) -> st.SearchStrategy[Any]:
         lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=12), inner, max_size=4)),
         max_leaves=12,
     )
+
+
+def nested(depth: int) -> Any:
+    """`depth` levels of objects and arrays, around the documented limit (64) and past it."""
+    value: Any = "leaf"
+    for level in range(depth):
+        value = [value] if level % 2 else {"a": value}
+    return value
+
+
+def deep_bodies(names: list[str]) -> st.SearchStrategy[bytes]:
+    """Bodies nested deeper than any JSON parser's recursion (json.dumps cannot write them)."""
+    depths = st.sampled_from([63, 64, 65, 1_000, 10_000])
+    arrays = depths.map(lambda n: b"[" * n + b"]" * n)
+    in_a_field = st.tuples(st.sampled_from(names), depths).map(
+        lambda pair: b'{"%s":' % pair[0].encode() + b'{"a":' * pair[1] + b"1" + b"}" * (pair[1] + 1)
+    )
+    return st.one_of(arrays, in_a_field)
 
 
 def mutations(subject: str, rows: dict[str, str], values: st.SearchStrategy[Any]) -> st.SearchStrategy[Any] | None:
@@ -103,7 +147,7 @@ def bodies(subject: str, request: Any, rows: dict[str, str]) -> st.SearchStrateg
     if (mutated := mutations(subject, rows, values)) is not None:
         shapes += [mutated] * 4
     encoded = st.one_of(*shapes).map(lambda v: json.dumps(v).encode())
-    return st.one_of(st.binary(max_size=64), encoded)
+    return st.one_of(st.binary(max_size=64), encoded, encoded, encoded, deep_bodies(names))
 
 
 def draw(subject: str, request: Any, rows: dict[str, str], count: int, subject_seed: int) -> list[bytes]:
@@ -123,7 +167,7 @@ async def test_random_bodies_on_every_subject_get_a_reply_and_never_a_500(ekko: 
     make = Factory(client)
     rows = {name: (await make.create(name))["id"] for name in ENTITIES}  # one real row of every entity: its id
 
-    sent = 0
+    sent = answered = 0
     statuses: dict[int, int] = {}
     for n, (subject, request) in enumerate(sorted(subjects().items())):
         for body in draw(subject, request, rows, EXAMPLES_PER_SUBJECT, n):
@@ -132,12 +176,17 @@ async def test_random_bodies_on_every_subject_get_a_reply_and_never_a_500(ekko: 
             except TimeoutError:
                 raise AssertionError(f"no reply: {subject} {body!r}") from None
             sent += 1
+            answered += 1
             statuses[reply.status] = statuses.get(reply.status, 0) + 1
             assert reply.status in (200, 400, 401, 404, 409), f"{subject} {body!r} -> {reply.status} {reply.body}"
             if reply.status != 200:
                 assert reply.headers["Nats-Service-Error-Code"] == str(reply.status)
                 assert reply.headers["Nats-Service-Error"] and reply.error["message"]
-    print(f"\n{sent} random requests on {len(subjects())} subjects: replies by status {dict(sorted(statuses.items()))}")
+    server_errors = sum(count for status, count in statuses.items() if status >= 500)
+    print(
+        f"\nhostile requests on {len(subjects())} subjects: sent {sent}, answered {answered},"
+        f" answered 5xx {server_errors}; replies by status {dict(sorted(statuses.items()))}"
+    )
     assert statuses.get(400, 0) > sent / 4, "most random bodies are invalid"
     assert statuses.get(200, 0) > 0, "some got through to the rules and SQL"
     health = await client.ok("ekko.health")
