@@ -21,6 +21,7 @@ from handlers.errors import ErrorReplyMiddleware
 from handlers.system import system_router
 from service.config import Settings
 from service.migration import auto_migrate
+from service.model.limits import PayloadLimit
 from service.model.registry import ENTITIES
 from service.model.rules import Rules, build_rules
 from service.store.database import Database
@@ -45,13 +46,22 @@ class Ekko:
         self.settings = settings
         self.db = Database(settings.duckdb_path, settings.duckdb_pool_size)
         self.cache = RecordCache(settings.cache_entries)
+        self.limit = PayloadLimit()  # bound to the connection's max_payload in start()
+        # Set when NATS closed the connection for good (not by our stop()): `ekko run` then
+        # exits non-zero so a supervisor restarts it, instead of living on deaf.
+        self.connection_lost = asyncio.Event()
+        self._stopping = False
         self.broker = NatsBroker(
             nats_url,
             serializer=MsgSpecSerializer(),
             middlewares=[ErrorReplyMiddleware],
             logger=None,  # per-message logging costs more than the request itself
             max_reconnect_attempts=-1,  # ride out NATS restarts; the outbox holds changes meanwhile
-            reconnect_time_wait=0.5,
+            reconnect_time_wait=0.5,  # type: ignore[arg-type]  # nats-py takes seconds as a float
+            error_cb=self._nats_error,
+            disconnected_cb=self._nats_disconnected,
+            reconnected_cb=self._nats_reconnected,
+            closed_cb=self._nats_closed,
         )
         self.sync = JetStreamSync(
             subject_prefix=settings.subject_prefix, duplicate_window=settings.events_duplicate_window
@@ -68,6 +78,7 @@ class Ekko:
                 rules.get(name, Rules()),
                 outbox=settings.enable_jetstream_sync,
                 after_commit=self._after_commit,
+                limit=self.limit,
             )
             for name, spec in ENTITIES.items()
         }
@@ -92,11 +103,33 @@ class Ekko:
         if self.relay is not None and changes:
             self.relay.notify()
 
+    # -- NATS connection events ----------------------------------------------
+    async def _nats_error(self, exc: Exception) -> None:
+        log.error("NATS connection error: %s: %s", type(exc).__name__, exc)
+
+    async def _nats_disconnected(self) -> None:
+        if not self._stopping:
+            log.warning("NATS disconnected; reconnecting")
+
+    async def _nats_reconnected(self) -> None:
+        log.warning("NATS reconnected to %s", self.broker.connection.connected_url)
+
+    async def _nats_closed(self) -> None:
+        """nats-py gave up on the connection: the server closed it with an error (it does not
+        reconnect after e.g. 'Maximum Payload Violation') or reconnects were exhausted."""
+        if self._stopping:
+            return
+        last = self.broker.connection.last_error if self.broker.connection is not None else None
+        log.error("NATS closed the connection for good (last error: %r); ekko stops serving", last)
+        self.connection_lost.set()
+
     # -- lifespan ------------------------------------------------------------
     async def start(self) -> None:
         self.db.open()
         await self.broker.connect()
         await self.sync.attach(self.broker.connection)
+        connection = self.broker.connection
+        self.limit.bind(lambda: connection.max_payload)  # the live server's, updated on reconnect
         if self.settings.migration_mode:
             self.integrity.record(await auto_migrate(self.settings, self.db, self.broker.connection))
         if self.relay is not None:
@@ -108,6 +141,7 @@ class Ekko:
         """Stop taking requests, let the relay publish what is pending, close NATS, close DuckDB.
         During a NATS outage it does not wait for NATS: what the relay could not publish
         stays in the outbox for the next start."""
+        self._stopping = True
         try:
             for subscriber in self.broker.subscribers:
                 await subscriber.stop()  # no new requests; the connection stays up for the relay

@@ -6,15 +6,20 @@ import argparse
 import asyncio
 import logging
 import signal
+from collections.abc import Coroutine
+from typing import Any
 
 from service.app import Ekko
 from service.cli import natsd
+from service.cli.common import EXIT_NO_NATS, EXIT_OK
 from service.config import Settings
 
 log = logging.getLogger("ekko")
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings) -> int:
+    """Serve until SIGINT/SIGTERM (exit 0) or until NATS closed the connection for good
+    (EXIT_NO_NATS: a process that cannot hear requests must not look alive)."""
     server = None
     url = settings.nats_url
     if url is None:
@@ -28,14 +33,27 @@ async def serve(settings: Settings) -> None:
         await ekko.start()
         print(f"ekko: serving on {url} (Ctrl-C to stop)", flush=True)
         try:
-            await stop.wait()
+            await _first(stop.wait(), ekko.connection_lost.wait())
         finally:
             log.info("stopping: draining NATS, checkpointing DuckDB")
             await ekko.stop()
+        if ekko.connection_lost.is_set():
+            log.error("exiting with status %d: NATS closed the connection; restart ekko", EXIT_NO_NATS)
+            return EXIT_NO_NATS
+        return EXIT_OK
     finally:
         natsd.stop(server)
 
 
+async def _first(*waits: Coroutine[Any, Any, Any]) -> None:
+    """Wait until the first of these finishes; cancel the others."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
 async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    await serve(settings)
-    return 0
+    return await serve(settings)

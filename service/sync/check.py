@@ -10,10 +10,11 @@ from nats.js.kv import KeyValue
 
 from schema.common import encode
 from service.model.registry import ENTITIES, ENTITY_ORDER
-from service.store.database import Database
+from service.store.database import Cursor, Database
+from service.store.dead_letter import DeadLetter, DeadLetterRepository
 from service.store.repository import Repository
 from service.sync.buckets import read_bucket
-from service.sync.jetstream import JetStreamSync, pipelined
+from service.sync.jetstream import JetStreamSync, kv_refusal, pipelined
 
 SAMPLE = 10
 
@@ -31,8 +32,18 @@ class BucketDiff(msgspec.Struct):
 
 
 class VerifyReport(msgspec.Struct):
+    """in_sync also needs an empty dead-letter table: a dead entry's event never reached
+    EKKO_EVENTS and its KV value may be stale, whatever KV holds now."""
+
     in_sync: bool
     buckets: list[BucketDiff]
+    dead_letters: int = 0
+    sample_dead_letters: list[DeadLetter] = []
+
+
+def _dead_letters(cur: Cursor) -> tuple[int, list[DeadLetter]]:
+    repo = DeadLetterRepository(cur)
+    return repo.count(), repo.sample()
 
 
 async def _duckdb_state(db: Database, entity: str) -> dict[str, bytes]:
@@ -58,8 +69,10 @@ async def republish(db: Database, kv: KeyValue, entity: str, ids: Iterable[str])
         return {r.id: encode(r) for r in Repository(ENTITIES[entity], cur).list_all() if r.id in wanted - pending}
 
     values = await db.read(load)
-    await pipelined(lambda item: kv.put(*item), list(values.items()))
-    return len(values)
+    max_payload = kv._js._nc.max_payload
+    fitting = [(k, v) for k, v in values.items() if kv_refusal(k, v, max_payload) is None]
+    await pipelined(lambda item: kv.put(*item), fitting)
+    return len(fitting)
 
 
 def _same(a: bytes, b: bytes) -> bool:
@@ -87,21 +100,32 @@ async def verify(db: Database, sync: JetStreamSync) -> VerifyReport:
                 different[:SAMPLE],
             )
         )
-    return VerifyReport(all(b.missing == b.extra == b.different == 0 for b in buckets), buckets)
+    dead, sample = await db.read(_dead_letters)
+    in_sync = dead == 0 and all(b.missing == b.extra == b.different == 0 for b in buckets)
+    return VerifyReport(in_sync, buckets, dead, sample)
 
 
 async def repair(db: Database, sync: JetStreamSync) -> dict[str, dict[str, int]]:
-    """Put every DuckDB row whose KV value is missing or different; delete KV keys DuckDB lacks."""
+    """Put every DuckDB row whose KV value is missing or different; delete KV keys DuckDB lacks;
+    then empty the dead-letter table (KV now holds DuckDB's state). Rows KV can never take
+    (larger than max_payload, an id that is no KV key) are counted as `skipped`."""
     result = {}
+    max_payload = sync.connection.max_payload
     for entity in ENTITY_ORDER:
         want = await _duckdb_state(db, entity)
         have = (await read_bucket(sync.js, entity)).values
         kv = sync.bucket(entity)
         put = [k for k in want if k not in have or not _same(want[k], have[k])]
+        refused = {k for k in put if kv_refusal(k, want[k], max_payload) is not None}
         extra = [k for k in have if k not in want]
         for key in put:
-            await kv.put(key, want[key])
+            if key not in refused:
+                await kv.put(key, want[key])
         for key in extra:
             await kv.delete(key)
-        result[entity] = {"put": len(put), "deleted": len(extra)}
+        result[entity] = {"put": len(put) - len(refused), "deleted": len(extra)}
+        if refused:
+            result[entity]["skipped"] = len(refused)
+    cleared = await db.write(lambda cur: DeadLetterRepository(cur).clear())
+    result["dead_letters"] = {"cleared": cleared}
     return result

@@ -1,6 +1,8 @@
 """The outbox relay: publishes committed changes to JetStream in commit order and
-forgets them only after JetStream acknowledged them. Never drops an entry:
-failures are retried with backoff until NATS is back."""
+forgets them only after JetStream acknowledged them. Failures are retried with
+backoff until NATS is back. An entry that can never be published (too large for
+max_payload, an id KV refuses) is moved to the dead-letter table with its reason
+instead, so one entry cannot stop every later one (docs/decisions.md)."""
 
 from __future__ import annotations
 
@@ -15,8 +17,9 @@ from datetime import datetime
 import nats.errors
 
 from service.model.columns import utc_now
-from service.store.database import Database
-from service.store.outbox import OutboxRepository
+from service.store.database import Cursor, Database
+from service.store.dead_letter import DeadLetterRepository
+from service.store.outbox import Change, OutboxRepository
 from service.sync.check import repair
 from service.sync.jetstream import JetStreamSync
 
@@ -36,6 +39,7 @@ class RelayStats:
     last_published_at: datetime | None = None
     lag_seconds: float = 0.0  # commit -> JetStream ack of the last published change
     repairs: int = 0
+    dead_letters: int = 0  # entries moved to the dead-letter table since start
 
 
 class Relay:
@@ -118,16 +122,45 @@ class Relay:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.idle_poll)
 
+    async def _bury(self, dead: list[tuple[Change, str]], last: int) -> None:
+        """Move the dead entries to the dead-letter table and forget the batch, in one transaction."""
+
+        def move(cur: Cursor) -> None:
+            DeadLetterRepository(cur).add(dead)
+            OutboxRepository(cur).remove_through(last)
+
+        await self.db.write(move)
+        self.stats.dead_letters += len(dead)
+        for change, reason in dead:
+            log.error(
+                "outbox relay: %s %s v%d (%s, outbox seq %d) can never be published: %s; moved to"
+                " outbox_dead_letter (`ekko sync repair` rewrites KV from DuckDB and clears it)",
+                change.entity,
+                change.entity_id[:80],
+                change.version,
+                change.action,
+                change.seq,
+                reason,
+            )
+
     async def _publish_batch(self) -> int:
         async with self._lock:
             changes = await self.db.read(lambda cur: OutboxRepository(cur).pending(self.batch_size))
             if not changes:
                 return 0
-            await self.sync.publish(changes)
+            max_payload = self.sync.connection.max_payload
+            dead = [(c, reason) for c in changes if (reason := self.sync.unpublishable(c, max_payload))]
+            dead_seqs = {c.seq for c, _ in dead}
+            # Later changes of a dead entry's key still publish: KV is latest-wins, so they
+            # supersede it; what the dead one would have put stays missing until repair.
+            await self.sync.publish([c for c in changes if c.seq not in dead_seqs])
             last = changes[-1].seq
-            await self.db.write(lambda cur: OutboxRepository(cur, self.db.batch).remove_through(last), batched=True)
+            if dead:
+                await self._bury(dead, last)
+            else:
+                await self.db.write(lambda cur: OutboxRepository(cur, self.db.batch).remove_through(last), batched=True)
         now = utc_now()
-        self.stats.published += len(changes)
+        self.stats.published += len(changes) - len(dead)
         self.stats.last_published_at = now
         self.stats.lag_seconds = (now - changes[-1].occurred_at).total_seconds()
         self.stats.last_error = None
