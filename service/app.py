@@ -109,7 +109,7 @@ class Ekko:
 
     async def _nats_disconnected(self) -> None:
         if not self._stopping:
-            log.warning("NATS disconnected; reconnecting")
+            log.warning("NATS disconnected")
 
     async def _nats_reconnected(self) -> None:
         log.warning("NATS reconnected to %s", self.broker.connection.connected_url)
@@ -144,7 +144,9 @@ class Ekko:
         self._stopping = True
         try:
             for subscriber in self.broker.subscribers:
-                await subscriber.stop()  # no new requests; the connection stays up for the relay
+                # No new requests; the connection stays up for the relay (unless NATS closed it).
+                with contextlib.suppress(nats.errors.ConnectionClosedError):
+                    await subscriber.stop()
             if self.relay is not None:
                 await self.relay.stop()
             await self._close_nats()
@@ -153,6 +155,8 @@ class Ekko:
             log.info("ekko stopped; DuckDB checkpointed and closed")
 
     async def _close_nats(self) -> None:
+        if self.broker.connection is not None and self.broker.connection.is_closed:
+            return  # NATS closed it already: nothing to drain, and unsubscribing would raise
         try:
             await asyncio.wait_for(self.broker.stop(), NATS_DRAIN_TIMEOUT)
         except (nats.errors.Error, TimeoutError) as exc:
