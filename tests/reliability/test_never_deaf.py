@@ -8,7 +8,7 @@ does not reconnect after that."""
 
 from __future__ import annotations
 
-import json
+import contextlib
 from pathlib import Path
 
 import nats
@@ -53,10 +53,9 @@ async def test_ekko_run_exits_non_zero_when_nats_closes_its_connection(tmp_path:
                 await probe.close()
 
         await eventually(reloaded, what="server reloaded")
-        try:  # ekko still believes 2 MiB: its 1.5 MB reply makes the server close its connection
+        # ekko still believes 2 MiB: its 1.5 MB reply makes the server close its connection.
+        with contextlib.suppress(nats.errors.TimeoutError, nats.errors.NoRespondersError):
             await client.request("ekko.workflows.get", {"id": workflow["id"]}, timeout=2)
-        except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
-            pass
         code = proc.wait(timeout=60)
         output = log.read_text()
         assert code == EXIT_NO_NATS, output[-3000:]
@@ -68,5 +67,3 @@ async def test_ekko_run_exits_non_zero_when_nats_closes_its_connection(tmp_path:
             proc.wait()
         await nc.close()
         server.stop()
-
-

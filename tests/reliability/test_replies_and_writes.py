@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from service.app import Ekko
+from service.model.registry import ENTITY_ORDER
 from tests.client import Client
 from tests.factories import Factory
 from tests.reliability.conftest import Hostile, snapshot
@@ -131,3 +134,18 @@ async def test_list_pages_are_cut_by_size_and_the_cursor_walks_every_item_once(
     # The `limit` still applies when the items are small.
     small = await client.ok("ekko.wallets.list", {"limit": 1})
     assert len(small["items"]) <= 1
+
+
+@pytest.mark.parametrize("entity", ENTITY_ORDER)
+async def test_every_entity_answers_huge_echoes_with_a_short_4xx(
+    entity: str, hostile: Hostile, client: Client, make: Factory
+) -> None:
+    huge = "x" * 1_000_000
+    await hostile.send(f"ekko.{entity}.get", json.dumps({"id": huge}).encode(), 404)
+    await hostile.send(f"ekko.{entity}.delete", json.dumps({"id": huge}).encode(), 404)
+    await hostile.send(f"ekko.{entity}.create", json.dumps({"u" * 300_000: 1}).encode(), 400)
+    await hostile.send(f"ekko.{entity}.update", json.dumps({"id": "i", "u" * 300_000: 1}).encode(), 400)
+    await hostile.send(f"ekko.{entity}.list", json.dumps({"sort": ["s" * 600_000]}).encode(), 400)
+    await hostile.send(f"ekko.{entity}.list", json.dumps({"filters": {"f" * 600_000: {"eq": 1}}}).encode(), 400)
+    await hostile.send(f"ekko.{entity}.list", json.dumps({"cursor": "c" * 1_000_000}).encode(), 400)
+    await still_serving(client, make)
