@@ -67,3 +67,26 @@ async def test_ekko_run_exits_non_zero_when_nats_closes_its_connection(tmp_path:
             proc.wait()
         await nc.close()
         server.stop()
+
+
+async def test_ekko_run_reconnects_when_the_server_restarts(tmp_path: Path) -> None:
+    """The other way a connection ends: the server goes away and comes back. nats-py
+    reconnects, ekko logs it, and keeps serving (it must not exit for this)."""
+    server = NatsServer(tmp_path / "jetstream").start()
+    log = tmp_path / "ekko.log"
+    proc = start_service(server.url, tmp_path / "data" / "ekko.db", log)
+    try:
+        nc = await nats.connect(server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+        client = Client(nc)
+        await wait_ready(client)
+        server.restart()
+        await wait_ready(client)
+        assert (await client.request("ekko.wallets.list", {})).ok
+        assert proc.poll() is None
+        output = log.read_text()
+        assert "NATS disconnected" in output and "NATS reconnected" in output, output[-3000:]
+        await nc.close()
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=60) == 0
+        server.stop()
