@@ -37,6 +37,7 @@ MAX_TEXT = 1024  # characters of a message, field or detail kept; echoed input c
 MAX_DETAILS = 50
 # Headers FastStream adds to a reply after publish_scope (content-type, correlation_id).
 REPLY_HEADER_SLACK = 256
+_LINE_BREAKS = re.compile(r"[\r\n]+")
 _NAMED = re.compile(r"(?:missing required|unknown) field `(?P<name>[^`]+)`")
 
 
@@ -83,8 +84,11 @@ def clipped(reply: ErrorReply) -> ErrorReply:
 
 
 def error_headers(status: int, reply: ErrorReply) -> dict[str, str]:
-    # Header values are one line: a message with a newline would break the NATS protocol line.
-    return {"Nats-Service-Error-Code": str(status), "Nats-Service-Error": reply.error.message.replace("\n", " ")[:512]}
+    # Header values are one line: a CR or LF (echoed input may hold them) would end the header early.
+    return {
+        "Nats-Service-Error-Code": str(status),
+        "Nats-Service-Error": _LINE_BREAKS.sub(" ", reply.error.message)[:512],
+    }
 
 
 def fitted_error(status: int, reply: ErrorReply, max_payload: int) -> tuple[bytes, dict[str, str]]:

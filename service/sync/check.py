@@ -69,7 +69,7 @@ async def republish(db: Database, kv: KeyValue, entity: str, ids: Iterable[str])
         return {r.id: encode(r) for r in Repository(ENTITIES[entity], cur).list_all() if r.id in wanted - pending}
 
     values = await db.read(load)
-    max_payload = kv._js._nc.max_payload
+    max_payload = kv._js._nc.max_payload  # nats-py's KeyValue keeps its connection there only
     fitting = [(k, v) for k, v in values.items() if kv_refusal(k, v, max_payload) is None]
     await pipelined(lambda item: kv.put(*item), fitting)
     return len(fitting)

@@ -44,3 +44,9 @@ def test_payload_limit_follows_its_source_and_defaults_to_nats_default() -> None
     assert limit.max_payload == 8 * 1024 * 1024
     value[0] = 1024  # a reconnect to a server with a smaller limit
     assert limit.record_budget == 0
+
+
+def test_the_error_header_is_one_line_whatever_the_message_echoes() -> None:
+    reply = ErrorReply(ErrorBody("validation_error", "field `a\r\nInjected: yes\rb` is unknown"))
+    _, headers = fitted_error(400, reply, 1024 * 1024)
+    assert "\r" not in headers["Nats-Service-Error"] and "\n" not in headers["Nats-Service-Error"]
