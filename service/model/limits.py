@@ -55,7 +55,3 @@ class PayloadLimit:
         """Refuse a record that could not be relayed (KV value, event) or returned whole."""
         if len(data) > self.record_budget:
             raise too_large(f"the {entity} record", len(data), self.record_budget)
-
-    def fits(self, body_size: int, headers: Mapping[str, str] | None = None) -> bool:
-        """Whether a message of this body and these headers can be published."""
-        return body_size + header_bytes(headers) <= self.max_payload

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 from service.app import Ekko
+from service.config import Settings
 from service.model.columns import utc_now
 from service.store.outbox import Change, OutboxRepository
 from tests.client import Client
 from tests.factories import Factory
+from tests.natsd import NatsServer
+from tests.service_process import ekko_command
 from tests.sync_helpers import eventually, read_events
 
 
@@ -109,3 +113,25 @@ async def test_a_stored_record_larger_than_a_reply_is_a_413_and_repair_skips_it(
     repaired = await client.ok("ekko.admin.sync.repair")
     assert repaired["wallets"]["skipped"] == 1
     assert (await client.request("ekko.health")).ok
+
+
+async def test_ekko_sync_verify_and_repair_commands_show_and_clear_dead_letters(
+    settings: Settings, nats_server: NatsServer, db_path: Path
+) -> None:
+    app = Ekko(settings, nats_server.url)
+    await app.start()
+    try:
+        assert app.relay is not None
+        await put_in_outbox(app, unpublishable("agents", "bad key!", 10))
+        await eventually(lambda: _drained(app), what="entry dead-lettered")
+        assert app.relay.stats.dead_letters == 1
+    finally:
+        await app.stop()
+    code, out, err = await ekko_command("sync", "verify", nats_url=nats_server.url, db_path=db_path)
+    report = json.loads(out)
+    assert code == 1 and report["in_sync"] is False and report["dead_letters"] == 1, err
+    assert report["sample_dead_letters"][0]["id"] == "bad key!"
+    code, out, err = await ekko_command("sync", "repair", nats_url=nats_server.url, db_path=db_path)
+    assert code == 0 and json.loads(out)["dead_letters"] == {"cleared": 1}, err
+    code, out, err = await ekko_command("sync", "verify", nats_url=nats_server.url, db_path=db_path)
+    assert code == 0 and json.loads(out)["dead_letters"] == 0, err
