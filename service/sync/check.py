@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import msgspec
+import nats.js.errors
 from nats.js.kv import KeyValue
 
 from schema.common import encode
@@ -14,7 +15,7 @@ from service.store.database import Cursor, Database
 from service.store.dead_letter import DeadLetter, DeadLetterRepository
 from service.store.repository import Repository
 from service.sync.buckets import read_bucket
-from service.sync.jetstream import JetStreamSync, kv_refusal, pipelined
+from service.sync.jetstream import PERMANENT_API_ERRORS, JetStreamSync, kv_refusal, pipelined
 
 SAMPLE = 10
 
@@ -105,6 +106,17 @@ async def verify(db: Database, sync: JetStreamSync) -> VerifyReport:
     return VerifyReport(in_sync, buckets, dead, sample)
 
 
+async def _put_unless_refused(kv: KeyValue, key: str, value: bytes) -> bool:
+    """kv.put; False when the bucket refuses the value for good (its max_value_size)."""
+    try:
+        await kv.put(key, value)
+    except nats.js.errors.APIError as exc:
+        if exc.err_code not in PERMANENT_API_ERRORS:
+            raise
+        return False
+    return True
+
+
 async def repair(db: Database, sync: JetStreamSync) -> dict[str, dict[str, int]]:
     """Put every DuckDB row whose KV value is missing or different; delete KV keys DuckDB lacks;
     then empty the dead-letter table (KV now holds DuckDB's state). Rows KV can never take
@@ -119,8 +131,8 @@ async def repair(db: Database, sync: JetStreamSync) -> dict[str, dict[str, int]]
         refused = {k for k in put if kv_refusal(k, want[k], max_payload) is not None}
         extra = [k for k in have if k not in want]
         for key in put:
-            if key not in refused:
-                await kv.put(key, want[key])
+            if key not in refused and not await _put_unless_refused(kv, key, want[key]):
+                refused.add(key)
         for key in extra:
             await kv.delete(key)
         result[entity] = {"put": len(put) - len(refused), "deleted": len(extra)}

@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 EVENTS_STREAM = "EKKO_EVENTS"
 PIPELINE = 256  # publishes in flight at once; order on one connection is preserved
 T = TypeVar("T")
+# JetStream API errors a retry cannot change: the bucket or stream has a max message size
+# smaller than this value (legacy buckets may set max_value_size).
+PERMANENT_API_ERRORS = frozenset({10054})  # JSStreamMessageExceedsMaximumErr
 # A KV key as nats-py accepts it (nats.js.kv refuses any other with InvalidKeyError).
 KV_KEY = re.compile(r"^[-/_=.a-zA-Z0-9]+$")
 

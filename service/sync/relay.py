@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import nats.errors
+import nats.js.errors
 
 from service.model.columns import utc_now
 from service.store.database import Cursor, Database
 from service.store.dead_letter import DeadLetterRepository
 from service.store.outbox import Change, OutboxRepository
 from service.sync.check import repair
-from service.sync.jetstream import JetStreamSync
+from service.sync.jetstream import PERMANENT_API_ERRORS, JetStreamSync
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,19 @@ class Relay:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.idle_poll)
 
+    async def _publish_one_by_one(self, changes: list[Change]) -> list[tuple[Change, str]]:
+        """JetStream refused some change of the batch for good: publish each alone, in order,
+        to find which; returns those. Any other failure propagates (the batch is retried)."""
+        refused = []
+        for change in changes:
+            try:
+                await self.sync.publish([change])
+            except nats.js.errors.APIError as exc:
+                if exc.err_code not in PERMANENT_API_ERRORS:
+                    raise
+                refused.append((change, f"JetStream refused it: {exc.description} (error {exc.err_code})"))
+        return refused
+
     async def _bury(self, dead: list[tuple[Change, str]], last: int) -> None:
         """Move the dead entries to the dead-letter table and forget the batch, in one transaction."""
 
@@ -153,7 +167,13 @@ class Relay:
             dead_seqs = {c.seq for c, _ in dead}
             # Later changes of a dead entry's key still publish: KV is latest-wins, so they
             # supersede it; what the dead one would have put stays missing until repair.
-            await self.sync.publish([c for c in changes if c.seq not in dead_seqs])
+            publishable = [c for c in changes if c.seq not in dead_seqs]
+            try:
+                await self.sync.publish(publishable)
+            except nats.js.errors.APIError as exc:
+                if exc.err_code not in PERMANENT_API_ERRORS:
+                    raise
+                dead += await self._publish_one_by_one(publishable)
             last = changes[-1].seq
             if dead:
                 await self._bury(dead, last)

@@ -13,6 +13,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import nats
+from nats.js.api import KeyValueConfig
+
 from service.app import Ekko
 from service.config import Settings
 from service.model.columns import utc_now
@@ -135,3 +138,32 @@ async def test_ekko_sync_verify_and_repair_commands_show_and_clear_dead_letters(
     assert code == 0 and json.loads(out)["dead_letters"] == {"cleared": 1}, err
     code, out, err = await ekko_command("sync", "verify", nats_url=nats_server.url, db_path=db_path)
     assert code == 0 and json.loads(out)["dead_letters"] == 0, err
+
+
+async def test_a_bucket_that_refuses_a_value_for_good_does_not_stop_the_relay(
+    settings: Settings, nats_server: NatsServer
+) -> None:
+    """A legacy bucket may cap its values (max_value_size): JetStream refuses a larger one with
+    error 10054 however often it is retried. The relay finds that entry and moves on."""
+    nc = await nats.connect(nats_server.url)
+    await nc.jetstream().create_key_value(KeyValueConfig(bucket="alerts", history=1, max_value_size=2_000))
+    app = Ekko(settings, nats_server.url)
+    await app.start()
+    try:
+        assert app.relay is not None
+        client = Client(nc)
+        make = Factory(client)
+        big = await make.create("alerts", message="m" * 5_000)
+        small = [await make.create("alerts") for _ in range(5)]
+        await eventually(lambda: _drained(app), what="relay past the refused value")
+        for alert in small:
+            assert await kv_version(client, "alerts", alert["id"]) == 1
+        assert app.relay.stats.dead_letters == 1
+        verify = await client.ok("ekko.admin.sync.verify")
+        assert verify["sample_dead_letters"][0]["id"] == big["id"]
+        assert "10054" in verify["sample_dead_letters"][0]["error"]
+        repaired = await client.ok("ekko.admin.sync.repair")
+        assert repaired["alerts"]["skipped"] == 1 and repaired["dead_letters"] == {"cleared": 1}
+    finally:
+        await app.stop()
+        await nc.close()
