@@ -23,7 +23,7 @@ from service.store.outbox import Change, OutboxRepository
 from tests.client import Client
 from tests.factories import Factory
 from tests.natsd import NatsServer
-from tests.service_process import ekko_command
+from tests.service_process import ekko_command, wait_ready
 from tests.sync_helpers import eventually, read_events
 
 
@@ -152,6 +152,7 @@ async def test_a_bucket_that_refuses_a_value_for_good_does_not_stop_the_relay(
     try:
         assert app.relay is not None
         client = Client(nc)
+        await wait_ready(client)  # its subscriptions reach the server after start() returns
         make = Factory(client)
         big = await make.create("alerts", message="m" * 5_000)
         small = [await make.create("alerts") for _ in range(5)]
