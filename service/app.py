@@ -21,6 +21,7 @@ from handlers.errors import ErrorReplyMiddleware
 from handlers.system import system_router
 from service.config import Settings
 from service.migration import auto_migrate
+from service.model.limits import PayloadLimit
 from service.model.registry import ENTITIES
 from service.model.rules import Rules, build_rules
 from service.store.database import Database
@@ -46,6 +47,11 @@ class Ekko:
         # Without sync nothing relays the outbox, so nothing fills it.
         self.db = Database(settings.duckdb_path, settings.duckdb_pool_size, fill_outbox=settings.enable_jetstream_sync)
         self.cache = RecordCache(settings.cache_entries)
+        self.limit = PayloadLimit()  # bound to the connection's max_payload in start()
+        # Set when NATS closed the connection for good (not by our stop()): `ekko run` then
+        # exits non-zero so a supervisor restarts it, instead of living on deaf.
+        self.connection_lost = asyncio.Event()
+        self._stopping = False
         self.broker = NatsBroker(
             nats_url,
             serializer=MsgSpecSerializer(),
@@ -54,6 +60,10 @@ class Ekko:
             max_reconnect_attempts=-1,  # ride out NATS restarts; the outbox holds changes meanwhile
             # nats-py sleeps this many seconds and takes a float; FastStream's annotation says int.
             reconnect_time_wait=0.5,  # type: ignore[arg-type]
+            error_cb=self._nats_error,
+            disconnected_cb=self._nats_disconnected,
+            reconnected_cb=self._nats_reconnected,
+            closed_cb=self._nats_closed,
         )
         self.sync = JetStreamSync(
             subject_prefix=settings.subject_prefix, duplicate_window=settings.events_duplicate_window
@@ -73,6 +83,7 @@ class Ekko:
                 self.cache,
                 rules.get(name, Rules()),
                 after_commit=self._after_commit,
+                limit=self.limit,
             )
             for name, spec in ENTITIES.items()
         }
@@ -97,11 +108,33 @@ class Ekko:
         if self.relay is not None and changes:
             self.relay.notify()
 
+    # -- NATS connection events ----------------------------------------------
+    async def _nats_error(self, exc: Exception) -> None:
+        log.error("NATS connection error: %s: %s", type(exc).__name__, exc)
+
+    async def _nats_disconnected(self) -> None:
+        if not self._stopping:
+            log.warning("NATS disconnected")
+
+    async def _nats_reconnected(self) -> None:
+        log.warning("NATS reconnected to %s", self.broker.connection.connected_url)
+
+    async def _nats_closed(self) -> None:
+        """nats-py gave up on the connection: the server closed it with an error (it does not
+        reconnect after e.g. 'Maximum Payload Violation') or reconnects were exhausted."""
+        if self._stopping:
+            return
+        last = self.broker.connection.last_error if self.broker.connection is not None else None
+        log.error("NATS closed the connection for good (last error: %r); ekko stops serving", last)
+        self.connection_lost.set()
+
     # -- lifespan ------------------------------------------------------------
     async def start(self) -> None:
         self.db.open()
         await self.broker.connect()
         await self.sync.attach(self.broker.connection)
+        connection = self.broker.connection
+        self.limit.bind(lambda: connection.max_payload)  # the live server's, updated on reconnect
         if self.settings.migration_mode:
             self.integrity.record(await auto_migrate(self.settings, self.db, self.broker.connection))
         if self.relay is not None:
@@ -114,9 +147,12 @@ class Ekko:
         During a NATS outage it does not wait for NATS: what the relay could not publish
         stays in the outbox for the next start. Also after a start that failed half-way."""
         was_open = self.db.is_open
+        self._stopping = True
         try:
             for subscriber in self.broker.subscribers:
-                await subscriber.stop()  # no new requests; the connection stays up for the relay
+                # No new requests; the connection stays up for the relay (unless NATS closed it).
+                with contextlib.suppress(nats.errors.ConnectionClosedError):
+                    await subscriber.stop()
             if self.relay is not None:
                 await self.relay.stop()
             await self._close_nats()
@@ -130,6 +166,8 @@ class Ekko:
                 log.info("ekko stopped; DuckDB checkpointed and closed")
 
     async def _close_nats(self) -> None:
+        if self.broker.connection is not None and self.broker.connection.is_closed:
+            return  # NATS closed it already: nothing to drain, and unsubscribing would raise
         try:
             await asyncio.wait_for(self.broker.stop(), NATS_DRAIN_TIMEOUT)
         except (nats.errors.Error, TimeoutError) as exc:

@@ -3,6 +3,7 @@ another process makes DuckDB's one-process-per-file lock (and SIGKILL) real."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -38,3 +39,21 @@ async def wait_ready(client: Client) -> None:
             return False
 
     await eventually(ready, timeout=30, what="service ready")
+
+
+async def ekko_command(*args: str, nats_url: str, db_path: Path) -> tuple[int, str, str]:
+    """One `ekko <args>` command as an operator runs it: (exit code, stdout, stderr)."""
+    env = {**os.environ, "NATS_URL": nats_url, "DUCKDB_PATH": str(db_path)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "service.cli",
+        *args,
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()

@@ -12,15 +12,15 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Awaitable
-from typing import TypeVar
+from collections.abc import Awaitable, Coroutine
+from typing import Any, TypeVar
 
 import nats
 import nats.errors
 
 from service.app import Ekko
 from service.cli import natsd
-from service.cli.common import EXIT_OK, NatsUnreachable
+from service.cli.common import EXIT_NO_NATS, EXIT_OK, NatsUnreachable
 from service.config import Settings
 
 log = logging.getLogger("ekko")
@@ -96,7 +96,9 @@ async def wait_for_nats(url: str, timeout: float, stop: asyncio.Event) -> None:
         delay, attempt = min(delay * 2, MAX_RETRY), attempt + 1
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings) -> int:
+    """Serve until SIGINT/SIGTERM (exit 0) or until NATS closed the connection for good
+    (EXIT_NO_NATS: a process that cannot hear requests must not look alive)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -120,16 +122,29 @@ async def serve(settings: Settings) -> None:
         try:
             await _until_stopped(ekko.start(), stop)
             print(f"ekko: serving on {url} (Ctrl-C to stop)", flush=True)
-            await stop.wait()
+            await _first(stop.wait(), ekko.connection_lost.wait())
             log.info("stopping: draining NATS, checkpointing DuckDB")
         finally:
             await ekko.stop()
+        if ekko.connection_lost.is_set():
+            log.error("exiting with status %d: NATS closed the connection; restart ekko", EXIT_NO_NATS)
+            return EXIT_NO_NATS
     except Stopped:
         log.info("stopped by a signal before serving")
     finally:
         natsd.stop(server)
+    return EXIT_OK
+
+
+async def _first(*waits: Coroutine[Any, Any, Any]) -> None:
+    """Wait until the first of these finishes; cancel the others."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    await serve(settings)
-    return EXIT_OK
+    return await serve(settings)

@@ -62,3 +62,10 @@ def invalid(field_name: str | None, message: str) -> ValidationFailed:
     return ValidationFailed(
         message if field_name is None else f"{field_name}: {message}", [Detail(field_name, message)]
     )
+
+
+class PayloadTooLarge(ServiceError):
+    """A record, KV value, event or reply would be larger than NATS's max_payload."""
+
+    code = "payload_too_large"
+    status = 413

@@ -121,8 +121,27 @@ CREATE TABLE outbox (
 );
 """
 
+# Outbox entries the relay can never publish (too large for max_payload, a key KV refuses),
+# moved here with the reason so the relay goes on with the rest (docs/decisions.md).
+# `ekko sync repair` rewrites KV from DuckDB and empties it.
+V2 = """
+CREATE TABLE outbox_dead_letter (
+    seq BIGINT PRIMARY KEY,
+    event_id VARCHAR NOT NULL,
+    entity VARCHAR NOT NULL,
+    entity_id VARCHAR NOT NULL,
+    action VARCHAR NOT NULL,
+    version BIGINT NOT NULL,
+    occurred_at TIMESTAMP NOT NULL,
+    data BLOB,
+    error VARCHAR NOT NULL,
+    failed_at TIMESTAMP NOT NULL
+);
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "initial schema: eight entities and the outbox", V1),
+    (2, "outbox dead letters: entries the relay cannot publish", V2),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]
@@ -175,6 +194,6 @@ def apply_pending(cur: duckdb.DuckDBPyConnection) -> int:
 
 def drop_all(con: duckdb.DuckDBPyConnection) -> None:
     """Drop every ekko table (for `ekko db reset`); apply_migrations recreates them."""
-    for table in (*reversed(ENTITY_ORDER), "outbox", "schema_version"):
+    for table in (*reversed(ENTITY_ORDER), "outbox", "outbox_dead_letter", "schema_version"):
         con.execute(f"DROP TABLE IF EXISTS {quote(table)}")
     con.execute("DROP SEQUENCE IF EXISTS outbox_seq")

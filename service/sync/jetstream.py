@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
@@ -17,6 +18,7 @@ from nats.js.kv import KeyValue
 
 from schema.common import encode
 from schema.events import ChangeEvent
+from service.model.limits import ENVELOPE_RESERVE, header_bytes
 from service.model.registry import ENTITY_ORDER
 from service.store.outbox import Change
 
@@ -25,6 +27,20 @@ log = logging.getLogger(__name__)
 EVENTS_STREAM = "EKKO_EVENTS"
 PIPELINE = 256  # publishes in flight at once; order on one connection is preserved
 T = TypeVar("T")
+# JetStream API errors a retry cannot change: the bucket or stream has a max message size
+# smaller than this value (legacy buckets may set max_value_size).
+PERMANENT_API_ERRORS = frozenset({10054})  # JSStreamMessageExceedsMaximumErr
+# A KV key as nats-py accepts it (nats.js.kv refuses any other with InvalidKeyError).
+KV_KEY = re.compile(r"^[-/_=.a-zA-Z0-9]+$")
+
+
+def kv_refusal(key: str, value: bytes | None, max_payload: int) -> str | None:
+    """Why KV can never take this put (or delete), or None. Retrying would not change it."""
+    if not KV_KEY.match(key) or key.startswith(".") or key.endswith("."):
+        return f"{key[:80]!r} is not a valid KV key"
+    if value is not None and len(value) > max_payload:
+        return f"KV value is {len(value)} bytes; max_payload is {max_payload}"
+    return None
 
 
 class JetStreamNotAttached(Exception):
@@ -113,7 +129,20 @@ class JetStreamSync:
         else:
             await kv.put(change.entity_id, change.data)
 
-    async def _event(self, change: Change) -> None:
+    def unpublishable(self, change: Change, max_payload: int) -> str | None:
+        """Why this change can never be published (its KV value or its event is too large for
+        max_payload, or its id is no KV key), or None. Checked before publishing: nats-server
+        closes the connection of a client that sends more than max_payload, headers included."""
+        if refusal := kv_refusal(change.entity_id, change.data, max_payload):
+            return refusal
+        if change.data is not None and len(change.data) > max_payload - ENVELOPE_RESERVE:  # else it fits surely
+            body, headers = self._event_message(change)
+            size = len(body) + header_bytes(headers)
+            if size > max_payload:
+                return f"event is {size} bytes with its headers; max_payload is {max_payload}"
+        return None
+
+    def _event_message(self, change: Change) -> tuple[bytes, dict[str, str]]:
         event = ChangeEvent(
             event_id=change.event_id,
             entity=change.entity,
@@ -123,11 +152,16 @@ class JetStreamSync:
             occurred_at=change.occurred_at,
             data=None if change.data is None else msgspec.Raw(change.data),
         )
+        # js.publish(stream=...) adds Nats-Expected-Stream; counted here so sizes are exact.
+        return encode(event), {"Nats-Msg-Id": change.event_id, "Nats-Expected-Stream": EVENTS_STREAM}
+
+    async def _event(self, change: Change) -> None:
+        body, headers = self._event_message(change)
         await self.js.publish(
             f"{self.events_subject}.{change.entity}.{change.action}",
-            encode(event),
+            body,
             stream=EVENTS_STREAM,
-            headers={"Nats-Msg-Id": change.event_id},
+            headers={"Nats-Msg-Id": headers["Nats-Msg-Id"]},
         )
 
     def bucket(self, entity: str) -> KeyValue:

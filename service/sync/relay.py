@@ -1,6 +1,8 @@
 """The outbox relay: publishes committed changes to JetStream in commit order and
-forgets them only after JetStream acknowledged them. Never drops an entry:
-failures are retried with backoff until NATS is back."""
+forgets them only after JetStream acknowledged them. Failures are retried with
+backoff until NATS is back. An entry that can never be published (too large for
+max_payload, an id KV refuses) is moved to the dead-letter table with its reason
+instead, so one entry cannot stop every later one (docs/decisions.md)."""
 
 from __future__ import annotations
 
@@ -13,12 +15,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import nats.errors
+import nats.js.errors
 
 from service.model.columns import utc_now
 from service.store.database import Database
-from service.store.outbox import OutboxRepository
+from service.store.dead_letter import DeadLetterRepository
+from service.store.outbox import Change, OutboxRepository
+from service.store.uow import UnitOfWork
 from service.sync.check import repair
-from service.sync.jetstream import JetStreamSync
+from service.sync.jetstream import PERMANENT_API_ERRORS, JetStreamSync
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +41,7 @@ class RelayStats:
     lag_seconds: float = 0.0  # commit -> JetStream ack of the last published change
     repairs: int = 0
     buckets_recreated: int = 0  # KV buckets found missing by the periodic check and refilled
+    dead_letters: int = 0  # entries moved to the dead-letter table since start
 
 
 class Relay:
@@ -142,16 +148,64 @@ class Relay:
             await self.repair()
             self.stats.buckets_recreated += len(missing)
 
+    async def _publish_one_by_one(self, changes: list[Change]) -> list[tuple[Change, str]]:
+        """JetStream refused some change of the batch for good: publish each alone, in order,
+        to find which; returns those. Any other failure propagates (the batch is retried)."""
+        refused = []
+        for change in changes:
+            try:
+                await self.sync.publish([change])
+            except nats.js.errors.APIError as exc:
+                if exc.err_code not in PERMANENT_API_ERRORS:
+                    raise
+                refused.append((change, f"JetStream refused it: {exc.description} (error {exc.err_code})"))
+        return refused
+
+    async def _bury(self, dead: list[tuple[Change, str]], last: int) -> None:
+        """Move the dead entries to the dead-letter table and forget the batch, in one transaction."""
+
+        def move(uow: UnitOfWork) -> None:
+            DeadLetterRepository(uow.cursor).add(dead)
+            uow.outbox.remove_through(last)
+
+        await self.db.write(move)
+        self.stats.dead_letters += len(dead)
+        for change, reason in dead:
+            log.error(
+                "outbox relay: %s %s v%d (%s, outbox seq %d) can never be published: %s; moved to"
+                " outbox_dead_letter (`ekko sync repair` rewrites KV from DuckDB and clears it)",
+                change.entity,
+                change.entity_id[:80],
+                change.version,
+                change.action,
+                change.seq,
+                reason,
+            )
+
     async def _publish_batch(self) -> int:
         async with self._lock:
             changes = await self.db.read(lambda cur: OutboxRepository(cur).pending(self.batch_size))
             if not changes:
                 return 0
-            await self.sync.publish(changes)
+            max_payload = self.sync.connection.max_payload
+            dead = [(c, reason) for c in changes if (reason := self.sync.unpublishable(c, max_payload))]
+            dead_seqs = {c.seq for c, _ in dead}
+            # Later changes of a dead entry's key still publish: KV is latest-wins, so they
+            # supersede it; what the dead one would have put stays missing until repair.
+            publishable = [c for c in changes if c.seq not in dead_seqs]
+            try:
+                await self.sync.publish(publishable)
+            except nats.js.errors.APIError as exc:
+                if exc.err_code not in PERMANENT_API_ERRORS:
+                    raise
+                dead += await self._publish_one_by_one(publishable)
             last = changes[-1].seq
-            await self.db.write(lambda uow: uow.outbox.remove_through(last))
+            if dead:
+                await self._bury(dead, last)
+            else:
+                await self.db.write(lambda uow: uow.outbox.remove_through(last))
         now = utc_now()
-        self.stats.published += len(changes)
+        self.stats.published += len(changes) - len(dead)
         self.stats.last_published_at = now
         self.stats.lag_seconds = (now - changes[-1].occurred_at).total_seconds()
         self.stats.last_error = None

@@ -27,6 +27,7 @@ from schema.common import (
 )
 from service.model.columns import utc_now
 from service.model.errors import Conflict, Detail, NotFound
+from service.model.limits import ENVELOPE_RESERVE, PayloadLimit, too_large
 from service.model.registry import ENTITIES, EntitySpec, children_of
 from service.model.rules import Rules
 from service.model.values import canonical_id, check_integer, normalize
@@ -38,6 +39,8 @@ from service.store.uow import UnitOfWork
 from service.store.write_batch import Lookup
 from service.usecases.cache import RecordCache
 
+# The list reply without items: `{"items":[],"next_cursor":""}` plus the quotes of a cursor.
+_EMPTY_PAGE = b'{"items":[],"next_cursor":""}'
 AfterCommit = Callable[[Sequence[Change]], None]
 T = TypeVar("T")
 
@@ -58,8 +61,10 @@ class EntityService:
         rules: Rules,
         *,
         after_commit: AfterCommit,
+        limit: PayloadLimit | None = None,
     ) -> None:
         self.spec = spec
+        self.limit = limit or PayloadLimit()
         self.db = db
         self.cache = cache
         self.rules = rules
@@ -89,6 +94,7 @@ class EntityService:
         values.update(id=entity_id, created_at=now, updated_at=now, version=1)
         record = self.spec.record(**values)
         self.rules.check(record)
+        self.limit.check_record(self.spec.name, encode(record))  # before anything is written
 
         def work(uow: UnitOfWork) -> Record:
             repo = uow.repo(self.spec)
@@ -136,6 +142,7 @@ class EntityService:
                 return current  # nothing to change: no new version, no event
             record = msgspec.structs.replace(current, **changes, updated_at=utc_now(), version=current.version + 1)
             self.rules.check(record)
+            self.limit.check_record(self.spec.name, encode(record))  # refused before it writes
             check_references(uow, self.spec, record, changes)
             if any(name in changes for key in self.spec.unique for name in key.fields):
                 check_unique(uow, self.spec, record, record.id)
@@ -161,14 +168,30 @@ class EntityService:
 
     # -- list ----------------------------------------------------------------
     async def list(self, request: ListRequest) -> ListReply:
+        """A page of at most `limit` rows that also fits in one reply: it stops before the row
+        that would go over max_payload, and next_cursor continues from the last row sent."""
         query = build_query(self.spec, request)
         one_more = dataclasses.replace(query, limit=query.limit + 1)  # tells whether a next page exists
         rows = await self.db.read(lambda cur: Repository(self.spec, cur).list(one_more))
+        items = [encode(row) for row in rows[: query.limit]]
+        budget = self.limit.max_payload - ENVELOPE_RESERVE
+        count, size = 0, len(_EMPTY_PAGE)
+        for item in items:
+            if size + len(item) + 1 > budget:
+                break
+            size, count = size + len(item) + 1, count + 1
+        if count == 0 and items:
+            # One row alone is too large for a reply (stored before max_payload was lowered):
+            # name it, rather than return an empty page whose cursor goes nowhere.
+            raise too_large(f"{self.spec.name} {rows[0].id} in a list reply", len(items[0]) + size, budget)
         next_cursor = None
-        if len(rows) > query.limit:
-            rows = rows[: query.limit]
-            next_cursor = encode_cursor(self.spec, request, rows[-1], query.sort)
-        return ListReply(items=rows, next_cursor=next_cursor)
+        if count < len(rows):
+            next_cursor = encode_cursor(self.spec, request, rows[count - 1], query.sort)
+            while count > 1 and size + len(next_cursor) > budget:  # the cursor must fit too
+                count -= 1
+                size -= len(items[count]) + 1
+                next_cursor = encode_cursor(self.spec, request, rows[count - 1], query.sort)
+        return ListReply(items=[msgspec.Raw(item) for item in items[:count]], next_cursor=next_cursor)
 
 
 def load_current(repo: Repository, spec: EntitySpec, entity_id: str, expected_version: int | None) -> Record:

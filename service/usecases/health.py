@@ -11,6 +11,7 @@ import msgspec
 
 from service.model.columns import utc_now
 from service.store.database import Database
+from service.store.dead_letter import DeadLetterRepository
 from service.store.outbox import OutboxRepository
 from service.store.sql import table_counts
 from service.sync.relay import Relay
@@ -36,6 +37,7 @@ class SyncReport(msgspec.Struct):
     last_error: str | None = None
     lag_seconds: float | None = None
     repairs: int = 0
+    dead_letters: int = 0  # outbox entries that can never be published; `ekko sync repair` clears them
 
 
 class DatabaseHealth(msgspec.Struct):
@@ -50,10 +52,10 @@ class DatabaseHealth(msgspec.Struct):
     error: str | None = None
 
 
-def _counts(cur: duckdb.DuckDBPyConnection) -> tuple[dict[str, int], int, Any]:
+def _counts(cur: duckdb.DuckDBPyConnection) -> tuple[dict[str, int], int, Any, int]:
     tables = table_counts(cur)
     pending, oldest = OutboxRepository(cur).backlog()
-    return tables, pending, oldest
+    return tables, pending, oldest, DeadLetterRepository(cur).count()
 
 
 async def database_health(
@@ -66,7 +68,7 @@ async def database_health(
     pool = PoolReport(stats.size, stats.in_use, stats.waiting)
     sync = SyncReport(enabled=sync_enabled)
     try:
-        tables, pending, oldest = await db.read(_counts)
+        tables, pending, oldest, dead = await db.read(_counts)
     except duckdb.Error as exc:
         log.exception("database health check failed")
         return DatabaseHealth("unhealthy", str(db.path), size, db.schema_version, {}, pool, sync, integrity, str(exc))
@@ -83,11 +85,13 @@ async def database_health(
             last_error=s.last_error,
             lag_seconds=s.lag_seconds if s.last_published_at else None,
             repairs=s.repairs,
+            dead_letters=dead,
         )
     else:
-        sync = SyncReport(enabled=sync_enabled, pending=pending, oldest_pending_age_seconds=age)
+        sync = SyncReport(enabled=sync_enabled, pending=pending, oldest_pending_age_seconds=age, dead_letters=dead)
     degraded = (
         stats.waiting > 0
+        or dead > 0
         or (age is not None and age > BACKLOG_DEGRADED_AFTER)
         or (relay is not None and relay.stats.last_error is not None and pending > 0)
         or (integrity is not None and getattr(integrity, "ok", True) is False)

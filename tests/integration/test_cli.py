@@ -2,34 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from pathlib import Path
 
 from service.app import Ekko
 from tests.client import Client
 from tests.natsd import NatsServer, free_port
+from tests.service_process import ekko_command
 from tests.sync_helpers import relay_idle
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-async def ekko_command(*args: str, nats_url: str, db_path: Path) -> tuple[int, str, str]:
-    env = {**os.environ, "NATS_URL": nats_url, "DUCKDB_PATH": str(db_path)}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "service.cli",
-        *args,
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    return proc.returncode, out.decode(), err.decode()
 
 
 async def test_sync_verify_asks_the_running_service_when_it_holds_the_database(

@@ -1,0 +1,72 @@
+"""Outbox entries the relay can never publish, kept with the reason (service.sync.relay).
+
+Health counts them, `ekko sync verify` lists them and `ekko sync repair` (which rewrites
+KV from DuckDB) empties the table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import msgspec
+
+from service.model.columns import as_utc, utc_now
+from service.store.database import Cursor
+from service.store.outbox import Change
+
+SAMPLE = 10
+
+
+class DeadLetter(msgspec.Struct):
+    """One entry as verify shows it (the record itself stays in the table)."""
+
+    seq: int
+    entity: str
+    id: str
+    action: str
+    version: int
+    occurred_at: datetime
+    error: str
+
+
+class DeadLetterRepository:
+    def __init__(self, cursor: Cursor) -> None:
+        self.cur = cursor
+
+    def add(self, dead: Sequence[tuple[Change, str]]) -> None:
+        failed_at = utc_now().replace(tzinfo=None)
+        for change, error in dead:
+            self.cur.execute(
+                "INSERT OR IGNORE INTO outbox_dead_letter (seq, event_id, entity, entity_id, action, version,"
+                " occurred_at, data, error, failed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    change.seq,
+                    change.event_id,
+                    change.entity,
+                    change.entity_id,
+                    change.action,
+                    change.version,
+                    as_utc(change.occurred_at).replace(tzinfo=None),
+                    change.data,
+                    error,
+                    failed_at,
+                ],
+            )
+
+    def count(self) -> int:
+        (count,) = self.cur.execute("SELECT count(*) FROM outbox_dead_letter").fetchall()[0]
+        return int(count)
+
+    def sample(self, limit: int = SAMPLE) -> list[DeadLetter]:
+        rows = self.cur.execute(
+            "SELECT seq, entity, entity_id, action, version, occurred_at, error"
+            " FROM outbox_dead_letter ORDER BY seq LIMIT ?",
+            [limit],
+        ).fetchall()
+        return [DeadLetter(r[0], r[1], r[2], r[3], r[4], as_utc(r[5]), r[6]) for r in rows]
+
+    def clear(self) -> int:
+        count = self.count()
+        self.cur.execute("DELETE FROM outbox_dead_letter")
+        return count
