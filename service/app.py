@@ -166,7 +166,7 @@ class Ekko:
                 log.info("ekko stopped; DuckDB checkpointed and closed")
 
     async def _close_nats(self) -> None:
-        if self.broker.connection is not None and self.broker.connection.is_closed:
+        if self.sync.attached and self.sync.connection.is_closed:
             return  # NATS closed it already: nothing to drain, and unsubscribing would raise
         try:
             await asyncio.wait_for(self.broker.stop(), NATS_DRAIN_TIMEOUT)

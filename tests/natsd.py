@@ -64,6 +64,10 @@ class NatsServer:
                 time.sleep(0.05)
         raise RuntimeError("nats-server did not start listening within 10 s")
 
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()

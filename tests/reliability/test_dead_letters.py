@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import uuid
 from pathlib import Path
-from typing import Any
 
 import nats
 from nats.js.api import KeyValueConfig
@@ -19,7 +18,8 @@ from nats.js.api import KeyValueConfig
 from service.app import Ekko
 from service.config import Settings
 from service.model.columns import utc_now
-from service.store.outbox import Change, OutboxRepository
+from service.store.outbox import Change
+from service.store.uow import UnitOfWork
 from tests.client import Client
 from tests.factories import Factory
 from tests.natsd import NatsServer
@@ -34,9 +34,9 @@ def unpublishable(entity: str, entity_id: str, size: int, version: int = 99) -> 
 
 
 async def put_in_outbox(ekko: Ekko, *changes: Change) -> None:
-    def add(cur: Any) -> None:
+    def add(uow: UnitOfWork) -> None:
         for change in changes:
-            OutboxRepository(cur).add(change)
+            uow.outbox.add(change)
 
     await ekko.db.write(add)
 
@@ -105,8 +105,8 @@ async def test_a_stored_record_larger_than_a_reply_is_a_413_and_repair_skips_it(
     await eventually(lambda: _drained(ekko), what="relay drained")
     big = "n" * (client.nc.max_payload + 100)
 
-    def grow(cur: Any) -> None:
-        cur.execute("UPDATE wallets SET name = ? WHERE id = ?", [big, wallet["id"]])
+    def grow(uow: UnitOfWork) -> None:
+        uow.cursor.execute("UPDATE wallets SET name = ? WHERE id = ?", [big, wallet["id"]])
 
     await ekko.db.write(grow)
     ekko.cache.clear()
