@@ -17,7 +17,8 @@ from fast_depends.msgspec import MsgSpecSerializer
 from faststream.nats import NatsBroker
 
 from handlers.crud import entity_router
-from handlers.errors import ErrorReplyMiddleware
+from handlers.prometheus import MetricsEndpoint
+from handlers.requests import request_middleware
 from handlers.system import system_router
 from service.config import Settings
 from service.migration import auto_migrate
@@ -25,12 +26,15 @@ from service.model.registry import ENTITIES
 from service.model.rules import Rules, build_rules
 from service.store.database import Database
 from service.store.outbox import Change
+from service.store.timings import QUERY_TIMES
 from service.sync.jetstream import JetStreamSync
 from service.sync.relay import Relay
 from service.usecases.admin import MigrationAdmin
 from service.usecases.auth import AuthService
 from service.usecases.cache import RecordCache
 from service.usecases.entities import EntityService
+from service.usecases.health import Instance
+from service.usecases.metrics import MetricsService, RequestMetrics
 from service.usecases.status import IntegrityLog, StatusService
 
 NATS_DRAIN_TIMEOUT = 5.0  # seconds a clean shutdown waits for NATS to drain
@@ -43,12 +47,14 @@ class Ekko:
 
     def __init__(self, settings: Settings, nats_url: str) -> None:
         self.settings = settings
+        self.instance = Instance(settings)
+        self.requests = RequestMetrics()  # the one per-subject request count (metrics, and $SRV stats)
         self.db = Database(settings.duckdb_path, settings.duckdb_pool_size)
         self.cache = RecordCache(settings.cache_entries)
         self.broker = NatsBroker(
             nats_url,
             serializer=MsgSpecSerializer(),
-            middlewares=[ErrorReplyMiddleware],
+            middlewares=[request_middleware(self.requests)],
             logger=None,  # per-message logging costs more than the request itself
             max_reconnect_attempts=-1,  # ride out NATS restarts; the outbox holds changes meanwhile
             reconnect_time_wait=0.5,
@@ -58,7 +64,7 @@ class Ekko:
         )
         # No relay when sync is off: nothing fills the outbox then.
         self.relay = Relay(self.db, self.sync) if settings.enable_jetstream_sync else None
-        self.integrity = IntegrityLog()
+        self.integrity = IntegrityLog(self.db)
         rules = build_rules(settings.bcrypt_rounds)
         self.services = {
             name: EntityService(
@@ -74,7 +80,11 @@ class Ekko:
         self.auth = AuthService(self.db, settings.bcrypt_rounds)
         self.admin = MigrationAdmin(settings, self.db, self.cache, self.sync, self.relay, self.integrity)
         self.status = StatusService(
-            self.db, self.sync, self.relay, self.integrity, sync_enabled=settings.enable_jetstream_sync
+            self.db, self.sync, self.relay, self.integrity, self.instance, sync_enabled=settings.enable_jetstream_sync
+        )
+        self.metrics = MetricsService(self.db, self.relay, self.cache, self.integrity, self.instance, self.requests)
+        self.metrics_endpoint = (
+            MetricsEndpoint(self.metrics, settings.metrics_port) if settings.metrics_port is not None else None
         )
         for service in self.services.values():
             self.broker.include_router(
@@ -86,7 +96,9 @@ class Ekko:
                     queue=settings.queue_group,
                 )
             )
-        self.broker.include_router(system_router(settings, auth=self.auth, admin=self.admin, status=self.status))
+        self.broker.include_router(
+            system_router(settings, auth=self.auth, admin=self.admin, status=self.status, metrics=self.metrics)
+        )
 
     def _after_commit(self, changes: Sequence[Change]) -> None:
         if self.relay is not None and changes:
@@ -94,21 +106,38 @@ class Ekko:
 
     # -- lifespan ------------------------------------------------------------
     async def start(self) -> None:
+        slow_ms = self.settings.slow_query_ms
+        QUERY_TIMES.slow_after = slow_ms / 1000 if slow_ms > 0 else None
         self.db.open()
+        await self.integrity.load()
         await self.broker.connect()
         await self.sync.attach(self.broker.connection)
         if self.settings.migration_mode:
-            self.integrity.record(await auto_migrate(self.settings, self.db, self.broker.connection))
+            await self.integrity.record(await auto_migrate(self.settings, self.db, self.broker.connection))
         if self.relay is not None:
             self.relay.start()
         await self.broker.start()
-        log.info("ekko serving %s.* from %s", self.settings.subject_prefix, self.settings.duckdb_path)
+        if self.metrics_endpoint is not None:
+            self.metrics_endpoint.start()
+        info = self.instance.info()
+        log.info(
+            "ekko %s serving %s.* from %s",
+            info.version,
+            self.settings.subject_prefix,
+            info.database,
+            extra={"deployment": info.deployment, "version": info.version, "database": info.database, "pid": info.pid},
+        )
 
     async def stop(self) -> None:
         """Stop taking requests, let the relay publish what is pending, close NATS, close DuckDB.
         During a NATS outage it does not wait for NATS: what the relay could not publish
         stays in the outbox for the next start."""
+        log.info(
+            "ekko stopping: no new requests, relaying what is pending", extra={"uptime": self.instance.uptime_seconds}
+        )
         try:
+            if self.metrics_endpoint is not None:
+                await asyncio.to_thread(self.metrics_endpoint.stop)
             for subscriber in self.broker.subscribers:
                 await subscriber.stop()  # no new requests; the connection stays up for the relay
             if self.relay is not None:

@@ -15,6 +15,7 @@ import functools
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ import duckdb
 
 from service.model.errors import DatabaseLocked, ServiceError
 from service.store.ddl import apply_migrations
+from service.store.timings import Distribution
 from service.store.write_batch import Lookup, WriteBatch
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,8 @@ class PoolStats:
     size: int
     in_use: int
     waiting: int
+    waits: int = 0  # reads since start that found every cursor busy
+    wait_seconds: float = 0.0  # their total time waiting for one
 
 
 def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -114,6 +118,9 @@ class Database:
         self._queue: list[_Queued] = []
         self._draining = False
         self.group_commits = 0
+        self.group_sizes = Distribution()  # writes per group transaction
+        self.pool_waits = 0
+        self.pool_wait_seconds = 0.0
         self.batch = WriteBatch()  # the writer thread's; see write(batched=True)
 
     # -- lifecycle -----------------------------------------------------------
@@ -151,12 +158,19 @@ class Database:
     # -- work ----------------------------------------------------------------
     async def read(self, fn: Callable[[Cursor], T]) -> T:
         """Run fn(cursor) on a pool thread. Waits for a free cursor when all are busy."""
-        assert self._idle is not None, "database is not open"
-        self._waiting += 1
-        try:
-            cursor = await self._idle.get()
-        finally:
-            self._waiting -= 1
+        idle = self._idle
+        assert idle is not None, "database is not open"
+        if idle.empty():  # only a read that has to wait is timed: the common case stays free
+            started = time.perf_counter()
+            self._waiting += 1
+            try:
+                cursor = await idle.get()
+            finally:
+                self._waiting -= 1
+                self.pool_waits += 1
+                self.pool_wait_seconds += time.perf_counter() - started
+        else:
+            cursor = idle.get_nowait()
         try:
             return await asyncio.get_running_loop().run_in_executor(self._readers, fn, cursor)
         finally:
@@ -209,6 +223,7 @@ class Database:
                 if not batch:
                     self._draining = False
                     return
+            self.group_sizes.add(len(batch))
             try:
                 settled = self._run_group(batch)
             except BaseException as exc:  # a bug or a dying interpreter: fail these writes, never hang them
@@ -288,4 +303,15 @@ class Database:
 
     def stats(self) -> PoolStats:
         idle = self._idle.qsize() if self._idle is not None else 0
-        return PoolStats(size=self.pool_size, in_use=self.pool_size - idle, waiting=self._waiting)
+        return PoolStats(
+            size=self.pool_size,
+            in_use=self.pool_size - idle,
+            waiting=self._waiting,
+            waits=self.pool_waits,
+            wait_seconds=self.pool_wait_seconds,
+        )
+
+    @property
+    def queue_length(self) -> int:
+        """Writes waiting for the writer thread (not counting the group it is running)."""
+        return len(self._queue)

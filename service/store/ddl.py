@@ -120,8 +120,19 @@ CREATE TABLE outbox (
 );
 """
 
+# The latest integrity check (a migration's validation), written by whichever process ran it
+# (`ekko migrate` offline or the service), so `ekko.database.health` shows it after either.
+V2 = """
+CREATE TABLE integrity_log (
+    checked_at TIMESTAMP NOT NULL,
+    ok BOOLEAN NOT NULL,
+    result JSON NOT NULL
+);
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "initial schema: eight entities and the outbox", V1),
+    (2, "integrity_log: the latest integrity check, for health", V2),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]
@@ -175,6 +186,6 @@ def apply_pending(cur: duckdb.DuckDBPyConnection) -> int:
 
 def drop_all(con: duckdb.DuckDBPyConnection) -> None:
     """Drop every ekko table (for `ekko db reset`); apply_migrations recreates them."""
-    for table in (*reversed(ENTITY_ORDER), "outbox", "schema_version"):
+    for table in (*reversed(ENTITY_ORDER), "outbox", "integrity_log", "schema_version"):
         con.execute(f'DROP TABLE IF EXISTS "{table}"')
     con.execute("DROP SEQUENCE IF EXISTS outbox_seq")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,6 +17,7 @@ from service.sync.buckets import read_bucket
 from service.sync.jetstream import JetStreamSync, pipelined
 
 SAMPLE = 10
+log = logging.getLogger(__name__)
 
 
 class BucketDiff(msgspec.Struct):
@@ -104,4 +106,6 @@ async def repair(db: Database, sync: JetStreamSync) -> dict[str, dict[str, int]]
         for key in extra:
             await kv.delete(key)
         result[entity] = {"put": len(put), "deleted": len(extra)}
+    puts, deletes = sum(r["put"] for r in result.values()), sum(r["deleted"] for r in result.values())
+    log.info("repair: KV rewritten from DuckDB: %d keys put, %d deleted", puts, deletes, extra={"repair": result})
     return result

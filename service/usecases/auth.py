@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import msgspec
 
@@ -13,6 +14,7 @@ from service.store.database import Database
 from service.store.repository import Repository
 
 USERS = ENTITIES["users"]
+log = logging.getLogger(__name__)
 
 
 class AuthService:
@@ -26,5 +28,8 @@ class AuthService:
         user, hashed = found if found is not None else (None, self._decoy_hash)
         matches = await asyncio.to_thread(password_matches, password, hashed)
         if user is None or not matches or not user.is_active:
+            # Who tried and why, for an operator watching for guessing; never the password.
+            reason = "unknown email" if user is None else "inactive user" if matches else "wrong password"
+            log.info("login refused: %s", reason, extra={"email": email.strip(), "reason": reason})
             raise Unauthorized("invalid email or password")
         return user
