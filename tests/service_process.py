@@ -3,6 +3,7 @@ another process makes DuckDB's one-process-per-file lock (and SIGKILL) real."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -38,3 +39,20 @@ async def wait_ready(client: Client) -> None:
             return False
 
     await eventually(ready, timeout=30, what="service ready")
+
+
+async def ekko_cli(*args: str, nats_url: str, db_path: Path, **env: str) -> tuple[int, str, str]:
+    """`ekko <args>` as a separate process: (exit status, stdout, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "service.cli",
+        *args,
+        cwd=ROOT,
+        env={**os.environ, "NATS_URL": nats_url, "DUCKDB_PATH": str(db_path), **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()

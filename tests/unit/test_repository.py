@@ -14,7 +14,7 @@ import pytest
 
 from service.model.registry import ENTITIES, EntitySpec, UniqueKey
 from service.store.database import connect
-from service.store.ddl import LATEST_VERSION, apply_migrations
+from service.store.ddl import LATEST_VERSION, MIGRATIONS, apply_migrations
 from service.store.outbox import Change, OutboxRepository
 from service.store.repository import Condition, ListQuery, Repository, SortKey
 from service.store.write_batch import WriteBatch
@@ -49,7 +49,12 @@ def wallet(n: int, **fields: object) -> msgspec.Struct:
 
 def test_migrations_run_once_and_record_the_version(con: duckdb.DuckDBPyConnection) -> None:
     assert apply_migrations(con) == LATEST_VERSION
-    assert con.execute("SELECT max(version), count(*) FROM schema_version").fetchone() == (LATEST_VERSION, 1)
+    assert con.execute("SELECT max(version), count(*) FROM schema_version").fetchone() == (
+        LATEST_VERSION,
+        len(MIGRATIONS),
+    )
+    assert apply_migrations(con) == LATEST_VERSION  # a second run applies nothing
+    assert con.execute("SELECT count(*) FROM schema_version").fetchone() == (len(MIGRATIONS),)
 
 
 @pytest.mark.parametrize("spec", ENTITIES.values(), ids=list(ENTITIES))
