@@ -117,6 +117,7 @@ class Ekko:
         if self.relay is not None:
             self.relay.start()
         await self.broker.start()
+        await self.broker.connection.flush()  # the server has every subscription once start() returns
         if self.metrics_endpoint is not None:
             self.metrics_endpoint.start()
         info = self.instance.info()
