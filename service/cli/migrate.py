@@ -19,6 +19,7 @@ The integrity result (of a migration or --validate) is stored in the database, w
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 from typing import Any, TypeVar
@@ -48,6 +49,7 @@ from service.store.integrity import record_integrity
 from service.sync.buckets import Progress
 
 T = TypeVar("T")
+log = logging.getLogger("ekko.migrate")
 
 
 def add_commands(subparsers: Any) -> None:
@@ -129,6 +131,7 @@ async def _migrate(args: argparse.Namespace, settings: Settings) -> int:
             db.close()
         if getattr(db, "exists", True):  # a database that has a schema: not one --validate imagined empty
             await _remember_integrity(settings, result)
+    _log_outcome(result)
     if isinstance(result, ValidationResult):
         emit(result, args.json, lambda: print_validation(result, verbose=True))
     else:
@@ -158,6 +161,15 @@ async def _migrate_via_service(args: argparse.Namespace, settings: Settings) -> 
         return await _via_service(settings, "admin.migration.check", b"", MigrationReport)
     body = encode(MigrateRequest(force=args.force, backup=not args.no_backup))
     return await _via_service(settings, "admin.migration.migrate", body, MigrationReport)
+
+
+def _log_outcome(result: MigrationReport | ValidationResult) -> None:
+    """One INFO line for the log (the table or JSON goes to stdout)."""
+    if isinstance(result, ValidationResult):
+        log.info("integrity check %s", "passed" if result.ok else "FAILED", extra={"ok": result.ok})
+    else:
+        extra = {"mode": result.mode, "status": result.status, "ok": result.ok, "seconds": round(result.seconds, 3)}
+        log.info("migration %s: %s", result.status, result.message, extra=extra)
 
 
 async def _remember_integrity(settings: Settings, result: MigrationReport | ValidationResult) -> None:
