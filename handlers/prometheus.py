@@ -17,6 +17,7 @@ from prometheus_client import start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from service.config import ConfigError
 from service.usecases.metrics import Figures, MetricsReport, MetricsService
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,10 @@ class MetricsEndpoint:
     def start(self) -> None:
         registry = CollectorRegistry(auto_describe=False)
         registry.register(ReportCollector(self.metrics, asyncio.get_running_loop()))
-        self._server, self._thread = start_http_server(self.port, registry=registry)
+        try:
+            self._server, self._thread = start_http_server(self.port, registry=registry)
+        except OSError as exc:
+            raise ConfigError(f"EKKO_METRICS_PORT={self.port}: cannot serve metrics there ({exc})") from exc
         self.port = self._server.server_port  # the real one when asked for port 0
         log.info("Prometheus metrics on http://0.0.0.0:%d/metrics", self.port, extra={"metrics_port": self.port})
 

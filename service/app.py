@@ -108,6 +108,8 @@ class Ekko:
     async def start(self) -> None:
         slow_ms = self.settings.slow_query_ms
         QUERY_TIMES.slow_after = slow_ms / 1000 if slow_ms > 0 else None
+        if self.metrics_endpoint is not None:
+            self.metrics_endpoint.start()  # first: a port in use stops the start before anything else began
         self.db.open()
         await self.integrity.load()
         await self.broker.connect()
@@ -118,8 +120,6 @@ class Ekko:
             self.relay.start()
         await self.broker.start()
         await self.broker.connection.flush()  # the server has every subscription once start() returns
-        if self.metrics_endpoint is not None:
-            self.metrics_endpoint.start()
         info = self.instance.info()
         log.info(
             "ekko %s serving %s.* from %s",

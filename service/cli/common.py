@@ -19,7 +19,7 @@ import nats.aio.client
 import nats.errors
 
 from schema.common import encode
-from service.config import ENVIRONMENT, Settings
+from service.config import ENVIRONMENT, ConfigError, Settings
 from service.migration.report import MigrationError
 from service.model.errors import DatabaseLocked
 from service.store.database import Cursor, Database, connect, first_row
@@ -104,6 +104,9 @@ def run_command(command: Callable[[], int | Coroutine[Any, Any, int]]) -> int:
     except NatsUnreachable as exc:
         print(f"ekko: {exc}", file=sys.stderr)
         return EXIT_NO_NATS
+    except ConfigError as exc:  # a setting found unusable only when used (e.g. a port in use)
+        print(f"ekko: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except (ServiceRefused, MigrationError, BucketReadError) as exc:
         print(f"ekko: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
 
 import nats
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from service import __version__
 from service.app import Ekko
-from service.config import Settings
+from service.config import ConfigError, Settings
 from tests.client import Client, assert_rejected
 from tests.natsd import NatsServer
 from tests.service_process import ekko_cli
@@ -157,3 +159,16 @@ async def test_ekko_status_prints_health_metrics_and_instance_of_the_running_ser
 async def test_ekko_status_without_a_service_says_nothing_answers(nats_server: NatsServer, db_path: Path) -> None:
     code, _, err = await ekko_cli("status", "--timeout", "2", nats_url=nats_server.url, db_path=db_path)
     assert code == 1 and "nothing answers" in err and "Traceback" not in err
+
+
+async def test_a_metrics_port_in_use_stops_the_start_as_bad_configuration(
+    settings: Settings, nats_server: NatsServer
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        app = Ekko(settings.with_(metrics_port=port), nats_server.url)
+        with pytest.raises(ConfigError, match=f"EKKO_METRICS_PORT={port}"):
+            await app.start()
+    assert not settings.duckdb_path.exists()  # it stopped before opening anything
