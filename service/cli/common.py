@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import sys
+import textwrap
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import Any, NoReturn
@@ -39,6 +40,7 @@ ONE_SHOT_POOL = 2  # reader cursors of a command's own Database: it reads little
 log = logging.getLogger("ekko")
 
 
+HELP_WIDTH = 88
 # What every command reads; `ekko run` reads all of ENVIRONMENT.
 COMMON_ENV = ("NATS_URL", "DUCKDB_PATH", "EKKO_LOG_LEVEL", "EKKO_LOG_FORMAT")
 EXIT_CODES_HELP = (
@@ -67,10 +69,12 @@ def add_command(
     subparsers: Any, name: str, *, summary: str, description: str, env: Iterable[str] = COMMON_ENV
 ) -> argparse.ArgumentParser:
     """A subcommand whose --help says what it does, its options and the variables it reads."""
+    # Raw formatting keeps preformatted text (usage examples); one-line paragraphs are wrapped here.
+    paragraphs = [p if "\n" in p else textwrap.fill(p, HELP_WIDTH) for p in description.strip().split("\n\n")]
     return subparsers.add_parser(
         name,
         help=summary,
-        description=description,
+        description="\n\n".join(paragraphs),
         epilog=env_help(env),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -20,7 +20,7 @@ from service.config import Settings
 from tests import legacy_data as legacy
 from tests.client import Client, assert_rejected
 from tests.natsd import NatsServer
-from tests.service_process import ekko_cli
+from tests.service_process import ekko_cli, wait_ready
 
 PASSWORDS = ["correct horse battery staple", "Tr0ub4dor&3-secret", "legacy-pass-77"]
 LEGACY_HASH = bcrypt.hashpw(PASSWORDS[2].encode(), bcrypt.gensalt(4)).decode()
@@ -70,6 +70,7 @@ async def test_a_full_run_logs_json_lines_with_requests_and_admin_actions_and_no
     await app.start()
     try:
         client = Client(nc)
+        await wait_ready(client)  # a client's first request right after start can meet no responders
         migrated = await client.ok("ekko.admin.migration.migrate", {"backup": True})
         assert migrated["status"] == "migrated"
         for n, password in enumerate(PASSWORDS[:2]):
@@ -120,6 +121,7 @@ async def test_a_query_slower_than_the_setting_is_a_warning(
     await app.start()
     nc = await nats.connect(nats_server.url)
     try:
+        await wait_ready(Client(nc))
         await Client(nc).ok("ekko.wallets.list")
     finally:
         await nc.close()

@@ -20,7 +20,7 @@ from service.app import Ekko
 from service.config import ConfigError, Settings
 from tests.client import Client, assert_rejected
 from tests.natsd import NatsServer
-from tests.service_process import ekko_cli
+from tests.service_process import ekko_cli, wait_ready
 from tests.sync_helpers import eventually
 
 WALLETS = 3
@@ -92,6 +92,7 @@ async def test_the_prometheus_endpoint_serves_the_same_counts(settings: Settings
     nc = await nats.connect(nats_server.url)
     try:
         client = Client(nc)
+        await wait_ready(client)
         await make_known_traffic(client)
         await relayed(client)
         assert app.metrics_endpoint is not None
@@ -129,6 +130,7 @@ async def test_health_shows_version_deployment_uptime_and_a_cli_migrations_integ
     await app.start()
     nc = await nats.connect(nats_server.url)
     try:
+        await wait_ready(Client(nc))
         health = await Client(nc).ok("ekko.database.health")
         metrics = await Client(nc).ok("ekko.metrics")
     finally:
