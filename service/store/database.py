@@ -303,13 +303,8 @@ class Database:
 
     def stats(self) -> PoolStats:
         idle = self._idle.qsize() if self._idle is not None else 0
-        return PoolStats(
-            size=self.pool_size,
-            in_use=self.pool_size - idle,
-            waiting=self._waiting,
-            waits=self.pool_waits,
-            wait_seconds=self.pool_wait_seconds,
-        )
+        in_use = self.pool_size - idle
+        return PoolStats(self.pool_size, in_use, self._waiting, self.pool_waits, self.pool_wait_seconds)
 
     @property
     def queue_length(self) -> int:
