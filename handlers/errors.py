@@ -127,7 +127,12 @@ class ErrorReplyMiddleware(BaseMiddleware):
     ) -> bool | None:
         if exc_val is None or not isinstance(exc_val, Exception):
             return False
-        status, reply = error_reply(exc_val)
+        await self.reply_error(exc_val)
+        return True  # handled: FastStream must not log it again or swallow it silently
+
+    async def reply_error(self, exc: Exception) -> tuple[int, ErrorReply]:
+        """Send the error reply for exc; returns what was sent."""
+        status, reply = error_reply(exc)
         reply_to = getattr(self.msg, "reply", None)
         if reply_to and self.msg is not None:
             body, headers = fitted_error(status, reply, _max_payload(self.msg))
@@ -135,4 +140,4 @@ class ErrorReplyMiddleware(BaseMiddleware):
             await self.msg._client.publish(reply_to, body, headers=headers)
         else:
             log.warning("%s on a message without reply subject: %s", reply.error.code, clip(reply.error.message))
-        return True  # handled: FastStream must not log it again or swallow it silently
+        return status, reply

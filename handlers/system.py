@@ -13,10 +13,13 @@ from schema.users import AuthenticateRequest
 from service.config import Settings
 from service.usecases.admin import MigrationAdmin
 from service.usecases.auth import AuthService
+from service.usecases.metrics import MetricsService
 from service.usecases.status import StatusService
 
 
-def system_router(settings: Settings, *, auth: AuthService, admin: MigrationAdmin, status: StatusService) -> NatsRouter:
+def system_router(
+    settings: Settings, *, auth: AuthService, admin: MigrationAdmin, status: StatusService, metrics: MetricsService
+) -> NatsRouter:
     router = NatsRouter(prefix=f"{settings.subject_prefix}.")
     workers, queue = settings.workers_per_subject, settings.queue_group
 
@@ -28,6 +31,9 @@ def system_router(settings: Settings, *, auth: AuthService, admin: MigrationAdmi
 
     async def health() -> bytes:
         return encode(await status.health())
+
+    async def metrics_report() -> bytes:
+        return encode(await metrics.report())
 
     async def sync_verify() -> bytes:
         return encode(await status.sync_verify())
@@ -50,6 +56,7 @@ def system_router(settings: Settings, *, auth: AuthService, admin: MigrationAdmi
     subscribe(router, "users.authenticate", AuthenticateRequest, authenticate, workers=workers, queue=queue)
     subscribe(router, "database.health", None, database_health, workers=workers, queue=queue)
     subscribe(router, "health", None, health, workers=workers, queue=queue)
+    subscribe(router, "metrics", None, metrics_report, workers=workers, queue=queue)
     # Admin work is heavy and rare: one subscriber each, so two repairs never run at once.
     # One subscriber per migration subject too: a check or validate beside a migration
     # reads a consistent snapshot of before or after it.

@@ -29,6 +29,7 @@ from service.migration.report import BackupInfo, MigrationReport, ValidationResu
 from service.model.registry import ENTITIES
 from service.sync.check import VerifyReport
 from service.usecases.health import DatabaseHealth
+from service.usecases.metrics import MetricsReport
 from service.usecases.status import ServiceHealth
 
 OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "schemas.json"
@@ -60,6 +61,7 @@ def subjects() -> dict[str, tuple[Any, Any]]:
     table[f"{PREFIX}.users.authenticate"] = (AuthenticateRequest, ENTITIES["users"].record)
     table[f"{PREFIX}.health"] = (Empty, ServiceHealth)
     table[f"{PREFIX}.database.health"] = (Empty, DatabaseHealth)
+    table[f"{PREFIX}.metrics"] = (Empty, MetricsReport)
     table[f"{PREFIX}.admin.sync.verify"] = (Empty, VerifyReport)
     table[f"{PREFIX}.admin.sync.repair"] = (Empty, RepairReport)
     table[f"{PREFIX}.admin.migration.check"] = (Empty, MigrationReport)

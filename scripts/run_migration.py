@@ -15,13 +15,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
-from service.cli.common import EXIT_CONFIG, run_command, setup_logging
+from service.cli.common import EXIT_CONFIG, UsageParser, run_command
+from service.cli.logs import setup_logging
 from service.cli.migrate import add_migrate_arguments, run_migrate
 from service.config import ConfigError, Settings
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = UsageParser(
         prog="run_migration.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_migrate_arguments(parser)
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"run_migration.py: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     return run_command(lambda: run_migrate(args, settings))
 
 

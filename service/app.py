@@ -17,7 +17,8 @@ from fast_depends.msgspec import MsgSpecSerializer
 from faststream.nats import NatsBroker
 
 from handlers.crud import entity_router
-from handlers.errors import ErrorReplyMiddleware
+from handlers.prometheus import MetricsEndpoint
+from handlers.requests import request_middleware
 from handlers.system import system_router
 from service.config import Settings
 from service.migration import auto_migrate
@@ -26,12 +27,15 @@ from service.model.registry import ENTITIES
 from service.model.rules import Rules, build_rules
 from service.store.database import Database
 from service.store.outbox import Change
+from service.store.timings import QUERY_TIMES
 from service.sync.jetstream import JetStreamSync
 from service.sync.relay import Relay
 from service.usecases.admin import MigrationAdmin
 from service.usecases.auth import AuthService
 from service.usecases.cache import RecordCache
 from service.usecases.entities import EntityService
+from service.usecases.health import Instance
+from service.usecases.metrics import MetricsService, RequestMetrics
 from service.usecases.status import IntegrityLog, StatusService
 
 NATS_DRAIN_TIMEOUT = 5.0  # seconds a clean shutdown waits for NATS to drain
@@ -44,6 +48,8 @@ class Ekko:
 
     def __init__(self, settings: Settings, nats_url: str) -> None:
         self.settings = settings
+        self.instance = Instance(settings)
+        self.requests = RequestMetrics()  # the one per-subject request count (metrics, and $SRV stats)
         # Without sync nothing relays the outbox, so nothing fills it.
         self.db = Database(settings.duckdb_path, settings.duckdb_pool_size, fill_outbox=settings.enable_jetstream_sync)
         self.cache = RecordCache(settings.cache_entries)
@@ -55,7 +61,7 @@ class Ekko:
         self.broker = NatsBroker(
             nats_url,
             serializer=MsgSpecSerializer(),
-            middlewares=[ErrorReplyMiddleware],
+            middlewares=[request_middleware(self.requests)],
             logger=None,  # per-message logging costs more than the request itself
             max_reconnect_attempts=-1,  # ride out NATS restarts; the outbox holds changes meanwhile
             # nats-py sleeps this many seconds and takes a float; FastStream's annotation says int.
@@ -74,7 +80,7 @@ class Ekko:
             if settings.enable_jetstream_sync
             else None
         )
-        self.integrity = IntegrityLog()
+        self.integrity = IntegrityLog(self.db)
         rules = build_rules(settings.bcrypt_rounds)
         self.services = {
             name: EntityService(
@@ -90,7 +96,11 @@ class Ekko:
         self.auth = AuthService(self.db, settings.bcrypt_rounds)
         self.admin = MigrationAdmin(settings, self.db, self.cache, self.sync, self.relay, self.integrity)
         self.status = StatusService(
-            self.db, self.sync, self.relay, self.integrity, sync_enabled=settings.enable_jetstream_sync
+            self.db, self.sync, self.relay, self.integrity, self.instance, sync_enabled=settings.enable_jetstream_sync
+        )
+        self.metrics = MetricsService(self.db, self.relay, self.cache, self.integrity, self.instance, self.requests)
+        self.metrics_endpoint = (
+            MetricsEndpoint(self.metrics, settings.metrics_port) if settings.metrics_port is not None else None
         )
         for service in self.services.values():
             self.broker.include_router(
@@ -102,7 +112,9 @@ class Ekko:
                     queue=settings.queue_group,
                 )
             )
-        self.broker.include_router(system_router(settings, auth=self.auth, admin=self.admin, status=self.status))
+        self.broker.include_router(
+            system_router(settings, auth=self.auth, admin=self.admin, status=self.status, metrics=self.metrics)
+        )
 
     def _after_commit(self, changes: Sequence[Change]) -> None:
         if self.relay is not None and changes:
@@ -130,25 +142,43 @@ class Ekko:
 
     # -- lifespan ------------------------------------------------------------
     async def start(self) -> None:
+        slow_ms = self.settings.slow_query_ms
+        QUERY_TIMES.slow_after = slow_ms / 1000 if slow_ms > 0 else None
+        if self.metrics_endpoint is not None:
+            self.metrics_endpoint.start()  # first: a port in use stops the start before anything else began
         self.db.open()
+        await self.integrity.load()
         await self.broker.connect()
         await self.sync.attach(self.broker.connection)
         connection = self.broker.connection
         self.limit.bind(lambda: connection.max_payload)  # the live server's, updated on reconnect
         if self.settings.migration_mode:
-            self.integrity.record(await auto_migrate(self.settings, self.db, self.broker.connection))
+            await self.integrity.record(await auto_migrate(self.settings, self.db, self.broker.connection))
         if self.relay is not None:
             self.relay.start()
         await self.broker.start()
-        log.info("ekko serving %s.* from %s", self.settings.subject_prefix, self.settings.duckdb_path)
+        await self.broker.connection.flush()  # the server has every subscription once start() returns
+        info = self.instance.info()
+        log.info(
+            "ekko %s serving %s.* from %s",
+            info.version,
+            self.settings.subject_prefix,
+            info.database,
+            extra={"deployment": info.deployment, "version": info.version, "database": info.database, "pid": info.pid},
+        )
 
     async def stop(self) -> None:
         """Stop taking requests, let the relay publish what is pending, close NATS, close DuckDB.
         During a NATS outage it does not wait for NATS: what the relay could not publish
         stays in the outbox for the next start. Also after a start that failed half-way."""
+        log.info(
+            "ekko stopping: no new requests, relaying what is pending", extra={"uptime": self.instance.uptime_seconds}
+        )
         was_open = self.db.is_open
         self._stopping = True
         try:
+            if self.metrics_endpoint is not None:
+                await asyncio.to_thread(self.metrics_endpoint.stop)
             for subscriber in self.broker.subscribers:
                 # No new requests; the connection stays up for the relay (unless NATS closed it).
                 with contextlib.suppress(nats.errors.ConnectionClosedError):

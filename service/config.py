@@ -12,6 +12,26 @@ from dotenv import dotenv_values
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+LOG_FORMATS = ("text", "json")
+
+# Every variable ekko reads, with what it means: `ekko … --help` lists the ones each command
+# reads from here, and the README's configuration table says the same.
+ENVIRONMENT: dict[str, str] = {
+    "NATS_URL": "NATS server (unset: 127.0.0.1:4222, the bundled nats-server started if none listens)",
+    "DUCKDB_PATH": "the DuckDB file, default ./data/ekko.db; its directory holds backups",
+    "DUCKDB_POOL_SIZE": "read cursors (threads), default 10",
+    "MIGRATION_MODE": "migrate the legacy KV buckets into DuckDB before serving, default false",
+    "ENABLE_JETSTREAM_SYNC": "relay changes to the KV buckets and EKKO_EVENTS, default true",
+    "EKKO_WORKERS_PER_SUBJECT": "subscribers per read subject, default 8",
+    "EKKO_WRITE_WORKERS_PER_SUBJECT": "subscribers per create/update/delete subject, default 32",
+    "EKKO_CACHE_ENTRIES": "records cached per entity for get, default 50000 (0 = off)",
+    "BCRYPT_ROUNDS": "cost of new password hashes, default 12",
+    "EKKO_DEPLOYMENT": "name of this deployment, default ekko",
+    "EKKO_METRICS_PORT": "serve Prometheus metrics over HTTP on this port (unset: off)",
+    "EKKO_SLOW_QUERY_MS": "log queries slower than this at WARNING, default 200 (0 = off)",
+    "EKKO_LOG_LEVEL": "DEBUG, INFO (default), WARNING or ERROR",
+    "EKKO_LOG_FORMAT": "text (default) or json (one object per line)",
+}
 
 
 class ConfigError(ValueError):
@@ -89,6 +109,14 @@ class Settings:
     bcrypt_rounds: int = 12
     """Cost of new password hashes (legacy hashes verify whatever their cost)."""
     log_level: str = "INFO"
+    log_format: str = "text"
+    """`text` (one readable line per record) or `json` (one JSON object per line, for a log shipper)."""
+    slow_query_ms: float = 200.0
+    """A repository query slower than this is logged at WARNING (0 turns the warning off)."""
+    metrics_port: int | None = None
+    """Serve the metrics in Prometheus text format over HTTP on this port (unset: no HTTP endpoint)."""
+    deployment: str = "ekko"
+    """Name of this deployment (one database and its writer), shown in health and metrics."""
 
     def __post_init__(self) -> None:
         if self.duckdb_pool_size < 1:
@@ -99,6 +127,10 @@ class Settings:
             raise ConfigError("EKKO_WRITE_WORKERS_PER_SUBJECT must be at least 1")
         if not 4 <= self.bcrypt_rounds <= 31:
             raise ConfigError("BCRYPT_ROUNDS must be between 4 and 31")
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigError(f"EKKO_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, got {self.log_format!r}")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ConfigError("EKKO_METRICS_PORT must be a TCP port (0-65535)")
 
     @property
     def data_dir(self) -> Path:
@@ -146,7 +178,13 @@ class Settings:
                 "EKKO_KV_CHECK_INTERVAL", get("EKKO_KV_CHECK_INTERVAL"), 0.1, default.kv_check_interval
             ),
             log_level=raw.upper() if (raw := get("EKKO_LOG_LEVEL")) else default.log_level,
+            log_format=raw.strip().lower() if (raw := get("EKKO_LOG_FORMAT", "").strip()) else default.log_format,
+            slow_query_ms=_float("EKKO_SLOW_QUERY_MS", get("EKKO_SLOW_QUERY_MS"), 0.0, default.slow_query_ms),
+            metrics_port=_int("EKKO_METRICS_PORT", raw, 0, 0)
+            if (raw := get("EKKO_METRICS_PORT", "").strip())
+            else None,
+            deployment=raw if (raw := get("EKKO_DEPLOYMENT", "").strip()) else default.deployment,
         )
 
 
-__all__ = ["ConfigError", "Settings"]
+__all__ = ["ENVIRONMENT", "LOG_FORMATS", "ConfigError", "Settings"]

@@ -41,19 +41,18 @@ async def wait_ready(client: Client) -> None:
     await eventually(ready, timeout=30, what="service ready")
 
 
-async def ekko_command(*args: str, nats_url: str, db_path: Path) -> tuple[int, str, str]:
-    """One `ekko <args>` command as an operator runs it: (exit code, stdout, stderr)."""
-    env = {**os.environ, "NATS_URL": nats_url, "DUCKDB_PATH": str(db_path)}
+async def ekko_command(*args: str, nats_url: str, db_path: Path, **env: str) -> tuple[int, str, str]:
+    """One `ekko <args>` command as an operator runs it, in its own process: (exit code, stdout, stderr)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "service.cli",
         *args,
         cwd=ROOT,
-        env=env,
+        env={**os.environ, "NATS_URL": nats_url, "DUCKDB_PATH": str(db_path), **env},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()

@@ -3,13 +3,15 @@ one-shot command, asking the running service, and turning failures into one clea
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine
+import textwrap
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import Any, Literal, NoReturn, overload
 
 import duckdb
 import msgspec
@@ -18,7 +20,7 @@ import nats.aio.client
 import nats.errors
 
 from schema.common import encode
-from service.config import Settings
+from service.config import ENVIRONMENT, ConfigError, Settings
 from service.migration.report import MigrationError
 from service.model.errors import DatabaseLocked, StorageUnavailable
 from service.store.database import Cursor, Database, connect
@@ -32,11 +34,56 @@ EXIT_CONFIG = 2  # bad configuration
 EXIT_LOCKED = 3  # the database is held by another process
 EXIT_NO_NATS = 4  # NATS unreachable
 EXIT_STORAGE = 5  # the database cannot be opened or written (data directory missing, read-only, disk full)
+EXIT_USAGE = 64  # the command line is wrong (EX_USAGE of sysexits.h; argparse's own 2 means bad configuration here)
 EXIT_INTERRUPTED = 130
 
 ONE_SHOT_POOL = 2  # reader cursors of a command's own Database: it reads little, and alone
 
 log = logging.getLogger("ekko")
+
+
+HELP_WIDTH = 88
+# What every command reads; `ekko run` reads all of ENVIRONMENT.
+COMMON_ENV = ("NATS_URL", "DUCKDB_PATH", "EKKO_LOG_LEVEL", "EKKO_LOG_FORMAT")
+EXIT_CODES_HELP = (
+    f"exit status: {EXIT_OK} done, {EXIT_FAILED} failed or refused, {EXIT_CONFIG} bad configuration,"
+    f" {EXIT_LOCKED} database held by another process, {EXIT_NO_NATS} NATS unreachable, {EXIT_USAGE} wrong usage"
+)
+
+
+class UsageParser(argparse.ArgumentParser):
+    """argparse, but a wrong command line exits EXIT_USAGE (argparse's 2 is "bad configuration"
+    here). Subparsers are made of the same class, so every subcommand behaves alike."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def env_help(names: Iterable[str]) -> str:
+    """The epilog of a command's --help: the environment variables it reads, and exit codes."""
+    lines = ["environment variables (also read from ./.env):"]
+    lines += [f"  {name:<32} {ENVIRONMENT[name]}" for name in names]
+    return "\n".join([*lines, "", EXIT_CODES_HELP])
+
+
+def add_command(
+    subparsers: Any, name: str, *, summary: str, description: str, env: Iterable[str] = COMMON_ENV
+) -> argparse.ArgumentParser:
+    """A subcommand whose --help says what it does, its options and the variables it reads."""
+    # Raw formatting keeps preformatted text (usage examples); one-line paragraphs are wrapped here.
+    paragraphs = [p if "\n" in p else textwrap.fill(p, HELP_WIDTH) for p in description.strip().split("\n\n")]
+    return subparsers.add_parser(
+        name,
+        help=summary,
+        description="\n\n".join(paragraphs),
+        epilog=env_help(env),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the result as JSON (for scripts)")
 
 
 class NatsUnreachable(Exception):
@@ -45,10 +92,6 @@ class NatsUnreachable(Exception):
 
 class ServiceRefused(Exception):
     """The running service answered with an error reply (its message says why)."""
-
-
-def setup_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def run_command(command: Callable[[], int | Coroutine[Any, Any, int]]) -> int:
@@ -71,6 +114,9 @@ def run_command(command: Callable[[], int | Coroutine[Any, Any, int]]) -> int:
     except StorageUnavailable as exc:
         print(f"ekko: {exc}", file=sys.stderr)
         return EXIT_STORAGE
+    except ConfigError as exc:  # a setting found unusable only when used (e.g. a port in use)
+        print(f"ekko: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except (ServiceRefused, MigrationError, BucketReadError) as exc:
         print(f"ekko: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -136,6 +182,11 @@ async def ask_service(settings: Settings, subject: str, body: bytes = b"", timeo
         f" ({settings.subject_prefix}.{subject})",
         file=sys.stderr,
     )
+    return await request_service(settings, subject, body, timeout)
+
+
+async def request_service(settings: Settings, subject: str, body: bytes = b"", timeout: float = 10) -> bytes:
+    """One request to the running service (`<prefix>.<subject>`); its error reply raises ServiceRefused."""
     nc = await connect_once(settings)
     subject = f"{settings.subject_prefix}.{subject}"
     try:

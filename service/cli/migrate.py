@@ -12,14 +12,14 @@ While `ekko run` holds the database, --check-only, --validate, migrate and
 --restore-backup and `db reset` replace the whole database and need the service
 stopped.
 
-Exit status (as every `ekko` command, service/cli/common.py): 0 when everything went through, 1 when
-anything failed (a record, the integrity check, a refusal), 3 when the database
-is held by the running service (restore, reset), 4 when NATS cannot be reached.
+The integrity result (of a migration or --validate) is stored in the database, where
+`ekko.database.health` and `ekko.metrics` show it.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,6 +32,8 @@ from schema.common import encode
 from service.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
+    add_command,
+    add_json_flag,
     ask_service,
     database,
     emit,
@@ -44,30 +46,48 @@ from service.migration import backups, core
 from service.migration.render import print_report, print_validation, progress_for
 from service.migration.report import BackupInfo, MigrationReport, ValidationResult
 from service.model.errors import DatabaseLocked
+from service.store.integrity import record_integrity
 from service.sync.buckets import Progress
 
 T = TypeVar("T")
+log = logging.getLogger("ekko.migrate")
 
 
 def add_commands(subparsers: Any) -> None:
     """Add `migrate` and `db` to an argparse subparsers object; each sets func(args, settings) -> int."""
-    migrate = subparsers.add_parser(
-        "migrate",
-        help="migrate the legacy KV buckets into DuckDB",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    migrate = add_command(
+        subparsers, "migrate", summary="migrate the legacy KV buckets into DuckDB", description=__doc__ or ""
     )
     add_migrate_arguments(migrate)
     migrate.set_defaults(func=run_migrate)
-    db = subparsers.add_parser("db", help="database maintenance")
-    db_commands = db.add_subparsers(dest="db_command", required=True)
-    reset = db_commands.add_parser("reset", help="drop and recreate the schema (CAUTION: destroys all data)")
+    db = add_command(
+        subparsers,
+        "db",
+        summary="database maintenance: backup, reset",
+        description="Back up the database (and the KV buckets), or drop and recreate its schema.",
+    )
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    reset = add_command(
+        db_commands,
+        "reset",
+        summary="drop and recreate the schema (CAUTION: destroys all data)",
+        description="Drop every table of DUCKDB_PATH and recreate the schema, after a backup under"
+        " <data dir>/backups unless --no-backup. The service must be stopped; asks for confirmation"
+        " on a terminal unless --yes.",
+    )
     reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     reset.add_argument("--no-backup", action="store_true", help="do not back up first")
-    reset.add_argument("--json", action="store_true", help="print a machine-readable result")
+    add_json_flag(reset)
     reset.set_defaults(func=run_reset)
-    backup = db_commands.add_parser("backup", help="back up DuckDB and the KV buckets under <data dir>/backups")
-    backup.add_argument("--json", action="store_true", help="print a machine-readable result")
+    backup = add_command(
+        db_commands,
+        "backup",
+        summary="back up DuckDB and the KV buckets under <data dir>/backups",
+        description="Write a backup directory under <data dir>/backups: DuckDB exported as Parquet, each KV"
+        " bucket as NDJSON, and a manifest with checksums. While `ekko run` holds the database the running"
+        " service writes it (ekko.admin.backup).",
+    )
+    add_json_flag(backup)
     backup.set_defaults(func=run_backup)
 
 
@@ -85,7 +105,7 @@ def add_migrate_arguments(parser: argparse.ArgumentParser) -> None:
         "--force", action="store_true", help="upsert into a non-empty database (KV wins; nothing is deleted)"
     )
     parser.add_argument("--verbose", "-v", action="store_true", help="list every failure and every table")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_json_flag(parser)
 
 
 # -- commands --------------------------------------------------------------------
@@ -110,6 +130,9 @@ async def _migrate(args: argparse.Namespace, settings: Settings) -> int:
                     result = await _migrate_step(args, settings, db, nc.jetstream(), progress)
         finally:
             db.close()
+        if getattr(db, "exists", True):  # a database that has a schema: not one --validate imagined empty
+            await _remember_integrity(settings, result)
+    _log_outcome(result)
     if isinstance(result, ValidationResult):
         emit(result, args.json, lambda: print_validation(result, verbose=True))
     else:
@@ -139,6 +162,29 @@ async def _migrate_via_service(args: argparse.Namespace, settings: Settings) -> 
         return await _via_service(settings, "admin.migration.check", b"", MigrationReport)
     body = encode(MigrateRequest(force=args.force, backup=not args.no_backup))
     return await _via_service(settings, "admin.migration.migrate", body, MigrationReport)
+
+
+def _log_outcome(result: MigrationReport | ValidationResult) -> None:
+    """One INFO line for the log (the table or JSON goes to stdout)."""
+    if isinstance(result, ValidationResult):
+        log.info("integrity check %s", "passed" if result.ok else "FAILED", extra={"ok": result.ok})
+    else:
+        extra = {"mode": result.mode, "status": result.status, "ok": result.ok, "seconds": round(result.seconds, 3)}
+        log.info("migration %s: %s", result.status, result.message, extra=extra)
+
+
+async def _remember_integrity(settings: Settings, result: MigrationReport | ValidationResult) -> None:
+    """Store the integrity result in the database, for the service's health once it starts (the
+    service records its own when it runs the check)."""
+    validation = result if isinstance(result, ValidationResult) else result.validation
+    if validation is None:
+        return
+    data = encode(validation)
+    try:
+        async with database(settings) as db:
+            await db.write(lambda uow: record_integrity(uow.cursor, validation.checked_at, validation.ok, data))
+    except DatabaseLocked:
+        print("ekko migrate: the service started meanwhile; its health will not show this check", file=sys.stderr)
 
 
 async def _via_service(settings: Settings, subject: str, body: bytes, result_type: type[T]) -> T:

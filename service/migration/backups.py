@@ -119,7 +119,7 @@ def write_backup(cur: Cursor, snapshot: Snapshot | None, backups_dir: Path) -> B
     )
     (path / "manifest.json").write_bytes(msgspec.json.format(msgspec.json.encode(manifest), indent=2))
     seconds = time.perf_counter() - clock
-    log.debug("backup written to %s in %.2f s", path, seconds)  # reported by the caller
+    log.info("backup written to %s in %.2f s", path, seconds, extra={"backup": str(path), "tables": tables})
     return BackupInfo(
         path=str(path),
         created_at=created,

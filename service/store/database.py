@@ -15,6 +15,7 @@ import functools
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from service.model.errors import DatabaseLocked, ServiceError, StorageUnavailabl
 from service.store.ddl import apply_migrations
 from service.store.sql import Cursor
 from service.store.storage import probe, storage_cause
+from service.store.timings import Distribution
 from service.store.uow import UnitOfWork
 from service.store.write_batch import Lookup, WriteBatch
 
@@ -40,6 +42,8 @@ class PoolStats:
     size: int
     in_use: int
     waiting: int
+    waits: int = 0  # reads since start that found every cursor busy
+    wait_seconds: float = 0.0  # their total time waiting for one
 
 
 def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -114,6 +118,9 @@ class Database:
         # Why the last write could not be committed (disk full, read-only), until one commits.
         self.storage_error: str | None = None
         self.checkpoint_error: str | None = None
+        self.group_sizes = Distribution()  # writes per group transaction
+        self.pool_waits = 0
+        self.pool_wait_seconds = 0.0
         self._batch = WriteBatch()  # the writer thread's; its units of work share it
 
     # -- lifecycle -----------------------------------------------------------
@@ -166,16 +173,23 @@ class Database:
     # -- work ----------------------------------------------------------------
     async def read(self, fn: Callable[[Cursor], T]) -> T:
         """Run fn(cursor) on a pool thread. Waits for a free cursor when all are busy."""
-        assert self._idle is not None, "database is not open"
-        self._waiting += 1
-        try:
-            cursor = await self._idle.get()
-        finally:
-            self._waiting -= 1
+        idle = self._idle
+        assert idle is not None, "database is not open"
+        if idle.empty():  # only a read that has to wait is timed: the common case stays free
+            started = time.perf_counter()
+            self._waiting += 1
+            try:
+                cursor = await idle.get()
+            finally:
+                self._waiting -= 1
+                self.pool_waits += 1
+                self.pool_wait_seconds += time.perf_counter() - started
+        else:
+            cursor = idle.get_nowait()
         try:
             return await asyncio.get_running_loop().run_in_executor(self._readers, fn, cursor)
         finally:
-            self._idle.put_nowait(cursor)
+            idle.put_nowait(cursor)
 
     async def write(self, fn: Callable[[UnitOfWork], T], *, lookups: Sequence[Lookup] = (), alone: bool = False) -> T:
         """Run fn(unit of work) on the writer thread inside a transaction; its result once committed.
@@ -222,6 +236,7 @@ class Database:
                 if not batch:
                     self._draining = False
                     return
+            self.group_sizes.add(len(batch))
             try:
                 settled = self._run_group(batch)
             except BaseException as exc:  # a bug or a dying interpreter: fail these writes, never hang them
@@ -314,4 +329,10 @@ class Database:
 
     def stats(self) -> PoolStats:
         idle = self._idle.qsize() if self._idle is not None else 0
-        return PoolStats(size=self.pool_size, in_use=self.pool_size - idle, waiting=self._waiting)
+        in_use = self.pool_size - idle
+        return PoolStats(self.pool_size, in_use, self._waiting, self.pool_waits, self.pool_wait_seconds)
+
+    @property
+    def queue_length(self) -> int:
+        """Writes waiting for the writer thread (not counting the group it is running)."""
+        return len(self._queue)

@@ -139,9 +139,20 @@ CREATE TABLE outbox_dead_letter (
 );
 """
 
+# The latest integrity check (a migration's validation), written by whichever process ran it
+# (`ekko migrate` offline or the service), so `ekko.database.health` shows it after either.
+V3 = """
+CREATE TABLE integrity_log (
+    checked_at TIMESTAMP NOT NULL,
+    ok BOOLEAN NOT NULL,
+    result JSON NOT NULL
+);
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "initial schema: eight entities and the outbox", V1),
     (2, "outbox dead letters: entries the relay cannot publish", V2),
+    (3, "integrity_log: the latest integrity check, for health", V3),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]
@@ -194,6 +205,6 @@ def apply_pending(cur: duckdb.DuckDBPyConnection) -> int:
 
 def drop_all(con: duckdb.DuckDBPyConnection) -> None:
     """Drop every ekko table (for `ekko db reset`); apply_migrations recreates them."""
-    for table in (*reversed(ENTITY_ORDER), "outbox", "outbox_dead_letter", "schema_version"):
+    for table in (*reversed(ENTITY_ORDER), "outbox", "outbox_dead_letter", "integrity_log", "schema_version"):
         con.execute(f"DROP TABLE IF EXISTS {quote(table)}")
     con.execute("DROP SEQUENCE IF EXISTS outbox_seq")

@@ -17,6 +17,7 @@ from schema.common import Record
 from service.model.columns import from_db, to_db
 from service.model.registry import EntitySpec, UniqueKey
 from service.store.sql import Cursor, count_rows, quote
+from service.store.timings import timed
 from service.store.write_batch import TableAccess, WriteBatch
 
 
@@ -65,23 +66,28 @@ class Repository(TableAccess, Generic[RecordT]):
         values = {c.name: from_db(c, v) for c, v in zip(self.spec.columns, row, strict=False)}
         return self.spec.record(**values)
 
+    @timed("get")
     def get(self, entity_id: str) -> RecordT | None:
         row = self._first(f"SELECT {self._select} FROM {self._table} WHERE id = ?", [entity_id])
         return None if row is None else self.to_record(row)
 
+    @timed("exists")
     def exists(self, entity_id: str) -> bool:
         if self.batch is not None and (known := self.batch.exists(self.spec.name, entity_id)) is not None:
             return known
         return self._first(f"SELECT 1 FROM {self._table} WHERE id = ?", [entity_id]) is not None
 
+    @timed("count")
     def count(self) -> int:
         return count_rows(self._flushed(), self.spec.name)
 
+    @timed("ids_where")
     def ids_where(self, column: str, value: Any) -> list[str]:
         self.spec.column_map[column]  # KeyError for a column the registry does not know
         rows = self._execute(f"SELECT id FROM {self._table} WHERE {quote(column)} = ? ORDER BY id", [value])
         return [r[0] for r in rows.fetchall()]
 
+    @timed("find_duplicate")
     def find_duplicate(self, key: UniqueKey, values: dict[str, Any], exclude_id: str | None) -> str | None:
         """The id of another row with the same unique key (text compared case-insensitively)."""
         where, params = [], []
@@ -94,6 +100,7 @@ class Repository(TableAccess, Generic[RecordT]):
         row = self._first(f"SELECT id FROM {self._table} WHERE {' AND '.join(where)} LIMIT 1", params)
         return None if row is None else row[0]
 
+    @timed("secret")
     def secret(self, column: str, lookup_column: str, value: Any) -> tuple[RecordT, Any] | None:
         """(record, secret column value) of the row whose lookup column equals value, case-insensitively."""
         assert column in self.spec.secret_columns and lookup_column in self.spec.column_map
@@ -104,6 +111,7 @@ class Repository(TableAccess, Generic[RecordT]):
         )
         return None if row is None else (self.to_record(row[:-1]), row[-1])
 
+    @timed("list")
     def list(self, query: ListQuery) -> list[RecordT]:
         where: list[str] = []
         params: list[Any] = []
@@ -124,6 +132,7 @@ class Repository(TableAccess, Generic[RecordT]):
         return [self.to_record(r) for r in self._execute(sql, params).fetchall()]
 
     # `list` here is the method above, so the builtin is spelled out.
+    @timed("list_all")
     def list_all(self) -> builtins.list[RecordT]:
         rows = self._execute(f"SELECT {self._select} FROM {self._table} ORDER BY id").fetchall()
         return [self.to_record(r) for r in rows]
@@ -138,6 +147,7 @@ class Repository(TableAccess, Generic[RecordT]):
             params.append(value)
         self._insert(tuple(names), params, record.id)
 
+    @timed("update")
     def update(self, record: RecordT, changed: Iterable[str], secrets: dict[str, Any] | None = None) -> None:
         """Write the changed columns of `record` (plus updated_at and version) and any secrets."""
         names = [*dict.fromkeys([*changed, "updated_at", "version"])]
@@ -150,6 +160,7 @@ class Repository(TableAccess, Generic[RecordT]):
         params.append(record.id)
         self._change(f"UPDATE {self._table} SET {', '.join(sets)} WHERE id = ?", params)
 
+    @timed("delete")
     def delete(self, entity_id: str) -> None:
         self._change(f"DELETE FROM {self._table} WHERE id = ?", [entity_id])
         if self.batch is not None:

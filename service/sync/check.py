@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 import msgspec
@@ -18,6 +19,7 @@ from service.sync.buckets import read_bucket
 from service.sync.jetstream import PERMANENT_API_ERRORS, JetStreamSync, kv_refusal, pipelined
 
 SAMPLE = 10
+log = logging.getLogger(__name__)
 
 
 class BucketDiff(msgspec.Struct):
@@ -126,8 +128,16 @@ async def repair(db: Database, sync: JetStreamSync) -> dict[str, dict[str, int]]
     result: dict[str, dict[str, int]] = {}
     for entity in ENTITY_ORDER:
         result[entity] = await _repair_bucket(db, sync, entity)
+    puts, deletes = sum(r["put"] for r in result.values()), sum(r["deleted"] for r in result.values())
     cleared = await db.write(lambda uow: DeadLetterRepository(uow.cursor).clear())
     result["dead_letters"] = {"cleared": cleared}
+    log.info(
+        "repair: KV rewritten from DuckDB: %d keys put, %d deleted, %d dead letters cleared",
+        puts,
+        deletes,
+        cleared,
+        extra={"repair": result},
+    )
     return result
 
 

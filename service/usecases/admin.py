@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from nats.js import JetStreamContext
 from schema.admin import MigrateRequest
 from service.config import Settings
 from service.migration import MigrationError, MigrationReport, ValidationResult, backup, check, migrate, validate
+from service.migration.core import log_report
 from service.migration.report import BackupInfo
 from service.model.errors import Conflict, Unavailable
 from service.store.database import Database
@@ -27,6 +29,8 @@ from service.sync.jetstream import JetStreamSync
 from service.sync.relay import Relay
 from service.usecases.cache import RecordCache
 from service.usecases.status import IntegrityLog
+
+log = logging.getLogger(__name__)
 
 FAILURE_SAMPLE = 100
 RELAY_WAIT = 10.0  # seconds validate waits for the relay to publish what is pending
@@ -79,14 +83,16 @@ class MigrationAdmin:
         return self.settings.data_dir / "backups"
 
     async def check(self) -> MigrationReport:
+        log.info("admin: migration check requested", extra={"action": "migration.check"})
         async with _reported():
             return _sampled(await check(self.db, self._js()))
 
     async def validate(self) -> ValidationResult:
+        log.info("admin: integrity validation requested", extra={"action": "migration.validate"})
         await self._relay_caught_up()
         async with _reported():
             result = await validate(self.db, self._js())
-        self.integrity.record(result)
+        await self.integrity.record(result)
         return result
 
     async def migrate(self, request: MigrateRequest) -> MigrationReport:
@@ -98,15 +104,18 @@ class MigrationAdmin:
                 " stop the service and run `ekko migrate --force`"
             )
         backups_dir = self.backups_dir if request.backup else None
+        log.info("admin: migration requested", extra={"action": "migration.migrate", "backup": request.backup})
         async with _reported():
             report = await migrate(self.db, self._js(), backups_dir=backups_dir, relay_paused=self._relay_paused)
+        log_report(report)
         if report.status == "migrated":
             self.cache.clear()  # rows changed behind the cache's back
         if report.validation is not None:
-            self.integrity.record(report.validation)
+            await self.integrity.record(report.validation)
         return _sampled(report)
 
     async def backup(self) -> BackupInfo:
+        log.info("admin: backup requested", extra={"action": "backup"})
         async with _reported():
             return await backup(self.db, self.sync.js if self.sync.attached else None, self.backups_dir)
 

@@ -24,6 +24,11 @@ class RecordCache:
         self.hits = 0
         self.misses = 0
 
+    @property
+    def entries(self) -> int:
+        """Records held now, all entities together."""
+        return sum(len(bucket) for bucket in self._entries.values())
+
     def _bucket(self, entity: str) -> OrderedDict[str, bytes]:
         return self._entries.setdefault(entity, OrderedDict())
 

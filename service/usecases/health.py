@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
+import time
+from datetime import datetime
 from typing import Any, Literal
 
 import duckdb
 import msgspec
 
+from service import __version__
+from service.config import Settings
 from service.model.columns import utc_now
 from service.store.database import Database
 from service.store.dead_letter import DeadLetterRepository
@@ -26,6 +32,46 @@ class PoolReport(msgspec.Struct):
     size: int
     in_use: int
     waiting: int
+    waits: int = 0
+    wait_seconds: float = 0.0
+
+
+class InstanceInfo(msgspec.Struct):
+    """Which process this is: what `ekko status` shows next to health and metrics."""
+
+    name: str
+    version: str
+    deployment: str
+    host: str
+    pid: int
+    database: str
+    started_at: datetime
+    uptime_seconds: float
+
+
+class Instance:
+    """This process, from its start: version, deployment name, uptime."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.started_at = utc_now()
+        self._started = time.monotonic()
+
+    @property
+    def uptime_seconds(self) -> float:
+        return round(time.monotonic() - self._started, 3)
+
+    def info(self) -> InstanceInfo:
+        return InstanceInfo(
+            name="ekko",
+            version=__version__,
+            deployment=self.settings.deployment,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            database=str(self.settings.duckdb_path.absolute()),
+            started_at=self.started_at,
+            uptime_seconds=self.uptime_seconds,
+        )
 
 
 class SyncReport(msgspec.Struct):
@@ -49,7 +95,12 @@ class DatabaseHealth(msgspec.Struct):
     pool: PoolReport
     sync: SyncReport
     integrity: Any = None
+    """The latest integrity check (a migration's validation, `checked_at` is its time), also one run
+    by `ekko migrate` while the service was stopped; null when none ever ran on this database."""
     error: str | None = None
+    version: str = __version__
+    deployment: str = ""
+    uptime_seconds: float = 0.0
 
 
 def _counts(cur: duckdb.DuckDBPyConnection) -> tuple[dict[str, int], int, Any, int]:
@@ -65,7 +116,7 @@ async def database_health(
     size = db.path.stat().st_size if db.path.exists() else 0
     wal = db.path.with_name(db.path.name + ".wal")
     size += wal.stat().st_size if wal.exists() else 0
-    pool = PoolReport(stats.size, stats.in_use, stats.waiting)
+    pool = PoolReport(stats.size, stats.in_use, stats.waiting, stats.waits, round(stats.wait_seconds, 6))
     sync = SyncReport(enabled=sync_enabled)
     try:
         tables, pending, oldest, dead = await db.read(_counts)

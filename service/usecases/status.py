@@ -3,16 +3,22 @@ KV sync checks `ekko.admin.sync.verify|repair`."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import msgspec
 
+from schema.common import encode
+from service.migration import ValidationResult
 from service.model.errors import Unavailable
 from service.store.database import Database
+from service.store.integrity import latest_integrity, record_integrity
 from service.sync.check import VerifyReport, repair, verify
 from service.sync.jetstream import JetStreamSync
 from service.sync.relay import Relay
-from service.usecases.health import DatabaseHealth, database_health
+from service.usecases.health import DatabaseHealth, Instance, database_health
+
+log = logging.getLogger(__name__)
 
 
 class ServiceHealth(msgspec.Struct):
@@ -23,29 +29,59 @@ class ServiceHealth(msgspec.Struct):
 
 
 class IntegrityLog:
-    """The latest integrity result (a migration's validation), shown in database health."""
+    """The latest integrity result (a migration's validation), shown in database health and
+    metrics. Kept in DuckDB too (`integrity_log`), where `ekko migrate` run offline leaves its own."""
 
-    def __init__(self) -> None:
-        self.latest: Any = None
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.latest: ValidationResult | None = None
 
-    def record(self, result: Any) -> None:
+    async def load(self) -> None:
+        """Read the latest check from the database (at start)."""
+        data = await self.db.read(latest_integrity)
+        if data is None:
+            return
+        try:
+            self.latest = msgspec.json.decode(data, type=ValidationResult)
+        except msgspec.ValidationError as exc:  # written by an older version in another shape
+            log.warning("the stored integrity result is unreadable (%s); health shows none", exc)
+
+    async def record(self, result: ValidationResult) -> None:
+        data = encode(result)
+        await self.db.write(lambda uow: record_integrity(uow.cursor, result.checked_at, result.ok, data))
         self.latest = result
+        log.info(
+            "integrity check %s",
+            "passed" if result.ok else "FAILED",
+            extra={"ok": result.ok, "checked_at": result.checked_at.isoformat()},
+        )
 
 
 class StatusService:
     def __init__(
-        self, db: Database, sync: JetStreamSync, relay: Relay | None, integrity: IntegrityLog, *, sync_enabled: bool
+        self,
+        db: Database,
+        sync: JetStreamSync,
+        relay: Relay | None,
+        integrity: IntegrityLog,
+        instance: Instance,
+        *,
+        sync_enabled: bool,
     ) -> None:
         self.db = db
+        self.instance = instance
         self.sync = sync
         self.relay = relay
         self.integrity = integrity
         self.sync_enabled = sync_enabled
 
     async def database_health(self) -> DatabaseHealth:
-        return await database_health(
+        health = await database_health(
             self.db, self.relay, sync_enabled=self.sync_enabled, integrity=self.integrity.latest
         )
+        health.deployment = self.instance.settings.deployment
+        health.uptime_seconds = self.instance.uptime_seconds
+        return health
 
     async def health(self) -> ServiceHealth:
         nc = self.sync.connection
@@ -67,11 +103,15 @@ class StatusService:
     async def sync_verify(self) -> VerifyReport:
         if not self.sync.attached:
             raise Unavailable("JetStream is not connected")
-        return await verify(self.db, self.sync)
+        report = await verify(self.db, self.sync)
+        outcome = "in sync" if report.in_sync else "differences found"
+        log.info("admin: sync verify: %s", outcome, extra={"action": "sync.verify", "in_sync": report.in_sync})
+        return report
 
     async def sync_repair(self) -> dict[str, dict[str, int]]:
         if not self.sync.attached:
             raise Unavailable("JetStream is not connected")
+        log.info("admin: sync repair: rewriting the KV buckets from DuckDB", extra={"action": "sync.repair"})
         if self.relay is not None:
             return await self.relay.repair()
         return await repair(self.db, self.sync)

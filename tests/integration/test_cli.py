@@ -17,7 +17,7 @@ async def test_sync_verify_asks_the_running_service_when_it_holds_the_database(
 ) -> None:
     await client.ok("ekko.wallets.create", {"blockchain_symbol": "ETH", "address": "0x" + "cd" * 20})
     await relay_idle(ekko)  # verify compares KV with DuckDB: the relay must have published
-    code, out, err = await ekko_command("sync", "verify", nats_url=nats_server.url, db_path=db_path)
+    code, out, err = await ekko_command("sync", "verify", "--json", nats_url=nats_server.url, db_path=db_path)
     assert "asking it over NATS" in err
     report = json.loads(out)
     assert code == 0 and report["in_sync"] is True
@@ -25,7 +25,7 @@ async def test_sync_verify_asks_the_running_service_when_it_holds_the_database(
 
 
 async def test_sync_repair_works_offline_when_the_service_is_stopped(nats_server: NatsServer, db_path: Path) -> None:
-    code, out, err = await ekko_command("sync", "repair", nats_url=nats_server.url, db_path=db_path)
+    code, out, err = await ekko_command("sync", "repair", "--json", nats_url=nats_server.url, db_path=db_path)
     assert code == 0, err
     assert json.loads(out)["wallets"] == {"put": 0, "deleted": 0}
 

@@ -53,6 +53,8 @@ def test_migrations_run_once_and_record_the_version(con: duckdb.DuckDBPyConnecti
         LATEST_VERSION,
         len(MIGRATIONS),
     )
+    assert apply_migrations(con) == LATEST_VERSION  # a second run applies nothing
+    assert con.execute("SELECT count(*) FROM schema_version").fetchone() == (len(MIGRATIONS),)
 
 
 @pytest.mark.parametrize("spec", ENTITIES.values(), ids=list(ENTITIES))
