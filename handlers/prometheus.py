@@ -88,6 +88,11 @@ def families(report: MetricsReport) -> Iterator[Metric]:
     if relay.lag_seconds is not None:
         yield GaugeMetricFamily("ekko_relay_lag_seconds", "commit to ack of the last change", value=relay.lag_seconds)
     yield CounterMetricFamily("ekko_relay_repairs", "KV repairs run", value=relay.repairs)
+    yield GaugeMetricFamily(
+        "ekko_relay_dead_letters",
+        "changes the relay can never publish (ekko sync repair clears them)",
+        value=relay.dead_letters,
+    )
 
     cache = report.cache
     yield CounterMetricFamily("ekko_cache_hits", "gets answered from memory", value=cache.hits)

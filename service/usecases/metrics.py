@@ -13,6 +13,7 @@ import msgspec
 
 from service.model.columns import utc_now
 from service.store.database import Database
+from service.store.dead_letter import DeadLetterRepository
 from service.store.outbox import OutboxRepository
 from service.store.timings import QUERY_TIMES, Distribution, Summary
 from service.sync.relay import Relay
@@ -106,6 +107,7 @@ class RelayMetrics(msgspec.Struct):
     lag_seconds: float | None  # commit -> JetStream ack of the last published change
     last_error: str | None
     repairs: int
+    dead_letters: int = 0  # entries the relay can never publish, waiting for `ekko sync repair`
 
 
 class CacheMetrics(msgspec.Struct):
@@ -148,7 +150,9 @@ class MetricsService:
         self.requests = requests
 
     async def report(self) -> MetricsReport:
-        pending, oldest = await self.db.read(lambda cur: OutboxRepository(cur).backlog())
+        pending, oldest, dead = await self.db.read(
+            lambda cur: (*OutboxRepository(cur).backlog(), DeadLetterRepository(cur).count())
+        )
         pool = self.db.stats()
         requests = {
             subject: SubjectMetrics(s.num_requests, s.num_errors, s.last_error, figures(s.latency.summary(), 1000))
@@ -161,16 +165,18 @@ class MetricsService:
             pool=PoolMetrics(pool.size, pool.in_use, pool.waiting, pool.waits, round(pool.wait_seconds, 6)),
             writer=WriterMetrics(self.db.queue_length, figures(self.db.group_sizes.summary())),
             queries_ms={key: figures(summary, 1000) for key, summary in QUERY_TIMES.summaries().items()},
-            relay=self._relay(pending, None if oldest is None else (utc_now() - oldest).total_seconds()),
+            relay=self._relay(pending, None if oldest is None else (utc_now() - oldest).total_seconds(), dead),
             cache=CacheMetrics(self.cache.hits, self.cache.misses, self.cache.entries),
             integrity=IntegrityMetrics(
                 ok=None if latest is None else latest.ok, checked_at=None if latest is None else latest.checked_at
             ),
         )
 
-    def _relay(self, pending: int, oldest_age: float | None) -> RelayMetrics:
+    def _relay(self, pending: int, oldest_age: float | None, dead_letters: int) -> RelayMetrics:
         if self.relay is None:
-            return RelayMetrics(False, 0, 0, pending, oldest_age, None, None, 0)
+            return RelayMetrics(False, 0, 0, pending, oldest_age, None, None, 0, dead_letters)
         s = self.relay.stats
         lag = round(s.lag_seconds, 6) if s.last_published_at is not None else None
-        return RelayMetrics(True, s.published, s.failed_attempts, pending, oldest_age, lag, s.last_error, s.repairs)
+        return RelayMetrics(
+            True, s.published, s.failed_attempts, pending, oldest_age, lag, s.last_error, s.repairs, dead_letters
+        )

@@ -39,9 +39,9 @@ COMMANDS: list[tuple[list[str], set[int]]] = [
     (["migrate", "--no-backup", "--json"], {0, 1}),
     (["migrate", "--validate", "--json"], {0, 1}),
     (["db", "backup", "--json"], {0}),
-    (["sync", "verify"], {0, 1}),
-    (["sync", "repair"], {0}),
-    (["sync", "verify"], {0}),  # repaired: in sync
+    (["sync", "verify", "--json"], {0, 1}),
+    (["sync", "repair", "--json"], {0}),
+    (["sync", "verify", "--json"], {0}),  # repaired: in sync
 ]
 
 

@@ -77,6 +77,7 @@ async def test_the_relay_moves_on_past_entries_it_can_never_publish(ekko: Ekko, 
 
     health = await client.ok("ekko.database.health")
     assert health["status"] == "degraded" and health["sync"]["dead_letters"] == 3
+    assert (await client.ok("ekko.metrics"))["relay"]["dead_letters"] == 3
     verify = await client.ok("ekko.admin.sync.verify")
     assert verify["in_sync"] is False and verify["dead_letters"] == 3
     assert {d["id"] for d in verify["sample_dead_letters"]} >= {wallet["id"], "not a key"}
@@ -86,6 +87,7 @@ async def test_the_relay_moves_on_past_entries_it_can_never_publish(ekko: Ekko, 
     assert repaired["dead_letters"] == {"cleared": 3}
     health = await client.ok("ekko.database.health")
     assert health["sync"]["dead_letters"] == 0 and health["status"] == "healthy"
+    assert (await client.ok("ekko.metrics"))["relay"]["dead_letters"] == 0
     assert (await client.ok("ekko.admin.sync.verify"))["in_sync"] is True
     await make.create("wallets")  # still writing and relaying
     await eventually(lambda: _drained(ekko), what="relay drained")
@@ -130,13 +132,13 @@ async def test_ekko_sync_verify_and_repair_commands_show_and_clear_dead_letters(
         assert app.relay.stats.dead_letters == 1
     finally:
         await app.stop()
-    code, out, err = await ekko_command("sync", "verify", nats_url=nats_server.url, db_path=db_path)
+    code, out, err = await ekko_command("sync", "verify", "--json", nats_url=nats_server.url, db_path=db_path)
     report = json.loads(out)
     assert code == 1 and report["in_sync"] is False and report["dead_letters"] == 1, err
     assert report["sample_dead_letters"][0]["id"] == "bad key!"
-    code, out, err = await ekko_command("sync", "repair", nats_url=nats_server.url, db_path=db_path)
+    code, out, err = await ekko_command("sync", "repair", "--json", nats_url=nats_server.url, db_path=db_path)
     assert code == 0 and json.loads(out)["dead_letters"] == {"cleared": 1}, err
-    code, out, err = await ekko_command("sync", "verify", nats_url=nats_server.url, db_path=db_path)
+    code, out, err = await ekko_command("sync", "verify", "--json", nats_url=nats_server.url, db_path=db_path)
     assert code == 0 and json.loads(out)["dead_letters"] == 0, err
 
 
