@@ -11,10 +11,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import nats.errors
 from fast_depends.msgspec import MsgSpecSerializer
 from faststream.nats import NatsBroker
+from faststream.nats.security import NatsCredentials, NatsNKey, NatsSecurity, NatsUserPassword
 
 from handlers.crud import entity_router
 from handlers.errors import ErrorReplyMiddleware
@@ -38,6 +40,18 @@ NATS_DRAIN_TIMEOUT = 5.0  # seconds a clean shutdown waits for NATS to drain
 log = logging.getLogger(__name__)
 
 
+def broker_security(settings: Settings) -> NatsSecurity | None:
+    """Who the service connects as (user:password in the URL needs nothing) and its TLS."""
+    tls = settings.tls_context()
+    if settings.nats_user is not None:
+        return NatsUserPassword(settings.nats_user, settings.nats_password or "", ssl_context=tls)
+    if settings.nats_creds is not None:
+        return NatsCredentials.from_file(settings.nats_creds, ssl_context=tls)
+    if settings.nats_nkey_seed is not None:
+        return NatsNKey.from_file(settings.nats_nkey_seed, ssl_context=tls)
+    return None if tls is None else NatsSecurity(ssl_context=tls)
+
+
 class Ekko:
     """Every long-lived part of the service, wired together."""
 
@@ -52,6 +66,7 @@ class Ekko:
             logger=None,  # per-message logging costs more than the request itself
             max_reconnect_attempts=-1,  # ride out NATS restarts; the outbox holds changes meanwhile
             reconnect_time_wait=0.5,
+            security=broker_security(settings),
         )
         self.sync = JetStreamSync(
             subject_prefix=settings.subject_prefix, duplicate_window=settings.events_duplicate_window
@@ -59,7 +74,9 @@ class Ekko:
         # No relay when sync is off: nothing fills the outbox then.
         self.relay = Relay(self.db, self.sync) if settings.enable_jetstream_sync else None
         self.integrity = IntegrityLog()
-        rules = build_rules(settings.bcrypt_rounds)
+        # bcrypt (hashing, login checks) on its own bounded pool: a login flood queues there.
+        self.bcrypt_pool = ThreadPoolExecutor(settings.bcrypt_workers, thread_name_prefix="bcrypt")
+        rules = build_rules(settings.bcrypt_rounds, self.bcrypt_pool)
         self.services = {
             name: EntityService(
                 spec,
@@ -71,7 +88,13 @@ class Ekko:
             )
             for name, spec in ENTITIES.items()
         }
-        self.auth = AuthService(self.db, settings.bcrypt_rounds)
+        self.auth = AuthService(
+            self.db,
+            settings.bcrypt_rounds,
+            pool=self.bcrypt_pool,
+            max_failures=settings.login_max_failures,
+            failure_window=settings.login_failure_window,
+        )
         self.admin = MigrationAdmin(settings, self.db, self.cache, self.sync, self.relay, self.integrity)
         self.status = StatusService(
             self.db, self.sync, self.relay, self.integrity, sync_enabled=settings.enable_jetstream_sync
@@ -86,7 +109,9 @@ class Ekko:
                     queue=settings.queue_group,
                 )
             )
-        self.broker.include_router(system_router(settings, auth=self.auth, admin=self.admin, status=self.status))
+        self.broker.include_router(
+            system_router(settings, auth=self.auth, admin=self.admin, status=self.status, users=self.services["users"])
+        )
 
     def _after_commit(self, changes: Sequence[Change]) -> None:
         if self.relay is not None and changes:
@@ -99,6 +124,7 @@ class Ekko:
         await self.sync.attach(self.broker.connection)
         if self.settings.migration_mode:
             self.integrity.record(await auto_migrate(self.settings, self.db, self.broker.connection))
+        await self.auth.prepare()  # after a migration: the decoy takes the legacy hashes' cost
         if self.relay is not None:
             self.relay.start()
         await self.broker.start()
@@ -116,6 +142,7 @@ class Ekko:
             await self._close_nats()
         finally:
             self.db.close()
+            self.bcrypt_pool.shutdown(wait=False, cancel_futures=True)
             log.info("ekko stopped; DuckDB checkpointed and closed")
 
     async def _close_nats(self) -> None:

@@ -24,7 +24,8 @@ _numbers = itertools.count(1)
 # The entity's own fields, foreign keys left out (the factory fills them in).
 # Each value varies with n, so sorting by any field has something to sort.
 PAYLOADS: dict[str, Callable[[int], dict[str, Any]]] = {
-    "users": lambda n: {"email": f"user{n}@example.com", "password": PASSWORD, "role": f"role{n % 3}"},
+    # No role: only ekko.admin.users.* may set one (403 on ekko.users.*).
+    "users": lambda n: {"email": f"user{n}@example.com", "password": PASSWORD},
     "wallets": lambda n: {"blockchain_symbol": "ETH", "address": f"0x{n:040x}", "balance": f"{n}.25"},
     "alerts": lambda n: {"type": f"price{n % 4}", "message": f"alert {n}", "priority": "high"},
     "wallet_balances": lambda n: {"balance": f"{n}.5", "timestamp": f"2024-01-{n % 28 + 1:02d}T10:00:00Z"},

@@ -1,13 +1,23 @@
-"""A real nats-server for tests: free port, temp JetStream dir, stop/restart on demand."""
+"""A real nats-server for tests: free port, temp JetStream dir, stop/restart on demand.
+
+It runs with the repository's nats-server.conf (the real users and permissions) and
+fixed test passwords. `url` connects as the service user `ekko` (JetStream, every
+subject): test set-up and checks use it; `url_for(user)` connects as anyone else.
+"""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
 from pathlib import Path
 
-from service.cli.natsd import binary
+from service.cli.natsd import binary, conf_path
+from service.config import NATS_PASSWORD_VARIABLES
+
+PASSWORDS = {user: f"test-{user}-password" for user in NATS_PASSWORD_VARIABLES}
+READER_INBOX = "_INBOX_reader"  # the reader may subscribe only to its own inbox prefix
 
 
 def free_port() -> int:
@@ -17,22 +27,48 @@ def free_port() -> int:
 
 
 class NatsServer:
-    """One nats-server process. `stop()` and `start()` keep the port and the store."""
+    """One nats-server process. `stop()` and `start()` keep the port and the store.
+    `no_auth_user`: who a connection without credentials is ("" refuses such connections)."""
 
-    def __init__(self, store_dir: Path, port: int | None = None) -> None:
+    def __init__(self, store_dir: Path, port: int | None = None, *, no_auth_user: str = "client") -> None:
         self.store_dir = store_dir
         self.port = port or free_port()
+        self.no_auth_user = no_auth_user
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
+        """As the service user `ekko`."""
+        return self.url_for("ekko")
+
+    @property
+    def anonymous_url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
+
+    def url_for(self, user: str) -> str:
+        return f"nats://{user}:{PASSWORDS[user]}@127.0.0.1:{self.port}"
+
+    def environment(self) -> dict[str, str]:
+        passwords = {NATS_PASSWORD_VARIABLES[user]: password for user, password in PASSWORDS.items()}
+        return {**os.environ, **passwords, "EKKO_NO_AUTH_USER": self.no_auth_user}
 
     def start(self) -> NatsServer:
         self.proc = subprocess.Popen(
-            [binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store_dir)],
+            [
+                binary(),
+                "-c",
+                str(conf_path()),
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-js",
+                "-sd",
+                str(self.store_dir),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env=self.environment(),
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

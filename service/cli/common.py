@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import logging
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -18,9 +19,9 @@ import nats.aio.client
 import nats.errors
 
 from schema.common import encode
-from service.config import Settings
+from service.config import Settings, redacted, with_local_service_user
 from service.migration.report import MigrationError
-from service.model.errors import DatabaseLocked
+from service.model.errors import DatabaseLocked, ServiceError
 from service.store.database import Cursor, Database, connect, first_row
 from service.store.ddl import apply_pending
 from service.sync.buckets import BucketReadError
@@ -65,11 +66,20 @@ def run_command(command: Callable[[], int | Coroutine[Any, Any, int]]) -> int:
     except NatsUnreachable as exc:
         print(f"ekko: {exc}", file=sys.stderr)
         return EXIT_NO_NATS
-    except (ServiceRefused, MigrationError, BucketReadError) as exc:
+    except (ServiceRefused, MigrationError, BucketReadError, ServiceError) as exc:
         print(f"ekko: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+
+
+def operator() -> str:
+    """Who runs a command, for the audit log: the operating-system user (the CLI's own
+    actions; what it asks the service is audited there too)."""
+    try:
+        return f"os:{getpass.getuser()}"
+    except (KeyError, OSError):  # no passwd entry (a container's arbitrary uid)
+        return "os:unknown"
 
 
 async def _quiet(exc: Exception) -> None:
@@ -78,14 +88,25 @@ async def _quiet(exc: Exception) -> None:
 
 async def connect_once(settings: Settings) -> nats.aio.client.Client:
     url = settings.nats_url or "nats://127.0.0.1:4222"
+    # Beside the bundled server, a command connects as the service with the generated password.
+    options = with_local_service_user(settings).nats_options()
     try:
         # max_reconnect_attempts=1: nats-py retries the *first* connect too (0 means forever).
         return await nats.connect(
-            url, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=1, error_cb=_quiet
+            url, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=1, error_cb=_quiet, **options
         )
-    except (nats.errors.NoServersError, OSError, TimeoutError) as exc:
+    except nats.errors.Error as exc:
+        if "authorization" in str(exc).lower():
+            raise NatsUnreachable(
+                f"NATS at {redacted(url)} refused the credentials ({exc}); set NATS_USER/NATS_PASSWORD, NATS_CREDS or"
+                " NATS_NKEY_SEED"
+            ) from exc
         raise NatsUnreachable(
-            f"cannot reach NATS at {url} ({type(exc).__name__}); is it running? set NATS_URL"
+            f"cannot reach NATS at {redacted(url)} ({type(exc).__name__}); is it running? set NATS_URL"
+        ) from exc
+    except (OSError, TimeoutError) as exc:
+        raise NatsUnreachable(
+            f"cannot reach NATS at {redacted(url)} ({type(exc).__name__}); is it running? set NATS_URL"
         ) from exc
 
 

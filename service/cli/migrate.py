@@ -37,6 +37,7 @@ from service.cli.common import (
     emit,
     nats_connection,
     open_database,
+    operator,
 )
 from service.config import Settings
 from service.migration import backups, core
@@ -44,6 +45,7 @@ from service.migration.render import print_report, print_validation, progress_fo
 from service.migration.report import BackupInfo, MigrationReport, ValidationResult
 from service.model.errors import DatabaseLocked
 from service.sync.buckets import Progress
+from service.usecases.audit import audited
 
 T = TypeVar("T")
 
@@ -128,7 +130,11 @@ async def _migrate_step(
             report.message += f" ({settings.duckdb_path} does not exist yet)"
         return report
     backups_dir = None if args.no_backup else settings.data_dir / "backups"
-    return await core.migrate(db, js, force=args.force, backups_dir=backups_dir, progress=progress)
+    async with audited("cli.migrate", who=operator(), force=args.force, backup=backups_dir is not None):
+        report = await core.migrate(db, js, force=args.force, backups_dir=backups_dir, progress=progress)
+    if report.backup is not None:
+        backups.prune_backups(settings.data_dir / "backups", settings.backup_keep)
+    return report
 
 
 async def _migrate_via_service(args: argparse.Namespace, settings: Settings) -> MigrationReport | ValidationResult:
@@ -145,7 +151,8 @@ async def _via_service(settings: Settings, subject: str, body: bytes, result_typ
 
 
 async def _restore(args: argparse.Namespace, settings: Settings) -> int:
-    async with database(settings) as db:
+    restoring = audited("cli.db.restore", who=operator(), path=str(args.restore_backup), kv=args.restore_kv)
+    async with restoring, database(settings) as db:
         if args.restore_kv:
             async with nats_connection(settings) as nc:
                 result = await backups.restore(db, nc.jetstream(), args.restore_backup, restore_kv=True)
@@ -165,7 +172,8 @@ async def _reset(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings) as db, nats_connection(settings, required=False) as nc:
         js = nc.jetstream() if nc is not None else None
         backups_dir = None if args.no_backup else settings.data_dir / "backups"
-        result = await backups.reset(db, js, backups_dir=backups_dir)
+        async with audited("cli.db.reset", who=operator(), backup=backups_dir is not None):
+            result = await backups.reset(db, js, backups_dir=backups_dir)
     where = f"; backup in {result.backup.path}" if result.backup else ""
     emit(result, args.json, lambda: print(f"database reset to schema version {result.schema_version}{where}"))
     return EXIT_OK
@@ -184,7 +192,9 @@ async def _backup(args: argparse.Namespace, settings: Settings) -> int:
         try:
             async with nats_connection(settings, required=False) as nc:
                 js = nc.jetstream() if nc is not None else None
-                info = await backups.backup(db, js, settings.data_dir / "backups")
+                async with audited("cli.db.backup", who=operator()) as fields:
+                    info = await backups.backup(db, js, settings.data_dir / "backups", keep=settings.backup_keep)
+                    fields["path"] = info.path
         finally:
             db.close()
     emit(info, args.json, lambda: print(f"backup in {info.path}: tables {info.tables}, buckets {info.buckets}"))

@@ -9,7 +9,7 @@ import signal
 
 from service.app import Ekko
 from service.cli import natsd
-from service.config import Settings
+from service.config import Settings, local_credentials_path, redacted, with_local_service_user
 
 log = logging.getLogger("ekko")
 
@@ -18,7 +18,14 @@ async def serve(settings: Settings) -> None:
     server = None
     url = settings.nats_url
     if url is None:
-        url, server = natsd.ensure_local_server(settings.data_dir / "jetstream", settings.bundled_nats_port)
+        url, server = natsd.ensure_local_server(settings)
+        settings = with_local_service_user(settings)
+        if server is not None:
+            print(
+                f"ekko: bundled nats-server users and passwords in {local_credentials_path(settings)};"
+                " connections without credentials act as `client`",
+                flush=True,
+            )
     try:
         ekko = Ekko(settings, url)
         stop = asyncio.Event()
@@ -26,7 +33,7 @@ async def serve(settings: Settings) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await ekko.start()
-        print(f"ekko: serving on {url} (Ctrl-C to stop)", flush=True)
+        print(f"ekko: serving on {redacted(url)} (Ctrl-C to stop)", flush=True)
         try:
             await stop.wait()
         finally:

@@ -7,11 +7,12 @@ import argparse
 import msgspec
 
 from schema.common import encode
-from service.cli.common import EXIT_FAILED, EXIT_OK, ask_service, database, emit, nats_connection
+from service.cli.common import EXIT_FAILED, EXIT_OK, ask_service, database, emit, nats_connection, operator
 from service.config import Settings
 from service.model.errors import DatabaseLocked
 from service.sync.check import repair, verify
 from service.sync.jetstream import JetStreamSync
+from service.usecases.audit import audited
 
 
 async def _sync_offline(settings: Settings, action: str) -> bytes:
@@ -20,7 +21,10 @@ async def _sync_offline(settings: Settings, action: str) -> bytes:
         assert nc is not None  # required=True raises instead
         sync = JetStreamSync(subject_prefix=settings.subject_prefix)
         await sync.attach(nc)
-        return encode(await (verify(db, sync) if action == "verify" else repair(db, sync)))
+        if action == "verify":
+            return encode(await verify(db, sync))
+        async with audited("cli.sync.repair", who=operator()):
+            return encode(await repair(db, sync))
 
 
 async def sync_command(args: argparse.Namespace, settings: Settings) -> int:

@@ -45,6 +45,9 @@ class EntitySpec:
     secret_columns: tuple[str, ...] = ()
     # Legacy KV field name -> today's field name.
     legacy_names: dict[str, str] = field(default_factory=dict)
+    # Fields that grant rights -> their default. Only the admin subjects
+    # (ekko.admin.<entity>.create|update) may set another value or change one (403 otherwise).
+    privileged: dict[str, object] = field(default_factory=dict)
 
     @cached_property
     def columns(self) -> tuple[Column, ...]:
@@ -75,6 +78,7 @@ ENTITIES: dict[str, EntitySpec] = {
             sortable=("created_at", "updated_at", "version", "email", "role", "is_active"),
             secret_columns=("password_hash",),
             legacy_names={"hashed_password": "password_hash"},
+            privileged={"role": "user"},
         ),
         EntitySpec(
             "wallets",

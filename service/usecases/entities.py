@@ -16,7 +16,7 @@ import msgspec
 
 from schema.common import UNSET, DeleteReply, DeleteRequest, ListReply, ListRequest, encode
 from service.model.columns import utc_now
-from service.model.errors import Conflict, Detail, NotFound
+from service.model.errors import Conflict, Detail, Forbidden, NotFound
 from service.model.registry import ENTITIES, EntitySpec, children_of
 from service.model.rules import Rules
 from service.model.values import normalize
@@ -69,8 +69,11 @@ class EntityService:
         return result
 
     # -- create --------------------------------------------------------------
-    async def create(self, request: msgspec.Struct) -> msgspec.Struct:
+    async def create(self, request: msgspec.Struct, *, privileged: bool = False) -> msgspec.Struct:
+        """`privileged`: the caller came through an admin subject and may set privileged fields."""
         values = sent_fields(request)
+        if not privileged:
+            refuse_privileged(self.spec, {k: v for k, v in values.items() if v != self.spec.privileged.get(k, v)})
         values, secrets = await self.rules.prepare(values, creating=True)
         now = utc_now()
         values = normalize(self.spec, values)
@@ -111,7 +114,7 @@ class EntityService:
         return data
 
     # -- update --------------------------------------------------------------
-    async def update(self, request: msgspec.Struct) -> msgspec.Struct:
+    async def update(self, request: msgspec.Struct, *, privileged: bool = False) -> msgspec.Struct:
         changes = sent_fields(request)
         entity_id = changes.pop("id")
         expected = changes.pop("expected_version", None)
@@ -121,6 +124,8 @@ class EntityService:
         def work(uow: UnitOfWork) -> msgspec.Struct:
             repo = uow.repo(self.spec)
             current = load_current(repo, self.spec, entity_id, expected)
+            if not privileged:  # sending the current value is fine; changing it is not
+                refuse_privileged(self.spec, {k: v for k, v in changes.items() if v != getattr(current, k)})
             if not changes and not secrets:
                 return current  # nothing to change: no new version, no event
             record = msgspec.structs.replace(current, **changes, updated_at=utc_now(), version=current.version + 1)
@@ -155,6 +160,16 @@ class EntityService:
             rows = rows[: query.limit]
             next_cursor = encode_cursor(self.spec, request, rows[-1], query.sort)
         return ListReply(items=rows, next_cursor=next_cursor)
+
+
+def refuse_privileged(spec: EntitySpec, values: dict[str, Any]) -> None:
+    """403 when `values` (what the caller would set) holds a privileged field."""
+    if fields := [name for name in values if name in spec.privileged]:
+        raise Forbidden(
+            f"{', '.join(fields)} can be set only through {spec.name} admin subjects"
+            f" (ekko.admin.{spec.name}.create|update)",
+            [Detail(name, "can be set only by an admin") for name in fields],
+        )
 
 
 def load_current(repo: Repository, spec: EntitySpec, entity_id: str, expected_version: int | None) -> msgspec.Struct:
