@@ -6,7 +6,7 @@ import os
 import re
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from dotenv import dotenv_values
@@ -83,9 +83,9 @@ class Settings:
     """Failed logins for one email within login_failure_window before it is refused with 429."""
     login_failure_window: float = 300.0
     """Seconds over which failures are counted, and how long the refusal lasts."""
-    bcrypt_workers: int = 2
-    """Threads that run bcrypt (hashing and login checks): a login flood queues there and
-    cannot take the threads the other subjects need."""
+    bcrypt_workers: int = field(default_factory=lambda: max(1, (os.cpu_count() or 2) // 2))
+    """Threads that run bcrypt (hashing and login checks), half the cores by default: a login
+    flood queues there and leaves the other subjects threads and CPU."""
     backup_keep: int = 7
     """Newest backups kept under <data dir>/backups; older ones are deleted after a backup."""
 

@@ -94,10 +94,12 @@ class AuthService:
     async def authenticate(self, email: str, password: str) -> msgspec.Struct:
         email = email.strip()
         key = email.lower()
-        self.limiter.check(key)
-        found = await self.db.read(lambda cur: Repository(USERS, cur).secret("password_hash", "email", email))
-        user, hashed = (cast(User, found[0]), found[1]) if found is not None else (None, await self._decoy_hash())
-        matches = await self._bcrypt(password_matches, password, hashed)
+        self.limiter.begin(key)
+        try:
+            user, matches, hashed = await self._check(email, password)
+        except BaseException:
+            self.limiter.abandoned(key)
+            raise
         if user is None or not matches or not user.is_active:
             if self.limiter.failed(key):
                 audit("login.locked", "too_many_attempts", email=key, failures=self.limiter.max_failures)
@@ -106,6 +108,11 @@ class AuthService:
         if hash_cost(hashed) != self.rounds:
             await self._rehash(user.id, password, hashed)
         return user
+
+    async def _check(self, email: str, password: str) -> tuple[User | None, bool, str]:
+        found = await self.db.read(lambda cur: Repository(USERS, cur).secret("password_hash", "email", email))
+        user, hashed = (cast(User, found[0]), found[1]) if found is not None else (None, await self._decoy_hash())
+        return user, await self._bcrypt(password_matches, password, hashed), hashed
 
     async def _rehash(self, user_id: str, password: str, old: str) -> None:
         """Store the password at BCRYPT_ROUNDS, unless it changed meanwhile (compare-and-set).

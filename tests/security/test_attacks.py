@@ -222,3 +222,14 @@ async def test_login_time_does_not_tell_whether_the_email_exists(
     finally:
         await nc.close()
         await app.stop()
+
+
+async def test_guesses_sent_at_once_cost_at_most_the_limit_in_bcrypt_checks(ekko: Ekko, client: Client) -> None:
+    user = await Factory(client).create("users")
+    guesses = [
+        client.request("ekko.users.authenticate", {"email": user["email"], "password": f"guess {n}"}, 30)
+        for n in range(32)
+    ]
+    statuses = sorted(reply.status for reply in await asyncio.gather(*guesses))
+    limit = ekko.settings.login_max_failures
+    assert statuses == [401] * limit + [429] * (32 - limit)
