@@ -86,14 +86,16 @@ async def _quiet(exc: Exception) -> None:
     """nats-py logs each failed attempt with a traceback; the command reports the failure once."""
 
 
-async def connect_once(settings: Settings) -> nats.aio.client.Client:
+async def connect_once(
+    settings: Settings, error_cb: Callable[[Exception], Coroutine[Any, Any, None]] = _quiet
+) -> nats.aio.client.Client:
     url = settings.nats_url or "nats://127.0.0.1:4222"
     # Beside the bundled server, a command connects as the service with the generated password.
     options = with_local_service_user(settings).nats_options()
     try:
         # max_reconnect_attempts=1: nats-py retries the *first* connect too (0 means forever).
         return await nats.connect(
-            url, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=1, error_cb=_quiet, **options
+            url, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=1, error_cb=error_cb, **options
         )
     except nats.errors.Error as exc:
         if "authorization" in str(exc).lower():
@@ -135,10 +137,26 @@ async def ask_service(settings: Settings, subject: str, body: bytes = b"", timeo
         f" ({settings.subject_prefix}.{subject})",
         file=sys.stderr,
     )
-    nc = await connect_once(settings)
+    denied: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    async def on_error(exc: Exception) -> None:
+        # nats-server answers a publish it forbids with an -ERR, not a reply: without this
+        # the command would wait the whole timeout.
+        if "permissions violation" in str(exc).lower() and not denied.done():
+            denied.set_result(str(exc))
+
+    nc = await connect_once(settings, on_error)
     subject = f"{settings.subject_prefix}.{subject}"
+    asking = asyncio.ensure_future(nc.request(subject, body, timeout=timeout))
     try:
-        reply = await nc.request(subject, body, timeout=timeout)
+        await asyncio.wait([asking, denied], return_when=asyncio.FIRST_COMPLETED)
+        if denied.done() and not asking.done():
+            asking.cancel()
+            raise ServiceRefused(
+                f"NATS refused {subject} to this user ({denied.result()}); admin subjects need user admin"
+                " (NATS_USER=admin) or the service's own user"
+            )
+        reply = asking.result()
     except nats.errors.NoRespondersError:
         raise ServiceRefused(f"nothing answers {subject}: is `ekko run` serving on this NATS?") from None
     except nats.errors.TimeoutError:
