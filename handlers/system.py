@@ -95,6 +95,20 @@ def system_router(
     subscribe(router, "admin.migration.validate", None, migration_validate, **single)
     subscribe(router, "admin.migration.migrate", MigrateRequest, migration_migrate, **single)
     subscribe(router, "admin.backup", None, backup, **single)
-    subscribe(router, "admin.users.create", UserCreate, users_create, **options)
-    subscribe(router, "admin.users.update", UserUpdate, users_update, **options)
+    subscribe(
+        router,
+        "admin.users.create",
+        UserCreate,
+        users_create,
+        workers=settings.workers_per_subject,
+        queue=settings.queue_group,
+    )
+    subscribe(
+        router,
+        "admin.users.update",
+        UserUpdate,
+        users_update,
+        workers=settings.workers_per_subject,
+        queue=settings.queue_group,
+    )
     return router

@@ -149,7 +149,8 @@ async def ask_service(settings: Settings, subject: str, body: bytes = b"", timeo
     subject = f"{settings.subject_prefix}.{subject}"
     asking = asyncio.ensure_future(nc.request(subject, body, timeout=timeout))
     try:
-        await asyncio.wait([asking, denied], return_when=asyncio.FIRST_COMPLETED)
+        either: list[asyncio.Future[Any]] = [asking, denied]
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
         if denied.done() and not asking.done():
             asking.cancel()
             raise ServiceRefused(

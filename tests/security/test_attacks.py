@@ -198,6 +198,14 @@ async def test_login_time_does_not_tell_whether_the_email_exists(
     try:
         loop = asyncio.get_running_loop()
 
+        async def serving() -> bool:  # the new subscriptions reach the server asynchronously
+            try:
+                return (await client.request("ekko.health", timeout=1)).ok
+            except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
+                return False
+
+        await eventually(serving, timeout=30, what="the restarted service answering")
+
         async def timed(email: str) -> float:
             started = loop.time()
             assert (
