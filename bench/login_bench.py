@@ -21,8 +21,9 @@ import json
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import nats
 from nats.aio.client import Client as NATS
@@ -72,7 +73,10 @@ async def oracle(nc: NATS, known: list[str], rounds: int) -> tuple[float, float]
     return statistics.median(known_times), statistics.median(unknown_times)
 
 
-async def normal_traffic(nc: NATS, email: str, wallet_id: str, seconds: float) -> tuple[list[float], list[float], int]:
+Traffic = tuple[list[float], list[float], int]  # login latencies, get latencies, failed logins
+
+
+async def normal_traffic(nc: NATS, email: str, wallet_id: str, seconds: float) -> Traffic:
     """Sequential logins of the normal user and gets of a wallet; (login, get latencies, failures)."""
     logins, gets, failures = [], [], 0
     body = json.dumps({"id": wallet_id}).encode()
@@ -101,8 +105,9 @@ async def flood(nc: NATS, emails: Callable[[int], str], stop: asyncio.Event) -> 
 
 
 async def during(
-    make_flood: Callable[[asyncio.Event], Awaitable[dict[int, int]]], measure: Callable[[], Awaitable[tuple]]
-) -> tuple[tuple, dict[int, int]]:
+    make_flood: Callable[[asyncio.Event], Coroutine[Any, Any, dict[int, int]]],
+    measure: Callable[[], Coroutine[Any, Any, Traffic]],
+) -> tuple[Traffic, dict[int, int]]:
     stop = asyncio.Event()
     flooding = asyncio.create_task(make_flood(stop))
     await asyncio.sleep(1.0)  # let the flood fill the queue first

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import nats
 import pytest
+from nats.aio.client import Client as NATS
 
 from service.app import Ekko
 from service.config import Settings
@@ -85,7 +86,7 @@ async def reader(ekko: Ekko, nats_server: NatsServer) -> AsyncIterator[Client]:
 
 
 @pytest.fixture
-async def service_nc(nats_server: NatsServer) -> AsyncIterator[nats.aio.client.Client]:
+async def service_nc(nats_server: NatsServer) -> AsyncIterator[NATS]:
     """A connection as the service user: JetStream checks (KV contents, events) in tests."""
     nc = await nats.connect(nats_server.url)
     yield nc

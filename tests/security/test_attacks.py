@@ -7,14 +7,16 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import nats
 import pytest
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from nats.js.errors import KeyNotFoundError
 
 from service.app import Ekko
+from service.config import Settings
+from service.store.database import Cursor
 from tests.client import Client, assert_rejected
 from tests.factories import PASSWORD, Factory
 from tests.natsd import READER_INBOX, NatsServer
@@ -46,7 +48,7 @@ async def test_joining_the_service_queue_group_answers_no_login(intruder: Probe,
     user = await Factory(client).create("users")
     forged = json.dumps({**user, "role": "admin"}).encode()
 
-    async def impersonate(msg: nats.aio.msg.Msg) -> None:
+    async def impersonate(msg: Msg) -> None:
         await msg.respond(forged)
 
     await intruder.nc.subscribe("ekko.users.authenticate", queue="ekko", cb=impersonate)
@@ -156,7 +158,7 @@ async def test_brute_force_is_refused_with_429_after_the_limit(
     assert PASSWORD not in caplog.text and "guess" not in caplog.text
 
 
-async def test_a_failed_login_limit_ends_after_the_window(settings, nats_server: NatsServer, client: Client) -> None:
+async def test_a_failed_login_limit_ends_after_the_window(settings: Settings, nats_server: NatsServer) -> None:
     """The same through the limiter's clock: a lock-out lasts the window, then logins work."""
     app = Ekko(settings.with_(login_max_failures=2, login_failure_window=1), nats_server.url)
     limiter = app.auth.limiter
@@ -180,9 +182,7 @@ def median(values: list[float]) -> float:
     return ordered[len(ordered) // 2]
 
 
-async def test_login_time_does_not_tell_whether_the_email_exists(
-    settings, nats_server: NatsServer, tmp_path: Path
-) -> None:
+async def test_login_time_does_not_tell_whether_the_email_exists(settings: Settings, nats_server: NatsServer) -> None:
     """Users hashed at cost 12, the service restarted with BCRYPT_ROUNDS 4 (the issue's case:
     6 ms for an unknown email, 237 ms for a known one). Medians of wrong-password logins."""
     first = Ekko(settings.with_(bcrypt_rounds=12), nats_server.url)
@@ -223,8 +223,10 @@ async def test_login_time_does_not_tell_whether_the_email_exists(
         # a successful login moves the hash to BCRYPT_ROUNDS: the stored costs converge
         assert (await client.request("ekko.users.authenticate", {"email": emails[0], "password": PASSWORD}, 10)).ok
 
-        def cost(cur: object) -> str:
-            return cur.execute("SELECT password_hash FROM users WHERE email = ?", [emails[0]]).fetchone()[0][4:6]
+        def cost(cur: Cursor) -> str:
+            row = cur.execute("SELECT password_hash FROM users WHERE email = ?", [emails[0]]).fetchone()
+            assert row is not None
+            return str(row[0])[4:6]
 
         assert await app.db.read(cost) == "04"
     finally:

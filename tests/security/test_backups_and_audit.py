@@ -86,7 +86,9 @@ async def test_each_admin_subject_is_audited_once_without_secrets(
     assert lines[2]["path"] == backup["path"]
     assert lines[4]["id"] == user["id"] and lines[4]["role"] == "admin"
     assert all(line["who"] == "unknown" for line in lines)
-    hashed = await ekko.db.read(
-        lambda cur: cur.execute("SELECT password_hash FROM users WHERE id = ?", [user["id"]]).fetchone()[0]
+    row = await ekko.db.read(
+        lambda cur: cur.execute("SELECT password_hash FROM users WHERE id = ?", [user["id"]]).fetchone()
     )
+    assert row is not None
+    hashed = row[0]
     assert PASSWORD not in caplog.text and hashed not in caplog.text

