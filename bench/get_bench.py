@@ -35,7 +35,8 @@ from bench.harness import (
 INFLIGHT = 64
 GOAL_RATE = 0.8  # get throughput / no-op throughput, at least
 GOAL_P50 = 1.25  # get p50 / no-op p50, at most
-NOOP_PREFIX = "noop"
+# Under ekko.: nats-server.conf lets the service user (the responders) subscribe to ekko.> only.
+NOOP_PREFIX = "ekko.noop"
 
 
 def wallet_id(n: int) -> str:

@@ -1,27 +1,48 @@
-"""Subjects that are not entity CRUD: login, health and admin."""
+"""Subjects that are not entity CRUD: login, health and admin.
+
+Every admin subject is audited (service.usecases.audit): one line with what, who and the outcome.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 from faststream.nats import NatsRouter
 
 from handlers.crud import subscribe
 from schema.admin import MigrateRequest
 from schema.common import encode
-from schema.users import AuthenticateRequest
+from schema.users import AuthenticateRequest, User, UserCreate, UserUpdate
 from service.config import Settings
 from service.usecases.admin import MigrationAdmin
+from service.usecases.audit import audited
 from service.usecases.auth import AuthService
+from service.usecases.entities import EntityService
 from service.usecases.metrics import MetricsService
 from service.usecases.status import StatusService
 
 
+def _audit(subject: str, work: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[Any]]:
+    async def run() -> Any:
+        async with audited(subject):
+            return await work()
+
+    return run
+
+
 def system_router(
-    settings: Settings, *, auth: AuthService, admin: MigrationAdmin, status: StatusService, metrics: MetricsService
+    settings: Settings,
+    *,
+    auth: AuthService,
+    admin: MigrationAdmin,
+    status: StatusService,
+    metrics: MetricsService,
+    users: EntityService,
 ) -> NatsRouter:
     router = NatsRouter(prefix=f"{settings.subject_prefix}.")
     workers, queue = settings.workers_per_subject, settings.queue_group
+    prefix = settings.subject_prefix
 
     async def authenticate(body: Any) -> bytes:
         return encode(await auth.authenticate(body.email, body.password))
@@ -36,22 +57,40 @@ def system_router(
         return encode(await metrics.report())
 
     async def sync_verify() -> bytes:
-        return encode(await status.sync_verify())
+        return encode(await _audit(f"{prefix}.admin.sync.verify", status.sync_verify)())
 
     async def sync_repair() -> bytes:
-        return encode(await status.sync_repair())
+        return encode(await _audit(f"{prefix}.admin.sync.repair", status.sync_repair)())
 
     async def migration_check() -> bytes:
-        return encode(await admin.check())
+        return encode(await _audit(f"{prefix}.admin.migration.check", admin.check)())
 
     async def migration_validate() -> bytes:
-        return encode(await admin.validate())
+        return encode(await _audit(f"{prefix}.admin.migration.validate", admin.validate)())
 
     async def migration_migrate(body: MigrateRequest) -> bytes:
-        return encode(await admin.migrate(body))
+        async with audited(f"{prefix}.admin.migration.migrate", force=body.force, backup=body.backup):
+            report = await admin.migrate(body)
+        await auth.prepare()  # migrated users bring their hashes' cost: the decoy follows it
+        return encode(report)
 
     async def backup() -> bytes:
-        return encode(await admin.backup())
+        async with audited(f"{prefix}.admin.backup") as fields:
+            info = await admin.backup()
+            fields["path"] = info.path
+            return encode(info)
+
+    # Role (and any privileged field) is set only here; the line records the role given.
+    async def users_create(body: UserCreate) -> bytes:
+        async with audited(f"{prefix}.admin.users.create", role=body.role) as fields:
+            user = cast(User, await users.create(body, privileged=True))
+            fields["id"] = user.id
+            return encode(user)
+
+    async def users_update(body: Any) -> bytes:
+        role = getattr(body, "role", None)
+        async with audited(f"{prefix}.admin.users.update", id=body.id, role=role if isinstance(role, str) else None):
+            return encode(await users.update(body, privileged=True))
 
     subscribe(router, "users.authenticate", AuthenticateRequest, authenticate, workers=workers, queue=queue)
     subscribe(router, "database.health", None, database_health, workers=workers, queue=queue)
@@ -66,4 +105,6 @@ def system_router(
     subscribe(router, "admin.migration.validate", None, migration_validate, workers=1, queue=queue)
     subscribe(router, "admin.migration.migrate", MigrateRequest, migration_migrate, workers=1, queue=queue)
     subscribe(router, "admin.backup", None, backup, workers=1, queue=queue)
+    subscribe(router, "admin.users.create", UserCreate, users_create, workers=workers, queue=queue)
+    subscribe(router, "admin.users.update", UserUpdate, users_update, workers=workers, queue=queue)
     return router

@@ -68,6 +68,9 @@ def subjects() -> dict[str, tuple[Any, Any]]:
     table[f"{PREFIX}.admin.migration.validate"] = (Empty, ValidationResult)
     table[f"{PREFIX}.admin.migration.migrate"] = (MigrateRequest, MigrationReport)
     table[f"{PREFIX}.admin.backup"] = (Empty, BackupInfo)
+    users = ENTITIES["users"]
+    table[f"{PREFIX}.admin.users.create"] = (users.create, users.record)
+    table[f"{PREFIX}.admin.users.update"] = (users.update, users.record)
     return table
 
 

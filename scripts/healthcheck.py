@@ -17,7 +17,7 @@ import sys
 
 import nats
 
-from service.config import ConfigError, Settings
+from service.config import ConfigError, Settings, redacted
 
 TIMEOUT = 4.0
 ALIVE = frozenset({"healthy", "degraded"})
@@ -39,7 +39,7 @@ async def _ignore(_exc: Exception) -> None:
     """nats-py logs connection errors by default; the exit code and one line say enough."""
 
 
-async def probe(url: str, subject: str) -> tuple[int, str]:
+async def probe(url: str, subject: str, options: dict[str, object] | None = None) -> tuple[int, str]:
     # max_reconnect_attempts=0 would retry the first connect forever in nats-py 2.16
     # (its server pool only drops a server when the limit is > 0): 1 means two quick tries.
     nc = await nats.connect(
@@ -49,6 +49,7 @@ async def probe(url: str, subject: str) -> tuple[int, str]:
         max_reconnect_attempts=1,
         reconnect_time_wait=0.1,
         error_cb=_ignore,
+        **(options or {}),  # NATS_USER/NATS_PASSWORD, NATS_CREDS, NATS_NKEY_SEED, TLS: as the service connects
     )
     try:
         reply = await nc.request(subject, b"", timeout=TIMEOUT / 2)
@@ -66,12 +67,12 @@ def main() -> int:
     url = settings.nats_url or DEFAULT_URL
     subject = f"{settings.subject_prefix}.health"
     try:
-        code, reason = asyncio.run(asyncio.wait_for(probe(url, subject), TIMEOUT))
+        code, reason = asyncio.run(asyncio.wait_for(probe(url, subject, settings.nats_options()), TIMEOUT))
     except TimeoutError:
         code, reason = 1, f"no answer within {TIMEOUT:g} s"
     except Exception as exc:  # noqa: BLE001 - any failure to get an answer means "not healthy"
         code, reason = 1, f"{type(exc).__name__}: {exc}"
-    print(f"{subject} via {url}: {reason}", file=sys.stdout if code == 0 else sys.stderr)
+    print(f"{subject} via {redacted(url)}: {reason}", file=sys.stdout if code == 0 else sys.stderr)
     return code
 
 

@@ -11,10 +11,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import nats.errors
 from fast_depends.msgspec import MsgSpecSerializer
 from faststream.nats import NatsBroker
+from faststream.nats.security import NatsCredentials, NatsNKey, NatsSecurity, NatsUserPassword
 
 from handlers.crud import entity_router
 from handlers.prometheus import MetricsEndpoint
@@ -41,6 +43,18 @@ from service.usecases.status import IntegrityLog, StatusService
 NATS_DRAIN_TIMEOUT = 5.0  # seconds a clean shutdown waits for NATS to drain
 
 log = logging.getLogger(__name__)
+
+
+def broker_security(settings: Settings) -> NatsSecurity | None:
+    """Who the service connects as (user:password in the URL needs nothing) and its TLS."""
+    tls = settings.tls_context()
+    if settings.nats_user is not None:
+        return NatsUserPassword(settings.nats_user, settings.nats_password or "", ssl_context=tls)
+    if settings.nats_creds is not None:
+        return NatsCredentials.from_file(settings.nats_creds, ssl_context=tls)
+    if settings.nats_nkey_seed is not None:
+        return NatsNKey.from_file(settings.nats_nkey_seed, ssl_context=tls)
+    return None if tls is None else NatsSecurity(ssl_context=tls)
 
 
 class Ekko:
@@ -70,6 +84,7 @@ class Ekko:
             disconnected_cb=self._nats_disconnected,
             reconnected_cb=self._nats_reconnected,
             closed_cb=self._nats_closed,
+            security=broker_security(settings),
         )
         self.sync = JetStreamSync(
             subject_prefix=settings.subject_prefix, duplicate_window=settings.events_duplicate_window
@@ -81,7 +96,9 @@ class Ekko:
             else None
         )
         self.integrity = IntegrityLog(self.db)
-        rules = build_rules(settings.bcrypt_rounds)
+        # bcrypt (hashing, login checks) on its own bounded pool: a login flood queues there.
+        self.bcrypt_pool = ThreadPoolExecutor(settings.bcrypt_workers, thread_name_prefix="bcrypt")
+        rules = build_rules(settings.bcrypt_rounds, self.bcrypt_pool)
         self.services = {
             name: EntityService(
                 spec,
@@ -93,7 +110,13 @@ class Ekko:
             )
             for name, spec in ENTITIES.items()
         }
-        self.auth = AuthService(self.db, settings.bcrypt_rounds)
+        self.auth = AuthService(
+            self.db,
+            settings.bcrypt_rounds,
+            pool=self.bcrypt_pool,
+            max_failures=settings.login_max_failures,
+            failure_window=settings.login_failure_window,
+        )
         self.admin = MigrationAdmin(settings, self.db, self.cache, self.sync, self.relay, self.integrity)
         self.status = StatusService(
             self.db, self.sync, self.relay, self.integrity, self.instance, sync_enabled=settings.enable_jetstream_sync
@@ -113,7 +136,14 @@ class Ekko:
                 )
             )
         self.broker.include_router(
-            system_router(settings, auth=self.auth, admin=self.admin, status=self.status, metrics=self.metrics)
+            system_router(
+                settings,
+                auth=self.auth,
+                admin=self.admin,
+                status=self.status,
+                metrics=self.metrics,
+                users=self.services["users"],
+            )
         )
 
     def _after_commit(self, changes: Sequence[Change]) -> None:
@@ -154,6 +184,7 @@ class Ekko:
         self.limit.bind(lambda: connection.max_payload)  # the live server's, updated on reconnect
         if self.settings.migration_mode:
             await self.integrity.record(await auto_migrate(self.settings, self.db, self.broker.connection))
+        await self.auth.prepare()  # after a migration: the decoy takes the legacy hashes' cost
         if self.relay is not None:
             self.relay.start()
         await self.broker.start()
@@ -187,6 +218,7 @@ class Ekko:
                 await self.relay.stop()
             await self._close_nats()
         finally:
+            self.bcrypt_pool.shutdown(wait=False, cancel_futures=True)
             if not self.db.close():
                 log.error(
                     "ekko stopped; the DuckDB checkpoint FAILED (%s): the WAL is replayed at next start",

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
+import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,20 @@ ENVIRONMENT: dict[str, str] = {
     "EKKO_SLOW_QUERY_MS": "log queries slower than this at WARNING, default 200 (0 = off)",
     "EKKO_LOG_LEVEL": "DEBUG, INFO (default), WARNING or ERROR",
     "EKKO_LOG_FORMAT": "text (default) or json (one object per line)",
+    "NATS_USER": "who ekko connects to NATS as (with NATS_PASSWORD; or user:password in NATS_URL)",
+    "NATS_PASSWORD": "the password of NATS_USER",
+    "NATS_CREDS": "a NATS credentials file (JWT + nkey seed)",
+    "NATS_NKEY_SEED": "a file holding an nkey seed",
+    "NATS_TLS_CA": "CA certificate of the NATS server's TLS certificate",
+    "NATS_TLS_CERT": "client certificate for TLS (with NATS_TLS_KEY)",
+    "NATS_TLS_KEY": "client key for TLS",
+    "EKKO_LOGIN_MAX_FAILURES": "failed logins per email within the window before 429, default 10",
+    "EKKO_LOGIN_FAILURE_WINDOW": "seconds failed logins are counted over and refused for, default 300",
+    "EKKO_BCRYPT_WORKERS": "threads for bcrypt, default half the cores",
+    "EKKO_BACKUP_KEEP": "newest backups kept, default 7",
+    "EKKO_NATS_CONNECT_TIMEOUT": "seconds `ekko run` waits for NATS at start, default 60 (0 = forever)",
+    "EKKO_KV_CHECK_INTERVAL": "seconds between checks that every KV bucket exists, default 5",
+    "EKKO_BUNDLED_NATS_PORT": "port of the bundled nats-server, default 4222",
 }
 
 
@@ -59,6 +75,10 @@ def _int(name: str, raw: str | None, minimum: int, default: int) -> int:
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
     return value
+
+
+def _path(raw: str | None) -> Path | None:
+    return Path(raw.strip()) if raw is not None and raw.strip() else None
 
 
 def _float(name: str, raw: str | None, minimum: float, default: float) -> float:
@@ -117,6 +137,27 @@ class Settings:
     """Serve the metrics in Prometheus text format over HTTP on this port (unset: no HTTP endpoint)."""
     deployment: str = "ekko"
     """Name of this deployment (one database and its writer), shown in health and metrics."""
+    nats_user: str | None = None
+    nats_password: str | None = None
+    """NATS user and password (NATS_USER/NATS_PASSWORD); user:password in NATS_URL works too."""
+    nats_creds: Path | None = None
+    """A NATS credentials file (JWT + nkey seed)."""
+    nats_nkey_seed: Path | None = None
+    """A file holding an nkey seed (the user is its public key in the server conf)."""
+    nats_tls_ca: Path | None = None
+    nats_tls_cert: Path | None = None
+    nats_tls_key: Path | None = None
+    """TLS: the CA that signed the server's certificate; a client certificate and key when the
+    server verifies clients."""
+    login_max_failures: int = 10
+    """Failed logins for one email within login_failure_window before it is refused with 429."""
+    login_failure_window: float = 300.0
+    """Seconds over which failures are counted, and how long the refusal lasts."""
+    bcrypt_workers: int = field(default_factory=lambda: max(1, (os.cpu_count() or 2) // 2))
+    """Threads that run bcrypt (hashing and login checks), half the cores by default: a login
+    flood queues there and leaves the other subjects threads and CPU."""
+    backup_keep: int = 7
+    """Newest backups kept under <data dir>/backups; older ones are deleted after a backup."""
 
     def __post_init__(self) -> None:
         if self.duckdb_pool_size < 1:
@@ -131,6 +172,43 @@ class Settings:
             raise ConfigError(f"EKKO_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, got {self.log_format!r}")
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise ConfigError("EKKO_METRICS_PORT must be a TCP port (0-65535)")
+        if (self.nats_tls_cert is None) != (self.nats_tls_key is None):
+            raise ConfigError("NATS_TLS_CERT and NATS_TLS_KEY go together")
+        if self.nats_password is not None and self.nats_user is None:
+            raise ConfigError("NATS_PASSWORD needs NATS_USER")
+        ways = [self.nats_user is not None, self.nats_creds is not None, self.nats_nkey_seed is not None]
+        ways.append("@" in (self.nats_url or ""))
+        if sum(ways) > 1:
+            raise ConfigError("give one of NATS_USER, NATS_CREDS, NATS_NKEY_SEED or user:password in NATS_URL")
+
+    @property
+    def nats_credentials_given(self) -> bool:
+        """Credentials set explicitly (env or URL), as opposed to the bundled server's generated ones."""
+        return any(
+            (self.nats_user is not None, self.nats_creds is not None, self.nats_nkey_seed is not None)
+        ) or "@" in (self.nats_url or "")
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        if self.nats_tls_ca is None and self.nats_tls_cert is None:
+            return None
+        context = ssl.create_default_context(cafile=str(self.nats_tls_ca) if self.nats_tls_ca is not None else None)
+        if self.nats_tls_cert is not None and self.nats_tls_key is not None:
+            context.load_cert_chain(str(self.nats_tls_cert), str(self.nats_tls_key))
+        return context
+
+    def nats_options(self) -> dict[str, object]:
+        """Keyword arguments for nats.connect: who a one-shot connection is and over what.
+        user:password in NATS_URL needs nothing here (nats-py reads it from the URL)."""
+        options: dict[str, object] = {}
+        if self.nats_user is not None:
+            options.update(user=self.nats_user, password=self.nats_password or "")
+        if self.nats_creds is not None:
+            options["user_credentials"] = str(self.nats_creds)
+        if self.nats_nkey_seed is not None:
+            options["nkeys_seed"] = str(self.nats_nkey_seed)
+        if (context := self.tls_context()) is not None:
+            options["tls"] = context
+        return options
 
     @property
     def data_dir(self) -> Path:
@@ -184,7 +262,74 @@ class Settings:
             if (raw := get("EKKO_METRICS_PORT", "").strip())
             else None,
             deployment=raw if (raw := get("EKKO_DEPLOYMENT", "").strip()) else default.deployment,
+            nats_user=get("NATS_USER", "") or default.nats_user,
+            nats_password=get("NATS_PASSWORD", "") or default.nats_password,
+            nats_creds=_path(get("NATS_CREDS")) or default.nats_creds,
+            nats_nkey_seed=_path(get("NATS_NKEY_SEED")) or default.nats_nkey_seed,
+            nats_tls_ca=_path(get("NATS_TLS_CA")) or default.nats_tls_ca,
+            nats_tls_cert=_path(get("NATS_TLS_CERT")) or default.nats_tls_cert,
+            nats_tls_key=_path(get("NATS_TLS_KEY")) or default.nats_tls_key,
+            login_max_failures=_int(
+                "EKKO_LOGIN_MAX_FAILURES", get("EKKO_LOGIN_MAX_FAILURES"), 1, default.login_max_failures
+            ),
+            login_failure_window=_float(
+                "EKKO_LOGIN_FAILURE_WINDOW", get("EKKO_LOGIN_FAILURE_WINDOW"), 1.0, default.login_failure_window
+            ),
+            bcrypt_workers=_int("EKKO_BCRYPT_WORKERS", get("EKKO_BCRYPT_WORKERS"), 1, default.bcrypt_workers),
+            backup_keep=_int("EKKO_BACKUP_KEEP", get("EKKO_BACKUP_KEEP"), 1, default.backup_keep),
         )
 
 
-__all__ = ["ENVIRONMENT", "LOG_FORMATS", "ConfigError", "Settings"]
+def redacted(url: str) -> str:
+    """A NATS URL fit for logs and messages: a password in it becomes ***."""
+    match = re.match(r"^(\w+://)?([^/]*)@", url)  # greedy: userinfo runs to the netloc's last @
+    if match is None:
+        return url
+    user = match.group(2).split(":", 1)[0]
+    return f"{match.group(1) or ''}{user}:***@{url[match.end() :]}"
+
+
+# The bundled nats-server's users (nats-server.conf reads these from its environment).
+NATS_PASSWORD_VARIABLES = {
+    "ekko": "EKKO_SERVICE_PASSWORD",
+    "client": "EKKO_CLIENT_PASSWORD",
+    "admin": "EKKO_ADMIN_PASSWORD",
+    "reader": "EKKO_READER_PASSWORD",
+}
+LOCAL_CREDENTIALS_FILE = "nats-credentials.env"
+
+
+def local_credentials_path(settings: Settings) -> Path:
+    """Where `ekko run` keeps the passwords it generated for the bundled nats-server."""
+    return settings.data_dir / LOCAL_CREDENTIALS_FILE
+
+
+def read_local_credentials(settings: Settings) -> dict[str, str]:
+    """The generated passwords ({variable: password}); empty when there are none yet."""
+    path = local_credentials_path(settings)
+    if not path.is_file():
+        return {}
+    return {k: v for k, v in dotenv_values(path).items() if v and k in NATS_PASSWORD_VARIABLES.values()}
+
+
+def with_local_service_user(settings: Settings) -> Settings:
+    """Without NATS_URL or explicit credentials, ekko talks to the bundled server as its
+    service user, with the password `ekko run` generated (unchanged when there is none)."""
+    if settings.nats_url is not None or settings.nats_credentials_given:
+        return settings
+    password = read_local_credentials(settings).get(NATS_PASSWORD_VARIABLES["ekko"])
+    return settings if password is None else settings.with_(nats_user="ekko", nats_password=password)
+
+
+__all__ = [
+    "ENVIRONMENT",
+    "LOCAL_CREDENTIALS_FILE",
+    "LOG_FORMATS",
+    "NATS_PASSWORD_VARIABLES",
+    "ConfigError",
+    "Settings",
+    "local_credentials_path",
+    "read_local_credentials",
+    "redacted",
+    "with_local_service_user",
+]

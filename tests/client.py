@@ -26,10 +26,20 @@ class Reply:
 
 @dataclass
 class Client:
+    """`nc` is the connection requests go over. With `admin_nc`, requests on `*.admin.*`
+    subjects go over that one instead (nats-server.conf lets only `admin` ask them), so a
+    test reads like an operator's session: a client for data, an admin for admin work."""
+
     nc: NATS
+    admin_nc: NATS | None = None
+
+    def _connection(self, subject: str) -> NATS:
+        if self.admin_nc is not None and subject.split(".")[1:2] == ["admin"]:
+            return self.admin_nc
+        return self.nc
 
     async def raw(self, subject: str, payload: bytes, timeout: float = 5.0) -> Reply:
-        msg = await self.nc.request(subject, payload, timeout=timeout)
+        msg = await self._connection(subject).request(subject, payload, timeout=timeout)
         headers = dict(msg.headers or {})
         status = int(headers.get("Nats-Service-Error-Code", 200))
         return Reply(status, json.loads(msg.data) if msg.data else None, headers)

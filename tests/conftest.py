@@ -1,4 +1,9 @@
-"""Shared fixtures: a real nats-server per test session, a fresh DuckDB file per test."""
+"""Shared fixtures: a real nats-server per test session, a fresh DuckDB file per test.
+
+The server runs with the repository's nats-server.conf, so every test goes through the real
+permissions: `ekko` (the service) and `service_nc` connect as the service user, `client` as
+the `client` user (admin subjects as `admin`), `admin` as `admin`, `reader` as `reader`.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,13 @@ from pathlib import Path
 
 import nats
 import pytest
+from nats.aio.client import Client as NATS
 
 from service.app import Ekko
 from service.config import Settings
 from tests.client import Client
 from tests.factories import Factory
-from tests.natsd import NatsServer
+from tests.natsd import READER_INBOX, NatsServer
 
 
 @pytest.fixture
@@ -54,9 +60,36 @@ async def ekko(settings: Settings, nats_server: NatsServer) -> AsyncIterator[Ekk
 
 @pytest.fixture
 async def client(ekko: Ekko, nats_server: NatsServer) -> AsyncIterator[Client]:
-    """A plain NATS client speaking JSON, like any non-Python caller would."""
-    nc = await nats.connect(nats_server.url)
+    """A plain NATS client speaking JSON, like any non-Python caller would: user `client`,
+    with `ekko.admin.*` requests sent as user `admin`."""
+    nc = await nats.connect(nats_server.url_for("client"))
+    admin_nc = await nats.connect(nats_server.url_for("admin"))
+    yield Client(nc, admin_nc)
+    await nc.close()
+    await admin_nc.close()
+
+
+@pytest.fixture
+async def admin(ekko: Ekko, nats_server: NatsServer) -> AsyncIterator[Client]:
+    """User `admin` alone (every request over its connection)."""
+    nc = await nats.connect(nats_server.url_for("admin"))
     yield Client(nc)
+    await nc.close()
+
+
+@pytest.fixture
+async def reader(ekko: Ekko, nats_server: NatsServer) -> AsyncIterator[Client]:
+    """User `reader`: JetStream reads only, on its own inbox prefix (the conf allows no other)."""
+    nc = await nats.connect(nats_server.url_for("reader"), inbox_prefix=READER_INBOX)
+    yield Client(nc)
+    await nc.close()
+
+
+@pytest.fixture
+async def service_nc(nats_server: NatsServer) -> AsyncIterator[NATS]:
+    """A connection as the service user: JetStream checks (KV contents, events) in tests."""
+    nc = await nats.connect(nats_server.url)
+    yield nc
     await nc.close()
 
 

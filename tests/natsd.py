@@ -1,14 +1,26 @@
-"""A real nats-server for tests: free port, temp JetStream dir, stopped and started again on demand."""
+"""A real nats-server for tests: free port, temp JetStream dir, stop/restart on demand.
+
+It runs with the repository's nats-server.conf (the real users and permissions), fixed
+test passwords, and nats-server's default max_payload of 1 MiB unless a test asks for
+another (the repository's conf raises it for the bundled server). `url` connects as the
+service user `ekko` (JetStream, every subject): test set-up and checks use it; `url_for(user)` connects as anyone else.
+"""
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
-from service.cli.natsd import binary
+from service.cli.natsd import binary, conf_path
+from service.config import NATS_PASSWORD_VARIABLES
+
+DEFAULT_MAX_PAYLOAD = 1024 * 1024  # nats-server's own default, what a stock deployment has
+PASSWORDS = {user: f"test-{user}-password" for user in NATS_PASSWORD_VARIABLES}
+READER_INBOX = "_INBOX_reader"  # the reader may subscribe only to its own inbox prefix
 
 
 def free_port() -> int:
@@ -18,40 +30,70 @@ def free_port() -> int:
 
 
 class NatsServer:
-    """One nats-server process. `stop()` and `start()` keep the port and the store."""
+    """One nats-server process. `stop()` and `start()` keep the port and the store.
+    `no_auth_user`: who a connection without credentials is ("" refuses such connections)."""
 
-    def __init__(self, store_dir: Path, port: int | None = None, *, max_payload: int | None = None) -> None:
-        """max_payload: None keeps nats-server's default (1 MiB); else it runs with a config
-        file, which `reload(max_payload=...)` rewrites and makes the server re-read."""
+    def __init__(
+        self,
+        store_dir: Path,
+        port: int | None = None,
+        *,
+        no_auth_user: str = "client",
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
+    ) -> None:
         self.store_dir = store_dir
         self.port = port or free_port()
+        self.no_auth_user = no_auth_user
         self.proc: subprocess.Popen[bytes] | None = None
-        self.config: Path | None = None
-        if max_payload is not None:
-            self.config = store_dir.parent / f"nats-{self.port}.conf"
-            self._write_config(max_payload)
+        # A config of its own that includes the repository's (include paths are relative to
+        # the including file) and sets max_payload, which `reload` rewrites.
+        self.config = store_dir.parent / f"nats-{self.port}.conf"
+        self._write_config(max_payload)
 
     def _write_config(self, max_payload: int) -> None:
-        assert self.config is not None
         self.config.parent.mkdir(parents=True, exist_ok=True)
-        self.config.write_text(f"max_payload: {max_payload}\n")
+        include = os.path.relpath(conf_path(), self.config.parent)
+        self.config.write_text(f'include "{include}"\nmax_payload: {max_payload}\n')
 
     def reload(self, *, max_payload: int) -> None:
         """Change max_payload of the running server (clients keep the value they were told)."""
-        assert self.proc is not None and self.config is not None
+        assert self.proc is not None
         self._write_config(max_payload)
         self.proc.send_signal(signal.SIGHUP)
 
     @property
     def url(self) -> str:
+        """As the service user `ekko`."""
+        return self.url_for("ekko")
+
+    @property
+    def anonymous_url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
+    def url_for(self, user: str) -> str:
+        return f"nats://{user}:{PASSWORDS[user]}@127.0.0.1:{self.port}"
+
+    def environment(self) -> dict[str, str]:
+        passwords = {NATS_PASSWORD_VARIABLES[user]: password for user, password in PASSWORDS.items()}
+        return {**os.environ, **passwords, "EKKO_NO_AUTH_USER": self.no_auth_user}
+
     def start(self) -> NatsServer:
-        config = ["-c", str(self.config)] if self.config is not None else []
         self.proc = subprocess.Popen(
-            [binary(), *config, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store_dir)],
+            [
+                binary(),
+                "-c",
+                str(self.config),
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-js",
+                "-sd",
+                str(self.store_dir),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env=self.environment(),
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -64,10 +106,6 @@ class NatsServer:
                 time.sleep(0.05)
         raise RuntimeError("nats-server did not start listening within 10 s")
 
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
@@ -77,3 +115,7 @@ class NatsServer:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()

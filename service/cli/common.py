@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import getpass
 import logging
 import sys
 import textwrap
@@ -20,9 +21,9 @@ import nats.aio.client
 import nats.errors
 
 from schema.common import encode
-from service.config import ENVIRONMENT, ConfigError, Settings
+from service.config import ENVIRONMENT, ConfigError, Settings, redacted, with_local_service_user
 from service.migration.report import MigrationError
-from service.model.errors import DatabaseLocked, StorageUnavailable
+from service.model.errors import DatabaseLocked, ServiceError, StorageUnavailable
 from service.store.database import Cursor, Database, connect
 from service.store.ddl import apply_pending
 from service.store.sql import one_row
@@ -117,7 +118,7 @@ def run_command(command: Callable[[], int | Coroutine[Any, Any, int]]) -> int:
     except ConfigError as exc:  # a setting found unusable only when used (e.g. a port in use)
         print(f"ekko: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    except (ServiceRefused, MigrationError, BucketReadError) as exc:
+    except (ServiceRefused, MigrationError, BucketReadError, ServiceError) as exc:
         print(f"ekko: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
@@ -132,21 +133,40 @@ def run_command(command: Callable[[], int | Coroutine[Any, Any, int]]) -> int:
         return EXIT_FAILED
 
 
+def operator() -> str:
+    """Who runs a command, for the audit log: the operating-system user (the CLI's own
+    actions; what it asks the service is audited there too)."""
+    try:
+        return f"os:{getpass.getuser()}"
+    except (KeyError, OSError):  # no passwd entry (a container's arbitrary uid)
+        return "os:unknown"
+
+
 async def _quiet(exc: Exception) -> None:
     """nats-py logs each failed attempt with a traceback; the command reports the failure once."""
 
 
-async def connect_once(settings: Settings) -> nats.aio.client.Client:
+async def connect_once(
+    settings: Settings, error_cb: Callable[[Exception], Coroutine[Any, Any, None]] = _quiet
+) -> nats.aio.client.Client:
     url = settings.nats_url or "nats://127.0.0.1:4222"
+    # Beside the bundled server, a command connects as the service with the generated password.
+    options = with_local_service_user(settings).nats_options()
+    unreachable = f"cannot reach NATS at {redacted(url)}"
     try:
         # max_reconnect_attempts=1: nats-py retries the *first* connect too (0 means forever).
         return await nats.connect(
-            url, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=1, error_cb=_quiet
+            url, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=1, error_cb=error_cb, **options
         )
-    except (nats.errors.NoServersError, OSError, TimeoutError) as exc:
-        raise NatsUnreachable(
-            f"cannot reach NATS at {url} ({type(exc).__name__}); is it running? set NATS_URL"
-        ) from exc
+    except nats.errors.Error as exc:
+        if "authorization" in str(exc).lower():
+            raise NatsUnreachable(
+                f"NATS at {redacted(url)} refused the credentials ({exc}); set NATS_USER/NATS_PASSWORD, NATS_CREDS or"
+                " NATS_NKEY_SEED"
+            ) from exc
+        raise NatsUnreachable(f"{unreachable} ({type(exc).__name__}); is it running? set NATS_URL") from exc
+    except (OSError, TimeoutError) as exc:
+        raise NatsUnreachable(f"{unreachable} ({type(exc).__name__}); is it running? set NATS_URL") from exc
 
 
 @contextlib.asynccontextmanager
@@ -186,11 +206,29 @@ async def ask_service(settings: Settings, subject: str, body: bytes = b"", timeo
 
 
 async def request_service(settings: Settings, subject: str, body: bytes = b"", timeout: float = 10) -> bytes:
-    """One request to the running service (`<prefix>.<subject>`); its error reply raises ServiceRefused."""
-    nc = await connect_once(settings)
+    """One request to the running service (`<prefix>.<subject>`); its error reply raises ServiceRefused,
+    and so does NATS refusing the subject to this user (at once, not after the timeout)."""
+    denied: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    async def on_error(exc: Exception) -> None:
+        # nats-server answers a publish it forbids with an -ERR, not a reply: without this
+        # the command would wait the whole timeout.
+        if "permissions violation" in str(exc).lower() and not denied.done():
+            denied.set_result(str(exc))
+
+    nc = await connect_once(settings, on_error)
     subject = f"{settings.subject_prefix}.{subject}"
+    asking = asyncio.ensure_future(nc.request(subject, body, timeout=timeout))
     try:
-        reply = await nc.request(subject, body, timeout=timeout)
+        either: list[asyncio.Future[Any]] = [asking, denied]
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        if denied.done() and not asking.done():
+            asking.cancel()
+            raise ServiceRefused(
+                f"NATS refused {subject} to this user ({denied.result()}); admin subjects need user admin"
+                " (NATS_USER=admin) or the service's own user"
+            )
+        reply = asking.result()
     except nats.errors.NoRespondersError:
         raise ServiceRefused(f"nothing answers {subject}: is `ekko run` serving on this NATS?") from None
     except nats.errors.TimeoutError:

@@ -39,6 +39,7 @@ from service.cli.common import (
     emit,
     nats_connection,
     open_database,
+    operator,
     optional_nats_connection,
 )
 from service.config import Settings
@@ -48,6 +49,7 @@ from service.migration.report import BackupInfo, MigrationReport, ValidationResu
 from service.model.errors import DatabaseLocked
 from service.store.integrity import record_integrity
 from service.sync.buckets import Progress
+from service.usecases.audit import audited
 
 T = TypeVar("T")
 log = logging.getLogger("ekko.migrate")
@@ -152,7 +154,11 @@ async def _migrate_step(
             report.message += f" ({settings.duckdb_path} does not exist yet)"
         return report
     backups_dir = None if args.no_backup else settings.data_dir / "backups"
-    return await core.migrate(db, js, force=args.force, backups_dir=backups_dir, progress=progress)
+    async with audited("cli.migrate", who=operator(), force=args.force, backup=backups_dir is not None):
+        report = await core.migrate(db, js, force=args.force, backups_dir=backups_dir, progress=progress)
+    if report.backup is not None:
+        backups.prune_backups(settings.data_dir / "backups", settings.backup_keep)
+    return report
 
 
 async def _migrate_via_service(args: argparse.Namespace, settings: Settings) -> MigrationReport | ValidationResult:
@@ -192,7 +198,8 @@ async def _via_service(settings: Settings, subject: str, body: bytes, result_typ
 
 
 async def _restore(args: argparse.Namespace, settings: Settings) -> int:
-    async with database(settings) as db:
+    restoring = audited("cli.db.restore", who=operator(), path=str(args.restore_backup), kv=args.restore_kv)
+    async with restoring, database(settings) as db:
         if args.restore_kv:
             async with nats_connection(settings) as nc:
                 result = await backups.restore(db, nc.jetstream(), args.restore_backup, restore_kv=True)
@@ -212,7 +219,8 @@ async def _reset(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings) as db, optional_nats_connection(settings) as nc:
         js = nc.jetstream() if nc is not None else None
         backups_dir = None if args.no_backup else settings.data_dir / "backups"
-        result = await backups.reset(db, js, backups_dir=backups_dir)
+        async with audited("cli.db.reset", who=operator(), backup=backups_dir is not None):
+            result = await backups.reset(db, js, backups_dir=backups_dir)
     where = f"; backup in {result.backup.path}" if result.backup else ""
     emit(result, args.json, lambda: print(f"database reset to schema version {result.schema_version}{where}"))
     return EXIT_OK
@@ -231,7 +239,9 @@ async def _backup(args: argparse.Namespace, settings: Settings) -> int:
         try:
             async with optional_nats_connection(settings) as nc:
                 js = nc.jetstream() if nc is not None else None
-                info = await backups.backup(db, js, settings.data_dir / "backups")
+                async with audited("cli.db.backup", who=operator()) as fields:
+                    info = await backups.backup(db, js, settings.data_dir / "backups", keep=settings.backup_keep)
+                    fields["path"] = info.path
         finally:
             db.close()
     emit(info, args.json, lambda: print(f"backup in {info.path}: tables {info.tables}, buckets {info.buckets}"))

@@ -21,7 +21,7 @@ import nats.errors
 from service.app import Ekko
 from service.cli import natsd
 from service.cli.common import EXIT_NO_NATS, EXIT_OK, NatsUnreachable
-from service.config import Settings
+from service.config import Settings, local_credentials_path, redacted, with_local_service_user
 
 log = logging.getLogger("ekko")
 T = TypeVar("T")
@@ -51,9 +51,11 @@ async def _quiet(exc: Exception) -> None:
     """nats-py logs each failed attempt with a traceback; wait_for_nats logs one line each."""
 
 
-async def wait_for_nats(url: str, timeout: float, stop: asyncio.Event) -> None:
-    """Return once a NATS server answers at `url`, retrying with backoff; NatsUnreachable after
-    `timeout` seconds (0: never), Stopped when a signal arrives meanwhile."""
+async def wait_for_nats(settings: Settings, url: str, stop: asyncio.Event) -> None:
+    """Return once a NATS server answers at `url` (with ekko's credentials), retrying with backoff;
+    NatsUnreachable after EKKO_NATS_CONNECT_TIMEOUT seconds (0: never), Stopped when a signal
+    arrives meanwhile."""
+    timeout = settings.nats_connect_timeout
     started = time.monotonic()
     delay, attempt = FIRST_RETRY, 1
     while True:
@@ -66,24 +68,25 @@ async def wait_for_nats(url: str, timeout: float, stop: asyncio.Event) -> None:
                     max_reconnect_attempts=1,
                     reconnect_time_wait=0.1,
                     error_cb=_quiet,
+                    **settings.nats_options(),
                 ),
                 stop,
             )
             await nc.close()
             if attempt > 1:
-                log.info("NATS at %s answers after %d attempts", url, attempt)
+                log.info("NATS at %s answers after %d attempts", redacted(url), attempt)
             return
         except (nats.errors.NoServersError, OSError, TimeoutError, nats.errors.Error) as exc:
             waited = time.monotonic() - started
             if timeout and waited >= timeout:
                 raise NatsUnreachable(
-                    f"cannot reach NATS at {url} after {waited:.0f} s ({type(exc).__name__});"
+                    f"cannot reach NATS at {redacted(url)} after {waited:.0f} s ({type(exc).__name__});"
                     " is it running? set NATS_URL, or EKKO_NATS_CONNECT_TIMEOUT to wait longer"
                 ) from None
             pause = min(delay, timeout - waited) if timeout else delay
             log.warning(
                 "waiting for NATS at %s (attempt %d failed: %s); next attempt in %.1f s",
-                url,
+                redacted(url),
                 attempt,
                 type(exc).__name__,
                 pause,
@@ -108,20 +111,23 @@ async def serve(settings: Settings) -> int:
         url = settings.nats_url
         if url is None:
             # In a thread: the loop keeps handling signals; a server it started is stopped below.
-            starting = asyncio.ensure_future(
-                asyncio.to_thread(
-                    natsd.ensure_local_server, settings.data_dir / "jetstream", settings.bundled_nats_port
-                )
-            )
+            starting = asyncio.ensure_future(asyncio.to_thread(natsd.ensure_local_server, settings))
             await asyncio.wait({starting, asyncio.ensure_future(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
             url, server = await starting
             if stop.is_set():
                 raise Stopped
-        await wait_for_nats(url, settings.nats_connect_timeout, stop)
+            settings = with_local_service_user(settings)
+            if server is not None:
+                print(
+                    f"ekko: bundled nats-server users and passwords in {local_credentials_path(settings)};"
+                    " connections without credentials act as `client`",
+                    flush=True,
+                )
+        await wait_for_nats(settings, url, stop)
         ekko = Ekko(settings, url)
         try:
             await _until_stopped(ekko.start(), stop)
-            print(f"ekko: serving on {url} (Ctrl-C to stop)", flush=True)
+            print(f"ekko: serving on {redacted(url)} (Ctrl-C to stop)", flush=True)
             await _first(stop.wait(), ekko.connection_lost.wait())
             log.info("stopping: draining NATS, checkpointing DuckDB")
         finally:

@@ -17,11 +17,13 @@ from service.cli.common import (
     database,
     emit,
     nats_connection,
+    operator,
 )
 from service.config import Settings
 from service.model.errors import DatabaseLocked
 from service.sync.check import VerifyReport, repair, verify
 from service.sync.jetstream import JetStreamSync
+from service.usecases.audit import audited
 
 SERVICE_NOTE = (
     "\n\nWhile `ekko run` holds the database, the request goes to it over NATS (ekko.admin.sync.{action});"
@@ -60,7 +62,10 @@ async def _sync_offline(settings: Settings, action: str) -> bytes:
         assert nc is not None  # required=True raises instead
         sync = JetStreamSync(subject_prefix=settings.subject_prefix)
         await sync.attach(nc)
-        return encode(await (verify(db, sync) if action == "verify" else repair(db, sync)))
+        if action == "verify":
+            return encode(await verify(db, sync))
+        async with audited("cli.sync.repair", who=operator()):
+            return encode(await repair(db, sync))
 
 
 def _show_verify(report: VerifyReport) -> None:

@@ -30,6 +30,7 @@ from nats.js.errors import BucketNotFoundError, NotFoundError
 
 from service.migration.report import BackupInfo, MigrationError
 from service.model.columns import utc_now
+from service.model.errors import InsufficientStorage
 from service.model.registry import ENTITY_ORDER
 from service.store.database import Cursor, Database, in_one_snapshot
 from service.store.ddl import LATEST_VERSION, apply_pending, drop_all
@@ -40,6 +41,9 @@ from service.sync.jetstream import pipelined
 log = logging.getLogger(__name__)
 
 FORMAT = 1
+# Free disk a backup needs: its estimated size (DuckDB file + KV values) times this, plus SLACK.
+SPACE_MARGIN = 1.5
+SPACE_SLACK = 64 * 1024 * 1024
 # Keys and raw values (base64) only, no decimals: this writes what schema.common.encode would, faster.
 _DUMP = msgspec.json.Encoder()
 
@@ -79,22 +83,71 @@ class ResetResult(msgspec.Struct, kw_only=True):
 
 
 async def backup(
-    db: Database, js: JetStreamContext | None, backups_dir: Path, *, snapshot: Snapshot | None = None
+    db: Database,
+    js: JetStreamContext | None,
+    backups_dir: Path,
+    *,
+    snapshot: Snapshot | None = None,
+    keep: int | None = None,
 ) -> BackupInfo:
-    """Back up DuckDB and (when `js` or `snapshot` is given) the KV buckets."""
+    """Back up DuckDB and (when `js` or `snapshot` is given) the KV buckets; refused (507) when
+    the disk lacks room. `keep`: then delete all but the newest `keep` backups."""
     if snapshot is None and js is not None:
         snapshot = await read_snapshot(js)
+    ensure_free_space(backups_dir, estimated_size(db.path, snapshot))
     # One transaction: the export and the manifest's counts see the same state even while
     # the running service commits writes (ekko.admin.backup).
-    return await db.read(in_one_snapshot(lambda cur: write_backup(cur, snapshot, backups_dir)))
+    info = await db.read(in_one_snapshot(lambda cur: write_backup(cur, snapshot, backups_dir)))
+    if keep is not None:
+        prune_backups(backups_dir, keep)
+    return info
+
+
+def estimated_size(db_path: Path, snapshot: Snapshot | None) -> int:
+    """An upper estimate of a backup's bytes: the DuckDB file and its WAL (the parquet export
+    is smaller) plus every KV value."""
+    size = sum(p.stat().st_size for p in (db_path, db_path.with_name(db_path.name + ".wal")) if p.exists())
+    if snapshot is not None:
+        size += sum(len(k) + len(v) for b in snapshot.buckets.values() for k, v in b.values.items())
+    return size
+
+
+def ensure_free_space(backups_dir: Path, needed: int) -> None:
+    """InsufficientStorage (507) unless the disk holding `backups_dir` has room for `needed`
+    bytes with the margin: a backup that fills the disk would take DuckDB's writes down too."""
+    place = backups_dir
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    free = shutil.disk_usage(place).free
+    wanted = int(needed * SPACE_MARGIN) + SPACE_SLACK
+    if free < wanted:
+        raise InsufficientStorage(
+            f"not enough free disk for a backup in {backups_dir}: {free // 2**20} MiB free,"
+            f" {wanted // 2**20} MiB wanted (estimated size {needed // 2**20} MiB with margin)"
+        )
+
+
+def prune_backups(backups_dir: Path, keep: int) -> list[Path]:
+    """Delete all but the newest `keep` backups (ekko's own: directories with a manifest);
+    their names are UTC timestamps, so name order is age order. Returns the deleted ones."""
+    if not backups_dir.is_dir():
+        return []
+    ours = sorted(p for p in backups_dir.iterdir() if p.is_dir() and (p / "manifest.json").is_file())
+    old = ours[: max(len(ours) - keep, 0)]
+    for path in old:
+        shutil.rmtree(path)
+        log.info("deleted old backup %s (EKKO_BACKUP_KEEP=%d)", path, keep)
+    return old
 
 
 def write_backup(cur: Cursor, snapshot: Snapshot | None, backups_dir: Path) -> BackupInfo:
     """Write a backup directory from this cursor's view of DuckDB and a KV snapshot."""
     clock = time.perf_counter()
     created = utc_now()
+    backups_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    backups_dir.chmod(0o700)  # backups hold every record (and legacy hashes): owner only
     path = backups_dir / created.strftime("%Y%m%dT%H%M%S.%fZ")
-    path.mkdir(parents=True)
+    path.mkdir(mode=0o700)
     path.chmod(0o700)  # the KV dump holds the legacy password hashes: owner only
     cur.execute(f"EXPORT DATABASE {_literal(path / 'duckdb')} (FORMAT parquet)")
     buckets: dict[str, BucketDump] = {}

@@ -34,6 +34,13 @@ class Unauthorized(ServiceError):
     status = 401
 
 
+class Forbidden(ServiceError):
+    """The caller may not do this on this subject (e.g. set a role outside ekko.admin.users.*)."""
+
+    code = "forbidden"
+    status = 403
+
+
 class NotFound(ServiceError):
     code = "not_found"
     status = 404
@@ -42,6 +49,20 @@ class NotFound(ServiceError):
 class Conflict(ServiceError):
     code = "conflict"
     status = 409
+
+
+class TooManyAttempts(ServiceError):
+    """Too many failed logins for one email: refused for a while without checking the password."""
+
+    code = "too_many_attempts"
+    status = 429
+
+
+class InsufficientStorage(ServiceError):
+    """Not enough free disk for a backup (estimated size plus a margin)."""
+
+    code = "insufficient_storage"
+    status = 507
 
 
 class Unavailable(ServiceError):

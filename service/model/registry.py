@@ -59,6 +59,9 @@ class EntitySpec(Generic[RecordT, CreateT, UpdateT]):
     legacy_names: dict[str, str] = field(default_factory=dict)
     # Indexes beyond the ones derived from unique and foreign keys (service/store/tables.py).
     indexes: tuple[tuple[str, ...], ...] = ()
+    # Fields that grant rights -> their default. Only the admin subjects
+    # (ekko.admin.<entity>.create|update) may set another value or change one (403 otherwise).
+    privileged: dict[str, object] = field(default_factory=dict)
 
     @cached_property
     def columns(self) -> tuple[Column, ...]:
@@ -120,6 +123,7 @@ USERS = EntitySpec(
     sortable=("created_at", "updated_at", "version", "email", "role", "is_active"),
     secret_columns=("password_hash",),
     legacy_names={"hashed_password": "password_hash"},
+    privileged={"role": "user"},
 )
 
 ENTITIES: dict[str, EntitySpec] = registry_of(

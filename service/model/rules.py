@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from concurrent.futures import Executor
 from typing import Any
 
 import bcrypt
@@ -39,8 +40,9 @@ class Rules:
 
 
 class UserRules(Rules):
-    def __init__(self, bcrypt_rounds: int = 12) -> None:
+    def __init__(self, bcrypt_rounds: int = 12, bcrypt_pool: Executor | None = None) -> None:
         self.rounds = bcrypt_rounds
+        self.pool = bcrypt_pool  # the service's bounded bcrypt pool (None: asyncio's default)
 
     async def prepare(self, values: dict[str, Any], *, creating: bool) -> tuple[dict[str, Any], dict[str, Any]]:
         values = dict(values)
@@ -49,7 +51,8 @@ class UserRules(Rules):
         if password is not None:
             if len(password.encode()) > 72:  # the schema counts characters; bcrypt drops bytes past 72
                 raise invalid("password", "must be at most 72 bytes in UTF-8")
-            secrets["password_hash"] = await asyncio.to_thread(hash_password, password, self.rounds)
+            loop = asyncio.get_running_loop()
+            secrets["password_hash"] = await loop.run_in_executor(self.pool, hash_password, password, self.rounds)
         return self.clean(values), secrets
 
     def clean(self, values: dict[str, Any]) -> dict[str, Any]:
@@ -102,9 +105,9 @@ def password_matches(password: str, hashed: str) -> bool:
         return False
 
 
-def build_rules(bcrypt_rounds: int) -> dict[str, Rules]:
+def build_rules(bcrypt_rounds: int, bcrypt_pool: Executor | None = None) -> dict[str, Rules]:
     return {
-        "users": UserRules(bcrypt_rounds),
+        "users": UserRules(bcrypt_rounds, bcrypt_pool),
         "wallets": WalletRules(),
         "wallet_balances": WalletBalanceRules(),
     }

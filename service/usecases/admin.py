@@ -21,6 +21,7 @@ from nats.js import JetStreamContext
 from schema.admin import MigrateRequest
 from service.config import Settings
 from service.migration import MigrationError, MigrationReport, ValidationResult, backup, check, migrate, validate
+from service.migration.backups import prune_backups
 from service.migration.core import log_report
 from service.migration.report import BackupInfo
 from service.model.errors import Conflict, Unavailable
@@ -108,6 +109,8 @@ class MigrationAdmin:
         async with _reported():
             report = await migrate(self.db, self._js(), backups_dir=backups_dir, relay_paused=self._relay_paused)
         log_report(report)
+        if report.backup is not None:
+            prune_backups(self.backups_dir, self.settings.backup_keep)
         if report.status == "migrated":
             self.cache.clear()  # rows changed behind the cache's back
         if report.validation is not None:
@@ -117,7 +120,8 @@ class MigrationAdmin:
     async def backup(self) -> BackupInfo:
         log.info("admin: backup requested", extra={"action": "backup"})
         async with _reported():
-            return await backup(self.db, self.sync.js if self.sync.attached else None, self.backups_dir)
+            js = self.sync.js if self.sync.attached else None
+            return await backup(self.db, js, self.backups_dir, keep=self.settings.backup_keep)
 
 
 @contextlib.asynccontextmanager

