@@ -6,6 +6,7 @@ relaying notes to KV."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -119,6 +120,12 @@ def add_notes_as_the_walkthrough_says(dest: Path) -> None:
     migration = f'\n    ({LATEST_VERSION + 1}, "notes table", V_NOTES),'
     text = f'{text[:start]}V_NOTES = """\n{sql}"""\n\n{text[start:end]}{migration}{text[end:]}'
     ddl.write_text(text)
+    # ... and, being merged, frozen: its sha256 in RELEASED
+    frozen = dest / "tests" / "unit" / "test_released_migrations.py"
+    digest = hashlib.sha256(f"\n{sql}".encode()).hexdigest()  # V_NOTES holds a newline, then the SQL
+    start, end = between(frozen.read_text(), "RELEASED = {", "\n}\n")
+    text = frozen.read_text()
+    frozen.write_text(f'{text[:end]}\n    {LATEST_VERSION + 1}: "{digest}",{text[end:]}')
     # 4. one fixture entry
     fixtures = dest / "tests" / "fixtures" / "entities.json"
     entries = json.loads(fixtures.read_text()) | json.loads("{" + doc_block("fixture") + "}")
