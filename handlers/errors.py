@@ -70,11 +70,16 @@ class ErrorReplyMiddleware(BaseMiddleware):
     ) -> bool | None:
         if exc_val is None or not isinstance(exc_val, Exception):
             return False
-        status, reply = error_reply(exc_val)
+        await self.reply_error(exc_val)
+        return True  # handled: FastStream must not log it again or swallow it silently
+
+    async def reply_error(self, exc: Exception) -> tuple[int, ErrorReply]:
+        """Send the error reply for exc; returns what was sent."""
+        status, reply = error_reply(exc)
         reply_to = getattr(self.msg, "reply", None)
         if reply_to:
             # nats-py's Msg.respond() takes no headers; publish on the message's own client.
             await self.msg._client.publish(reply_to, encode(reply), headers=error_headers(status, reply))
         else:
             log.warning("%s on a message without reply subject: %s", reply.error.code, reply.error.message)
-        return True  # handled: FastStream must not log it again or swallow it silently
+        return status, reply

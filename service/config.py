@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -11,6 +12,8 @@ from dotenv import dotenv_values
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+# A deployment name is one token of a KV key and of a subject: no dots, spaces or wildcards.
+_DEPLOYMENT = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 class ConfigError(ValueError):
@@ -65,8 +68,18 @@ class Settings:
     bcrypt_rounds: int = 12
     """Cost of new password hashes (legacy hashes verify whatever their cost)."""
     log_level: str = "INFO"
+    deployment: str = "ekko"
+    """Name of this deployment: one database and the one process that writes it. The writer
+    lease (a KV key in `ekko_leases`) is per deployment name."""
+    lease_ttl: int = 15
+    """Seconds the writer lease outlives its owner's last heartbeat (heartbeats every third of it)."""
+    endpoint_stats: bool = True
+    """Count requests per endpoint for `$SRV.STATS`; off only to measure what counting costs."""
 
     def __post_init__(self) -> None:
+        # Absolute once, here: logs, health, the lease and $SRV.INFO name the same file whatever
+        # the working directory (a relative path from another directory is another database).
+        object.__setattr__(self, "duckdb_path", Path(self.duckdb_path).expanduser().absolute())
         if self.duckdb_pool_size < 1:
             raise ConfigError("DUCKDB_POOL_SIZE must be at least 1")
         if self.workers_per_subject < 1:
@@ -75,6 +88,10 @@ class Settings:
             raise ConfigError("EKKO_WRITE_WORKERS_PER_SUBJECT must be at least 1")
         if not 4 <= self.bcrypt_rounds <= 31:
             raise ConfigError("BCRYPT_ROUNDS must be between 4 and 31")
+        if not _DEPLOYMENT.match(self.deployment):
+            raise ConfigError(f"EKKO_DEPLOYMENT must be 1-64 letters, digits, _ or -, got {self.deployment!r}")
+        if self.lease_ttl < 3:
+            raise ConfigError("EKKO_LEASE_TTL must be at least 3 (seconds)")
 
     @property
     def data_dir(self) -> Path:
@@ -112,6 +129,12 @@ class Settings:
             kwargs["bcrypt_rounds"] = _int("BCRYPT_ROUNDS", raw, 4)
         if raw := get("EKKO_LOG_LEVEL"):
             kwargs["log_level"] = raw.upper()
+        if raw := get("EKKO_DEPLOYMENT", "").strip():
+            kwargs["deployment"] = raw
+        if (raw := get("EKKO_LEASE_TTL")) is not None:
+            kwargs["lease_ttl"] = _int("EKKO_LEASE_TTL", raw, 3)
+        if (raw := get("EKKO_ENDPOINT_STATS")) is not None:
+            kwargs["endpoint_stats"] = _bool("EKKO_ENDPOINT_STATS", raw)
         return cls(**kwargs)
 
 

@@ -24,12 +24,14 @@ from service.model.errors import DatabaseLocked
 from service.store.database import Cursor, Database, connect, first_row
 from service.store.ddl import apply_pending
 from service.sync.buckets import BucketReadError
+from service.sync.lease import LeaseHeld
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # something failed or was refused
 EXIT_CONFIG = 2  # bad configuration
 EXIT_LOCKED = 3  # the database is held by another process
 EXIT_NO_NATS = 4  # NATS unreachable
+EXIT_LEASE = 5  # another instance owns this deployment (writer lease held, or lost while serving)
 EXIT_INTERRUPTED = 130
 
 ONE_SHOT_POOL = 2  # reader cursors of a command's own Database: it reads little, and alone
@@ -65,6 +67,9 @@ def run_command(command: Callable[[], int | Coroutine[Any, Any, int]]) -> int:
     except NatsUnreachable as exc:
         print(f"ekko: {exc}", file=sys.stderr)
         return EXIT_NO_NATS
+    except LeaseHeld as exc:
+        print(f"ekko: refusing to serve: {exc}", file=sys.stderr)
+        return EXIT_LEASE
     except (ServiceRefused, MigrationError, BucketReadError) as exc:
         print(f"ekko: {exc}", file=sys.stderr)
         return EXIT_FAILED
