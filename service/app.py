@@ -179,7 +179,7 @@ class Ekko:
                 await subscriber.stop()  # no new requests; the connection stays up for the relay
             if self.relay is not None:
                 await self.relay.stop()
-            self.db.close()  # before the lease goes: the next owner may open this very file
+            await asyncio.to_thread(self.db.close)  # before the lease goes: the next owner may open this file
             await self.lease.release()
             await self._close_nats()
         finally:

@@ -21,6 +21,7 @@ import pytest
 from nats.js.api import KeyValueConfig
 
 from service.app import Ekko
+from service.cli.common import run_command
 from service.cli.migrate import add_commands
 from service.config import Settings
 from service.migration import auto_migrate, validate
@@ -128,7 +129,7 @@ def ekko(capsys: pytest.CaptureFixture[str], settings: Settings, *argv: str) -> 
     add_commands(parser.add_subparsers(required=True))
     args = parser.parse_args([*argv, "--json"])
     capsys.readouterr()
-    status = args.func(args, settings)
+    status = run_command(lambda: args.func(args, settings))
     captured = capsys.readouterr()
     return Run(status, json.loads(captured.out) if captured.out.strip() else None, captured.err)
 
