@@ -148,6 +148,7 @@ class Ekko:
             if self.relay is not None:
                 self.relay.start()
             await self.broker.start()
+            await self.broker.connection.flush()  # the server has every subscription: start() means serving
         except BaseException:
             await self.lease.release()
             raise
