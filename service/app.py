@@ -149,6 +149,8 @@ class Ekko:
                 self.relay.start()
             await self.broker.start()
             await self.broker.connection.flush()  # the server has every subscription: start() means serving
+            if self.lease_lost.is_set():  # lost while starting (e.g. a long migration outlived NATS)
+                await self._unsubscribe()
         except BaseException:
             await self.lease.release()
             raise

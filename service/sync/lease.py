@@ -130,6 +130,9 @@ class WriterLease:
                 self.revision = await self._renew()
                 renewed = time.monotonic()
             except KeyWrongLastSequenceError:
+                if await self._still_ours():
+                    renewed = time.monotonic()
+                    continue
                 # Our key expired, or another process wrote it: it may be serving already.
                 self.revision = 0
                 on_lost(f"the writer lease {LEASE_BUCKET}/{self.key} was taken or expired")
@@ -141,6 +144,19 @@ class WriterLease:
                     on_lost(f"the writer lease could not be renewed for {silent:.0f} s ({type(exc).__name__})")
                     return
                 log.warning("writer lease heartbeat failed (%s: %s); retrying", type(exc).__name__, exc)
+
+    async def _still_ours(self) -> bool:
+        """A renewal whose ack timed out may still have been stored: then the key holds our own
+        value (the instance id is unique) at a revision we did not see. Adopt it."""
+        assert self._kv is not None
+        try:
+            entry = await self._kv.get(self.key)
+        except (KeyNotFoundError, nats.errors.Error, TimeoutError):
+            return False
+        if entry.value != self._value or entry.revision is None:
+            return False
+        self.revision = entry.revision
+        return True
 
     async def _renew(self) -> int:
         """Rewrite the key if it still holds our last revision (kv.update cannot set a TTL)."""
@@ -175,10 +191,16 @@ class WriterLease:
 
 async def _bucket(js: JetStreamContext) -> KeyValue:
     try:
-        return await js.key_value(LEASE_BUCKET)
+        kv = await js.key_value(LEASE_BUCKET)
     except BucketNotFoundError:
         # history 1: only the current owner matters. nats-py enables per-message TTL on new buckets.
         return await js.create_key_value(KeyValueConfig(bucket=LEASE_BUCKET, history=1))
+    config = (await kv.status()).stream_info.config
+    if not config.allow_msg_ttl:  # made by hand (`nats kv add`): the lease needs per-message TTLs
+        config.allow_msg_ttl = True
+        await js.update_stream(config)
+        log.info("enabled per-message TTL on KV bucket %s", LEASE_BUCKET)
+    return kv
 
 
 def _decode(value: bytes | None) -> LeaseOwner | None:

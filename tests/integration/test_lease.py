@@ -14,6 +14,7 @@ from pathlib import Path
 import nats
 import pytest
 from nats.aio.client import Client as NATS
+from nats.js.api import StreamConfig
 
 from service.app import Ekko
 from service.config import Settings
@@ -123,3 +124,47 @@ async def test_an_instance_that_loses_its_lease_stops_serving(
         await app.stop()
     entry = await kv.get("ekko.writer")
     assert entry.value == b'{"taken": "by hand"}', "stop leaves a lease it no longer holds alone"
+
+
+async def test_a_renewal_stored_after_its_ack_timed_out_is_adopted_not_lost(nc: NATS) -> None:
+    js = nc.jetstream()
+    lease = WriterLease(owner(), TTL)
+    await lease.acquire(js)
+    lost: list[str] = []
+    lease.keep(lost.append)
+    try:
+        stale = lease.revision
+        # our own value at a newer revision, as if a heartbeat was stored but its ack was lost
+        ack = await js.publish(
+            f"$KV.{LEASE_BUCKET}.ekko.writer",
+            lease._value,
+            headers={"Nats-Expected-Last-Subject-Sequence": str(stale)},
+            msg_ttl=TTL,
+        )
+        await eventually(lambda: _async(lease.revision > ack.seq), timeout=TTL * 2, what="heartbeat after adoption")
+        assert lost == [] and lease.held
+    finally:
+        await lease.release()
+
+
+async def _async(value: bool) -> bool:
+    return value
+
+
+async def test_a_bucket_made_by_hand_without_message_ttls_gets_them(nc: NATS) -> None:
+    js = nc.jetstream()
+    await js.add_stream(
+        StreamConfig(
+            name=f"KV_{LEASE_BUCKET}",
+            subjects=[f"$KV.{LEASE_BUCKET}.>"],
+            max_msgs_per_subject=1,
+            allow_rollup_hdrs=True,
+            deny_delete=True,
+            allow_direct=True,
+        )
+    )
+    lease = WriterLease(owner(), TTL)
+    await lease.acquire(js)
+    assert lease.held
+    assert (await js.stream_info(f"KV_{LEASE_BUCKET}")).config.allow_msg_ttl
+    await lease.release()
