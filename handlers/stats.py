@@ -10,11 +10,10 @@ Counting is two clock reads, a dict lookup and three additions per request, on t
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Iterator
 from types import TracebackType
-from typing import Any
+from typing import ClassVar
 
 from handlers.errors import ErrorReplyMiddleware
 
@@ -94,11 +93,15 @@ class PrefixedEndpoints:
 
 
 class CountingMiddleware(ErrorReplyMiddleware):
-    """Error replies (the base class) plus one count per request of a catalogued subject."""
+    """Error replies (the base class) plus one count per request of a catalogued subject.
+    Bound to a catalogue by `counting_middleware` (a subclass with `endpoints` set): FastStream
+    builds one middleware per message, so nothing here may cost more than a few attribute reads."""
 
-    def __init__(self, msg: Any, /, *, context: Any, endpoints: Endpoints) -> None:
-        super().__init__(msg, context=context)
-        self.endpoint = endpoints.by_subject.get(getattr(msg, "subject", ""))
+    __slots__ = ("endpoint", "started")  # no per-message __dict__
+    endpoints: ClassVar[Endpoints]
+
+    async def on_receive(self) -> None:
+        self.endpoint = self.endpoints.by_subject.get(getattr(self.msg, "subject", ""))
         self.started = time.perf_counter_ns()
 
     async def after_processed(
@@ -107,17 +110,20 @@ class CountingMiddleware(ErrorReplyMiddleware):
         exc_val: BaseException | None = None,
         exc_tb: TracebackType | None = None,
     ) -> bool | None:
-        if exc_val is not None and not isinstance(exc_val, Exception):
+        endpoint = self.endpoint
+        if exc_val is None:  # the hot path: a reply was published
+            if endpoint is not None:
+                endpoint.num_requests += 1
+                endpoint.processing_time += time.perf_counter_ns() - self.started
+            return False
+        if not isinstance(exc_val, Exception):
             return False  # cancelled or exiting: no reply, nothing to count
-        error = None
-        if exc_val is not None:
-            status, reply = await self.reply_error(exc_val)
-            error = f"{status} {reply.error.message}"
-        if self.endpoint is not None:
-            self.endpoint.record(time.perf_counter_ns() - self.started, error)
-        return exc_val is not None  # handled: FastStream must not log it again or swallow it silently
+        status, reply = await self.reply_error(exc_val)
+        if endpoint is not None:
+            endpoint.record(time.perf_counter_ns() - self.started, f"{status} {reply.error.message}")
+        return True  # handled: FastStream must not log it again or swallow it silently
 
 
-def counting_middleware(endpoints: Endpoints) -> Any:
-    """The middleware factory FastStream calls per message (with the message and its context)."""
-    return functools.partial(CountingMiddleware, endpoints=endpoints)
+def counting_middleware(endpoints: Endpoints) -> type[CountingMiddleware]:
+    """The middleware class FastStream instantiates per message, counting into `endpoints`."""
+    return type("BoundCountingMiddleware", (CountingMiddleware,), {"endpoints": endpoints, "__slots__": ()})
