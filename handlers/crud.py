@@ -9,7 +9,8 @@ from typing import Any
 import msgspec
 from faststream.nats import NatsMessage, NatsRouter
 
-from schema.common import DeleteRequest, GetRequest, ListRequest, encode
+from handlers.stats import Endpoints, PrefixedEndpoints
+from schema.common import DeleteReply, DeleteRequest, GetRequest, ListRequest, encode
 from service.model.errors import invalid
 from service.model.nesting import MAX_DEPTH, too_deep
 from service.model.values import check_decimal_texts
@@ -52,11 +53,23 @@ _EMPTY_BODY = re.compile(rb"\s*(?:\{\s*\}|null)?\s*")
 
 
 def subscribe(
-    router: NatsRouter, subject: str, request_type: type | None, handler: Any, *, workers: int, queue: str
+    router: NatsRouter,
+    subject: str,
+    request_type: type | None,
+    handler: Any,
+    *,
+    workers: int,
+    queue: str,
+    endpoints: PrefixedEndpoints | None = None,
+    reply: str | None = None,
 ) -> None:
-    """Subscribe `handler` with the decoder of `request_type` (None: the subject takes no body)."""
+    """Subscribe `handler` with the decoder of `request_type` (None: the subject takes no body).
+    `endpoints` lists the subject for `$SRV.INFO`/`$SRV.STATS`, `reply` naming its reply schema."""
     decoder = no_body if request_type is None else json_decoder(request_type)
     subscribe_decoded(router, subject, decoder, handler, workers=workers, queue=queue)
+    if endpoints is not None:
+        request = request_type.__name__ if request_type is not None else None
+        endpoints.add(subject, queue_group=queue, request=request, reply=reply)
 
 
 def subscribe_decoded(
@@ -68,9 +81,13 @@ def subscribe_decoded(
         router.subscriber(subject, queue=queue, decoder=decoder)(handler)
 
 
-def entity_router(service: EntityService, *, prefix: str, workers: int, write_workers: int, queue: str) -> NatsRouter:
+def entity_router(
+    service: EntityService, *, prefix: str, workers: int, write_workers: int, queue: str, endpoints: Endpoints
+) -> NatsRouter:
     spec = service.spec
     router = NatsRouter(prefix=f"{prefix}.{spec.name}.")
+    listed = endpoints.prefixed(f"{prefix}.{spec.name}.")
+    record = spec.record.__name__
 
     async def create(body: Any) -> bytes:
         return encode(await service.create(body))
@@ -91,13 +108,14 @@ def entity_router(service: EntityService, *, prefix: str, workers: int, write_wo
         check_decimal_texts(spec, raw)
 
     raw_check = decimal_texts if spec.decimal_fields else None
-    for action, request_type, handler, count, check in (
-        ("create", spec.create, create, write_workers, raw_check),
-        ("get", GetRequest, get, workers, None),
-        ("update", spec.update, update, write_workers, raw_check),
-        ("delete", DeleteRequest, delete, write_workers, None),
-        ("list", ListRequest, list_, workers, None),
+    for action, request_type, handler, count, check, reply in (
+        ("create", spec.create, create, write_workers, raw_check, record),
+        ("get", GetRequest, get, workers, None, record),
+        ("update", spec.update, update, write_workers, raw_check, record),
+        ("delete", DeleteRequest, delete, write_workers, None, DeleteReply.__name__),
+        ("list", ListRequest, list_, workers, None, f"{record}Page"),  # as docs/schemas.json names a page
     ):
         decoder = json_decoder(request_type, check)
         subscribe_decoded(router, action, decoder, handler, workers=count, queue=queue)
+        listed.add(action, queue_group=queue, request=request_type.__name__, reply=reply)
     return router

@@ -11,16 +11,20 @@ from typing import Any, cast
 from faststream.nats import NatsRouter
 
 from handlers.crud import subscribe
+from handlers.stats import Endpoints
 from schema.admin import MigrateRequest
 from schema.common import encode
 from schema.users import AuthenticateRequest, User, UserCreate, UserUpdate
 from service.config import Settings
+from service.migration.report import BackupInfo, MigrationReport, ValidationResult
+from service.sync.check import VerifyReport
 from service.usecases.admin import MigrationAdmin
 from service.usecases.audit import audited
 from service.usecases.auth import AuthService
 from service.usecases.entities import EntityService
-from service.usecases.metrics import MetricsService
-from service.usecases.status import StatusService
+from service.usecases.health import DatabaseHealth
+from service.usecases.metrics import MetricsReport, MetricsService
+from service.usecases.status import ServiceHealth, StatusService
 
 
 def _audit(subject: str, work: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[Any]]:
@@ -39,9 +43,11 @@ def system_router(
     status: StatusService,
     metrics: MetricsService,
     users: EntityService,
+    endpoints: Endpoints,
 ) -> NatsRouter:
     router = NatsRouter(prefix=f"{settings.subject_prefix}.")
     workers, queue = settings.workers_per_subject, settings.queue_group
+    listed = endpoints.prefixed(f"{settings.subject_prefix}.")
     prefix = settings.subject_prefix
 
     async def authenticate(body: Any) -> bytes:
@@ -92,19 +98,23 @@ def system_router(
         async with audited(f"{prefix}.admin.users.update", id=body.id, role=role if isinstance(role, str) else None):
             return encode(await users.update(body, privileged=True))
 
-    subscribe(router, "users.authenticate", AuthenticateRequest, authenticate, workers=workers, queue=queue)
-    subscribe(router, "database.health", None, database_health, workers=workers, queue=queue)
-    subscribe(router, "health", None, health, workers=workers, queue=queue)
-    subscribe(router, "metrics", None, metrics_report, workers=workers, queue=queue)
+    def serve(subject: str, request: type | None, handler: Any, reply: str | None, *, single: bool = False) -> None:
+        count = 1 if single else workers
+        subscribe(router, subject, request, handler, workers=count, queue=queue, endpoints=listed, reply=reply)
+
+    serve("users.authenticate", AuthenticateRequest, authenticate, User.__name__)
+    serve("database.health", None, database_health, DatabaseHealth.__name__)
+    serve("health", None, health, ServiceHealth.__name__)
+    serve("metrics", None, metrics_report, MetricsReport.__name__)
     # Admin work is heavy and rare: one subscriber each, so two repairs never run at once.
     # One subscriber per migration subject too: a check or validate beside a migration
     # reads a consistent snapshot of before or after it.
-    subscribe(router, "admin.sync.verify", None, sync_verify, workers=1, queue=queue)
-    subscribe(router, "admin.sync.repair", None, sync_repair, workers=1, queue=queue)
-    subscribe(router, "admin.migration.check", None, migration_check, workers=1, queue=queue)
-    subscribe(router, "admin.migration.validate", None, migration_validate, workers=1, queue=queue)
-    subscribe(router, "admin.migration.migrate", MigrateRequest, migration_migrate, workers=1, queue=queue)
-    subscribe(router, "admin.backup", None, backup, workers=1, queue=queue)
-    subscribe(router, "admin.users.create", UserCreate, users_create, workers=workers, queue=queue)
-    subscribe(router, "admin.users.update", UserUpdate, users_update, workers=workers, queue=queue)
+    serve("admin.sync.verify", None, sync_verify, VerifyReport.__name__, single=True)
+    serve("admin.sync.repair", None, sync_repair, None, single=True)  # {entity: {put, deleted}, dead_letters}
+    serve("admin.migration.check", None, migration_check, MigrationReport.__name__, single=True)
+    serve("admin.migration.validate", None, migration_validate, ValidationResult.__name__, single=True)
+    serve("admin.migration.migrate", MigrateRequest, migration_migrate, MigrationReport.__name__, single=True)
+    serve("admin.backup", None, backup, BackupInfo.__name__, single=True)
+    serve("admin.users.create", UserCreate, users_create, User.__name__)
+    serve("admin.users.update", UserUpdate, users_update, User.__name__)
     return router

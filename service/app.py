@@ -10,8 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
+import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 import nats.errors
 from fast_depends.msgspec import MsgSpecSerializer
@@ -19,9 +23,13 @@ from faststream.nats import NatsBroker
 from faststream.nats.security import NatsCredentials, NatsNKey, NatsSecurity, NatsUserPassword
 
 from handlers.crud import entity_router
+from handlers.discovery import Identity, discovery_router
+from handlers.errors import ErrorReplyMiddleware
 from handlers.prometheus import MetricsEndpoint
 from handlers.requests import request_middleware
+from handlers.stats import Endpoints
 from handlers.system import system_router
+from service import __version__
 from service.config import Settings
 from service.migration import auto_migrate
 from service.model.limits import PayloadLimit
@@ -31,6 +39,7 @@ from service.store.database import Database
 from service.store.outbox import Change
 from service.store.timings import QUERY_TIMES
 from service.sync.jetstream import JetStreamSync
+from service.sync.lease import LeaseOwner, WriterLease
 from service.sync.relay import Relay
 from service.usecases.admin import MigrationAdmin
 from service.usecases.auth import AuthService
@@ -64,6 +73,22 @@ class Ekko:
         self.settings = settings
         self.instance = Instance(settings)
         self.requests = RequestMetrics()  # the one per-subject request count (metrics, and $SRV stats)
+        self.endpoints = Endpoints(self.requests)  # what $SRV.INFO lists, counted by self.requests
+        self.instance_id = uuid.uuid4().hex  # this process: $SRV.*.ekko.<id> and the lease name it
+        self.started = datetime.now(UTC)
+        self.owner = LeaseOwner(
+            deployment=settings.deployment,
+            instance=self.instance_id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            database=str(settings.duckdb_path),
+            version=__version__,
+            started=self.started.isoformat(),
+        )
+        self.lease = WriterLease(self.owner, settings.lease_ttl)
+        # Set when the writer lease is lost: serving has stopped, `ekko run` exits non-zero.
+        self.lease_lost = asyncio.Event()
+        self._stop_serving: asyncio.Task[None] | None = None
         # Without sync nothing relays the outbox, so nothing fills it.
         self.db = Database(settings.duckdb_path, settings.duckdb_pool_size, fill_outbox=settings.enable_jetstream_sync)
         self.cache = RecordCache(settings.cache_entries)
@@ -75,7 +100,8 @@ class Ekko:
         self.broker = NatsBroker(
             nats_url,
             serializer=MsgSpecSerializer(),
-            middlewares=[request_middleware(self.requests)],
+            # EKKO_ENDPOINT_STATS=false (benchmarks only) replies errors without counting.
+            middlewares=[request_middleware(self.requests) if settings.endpoint_stats else ErrorReplyMiddleware],
             logger=None,  # per-message logging costs more than the request itself
             max_reconnect_attempts=-1,  # ride out NATS restarts; the outbox holds changes meanwhile
             # nats-py sleeps this many seconds and takes a float; FastStream's annotation says int.
@@ -133,6 +159,7 @@ class Ekko:
                     workers=settings.workers_per_subject,
                     write_workers=settings.write_workers_per_subject,
                     queue=settings.queue_group,
+                    endpoints=self.endpoints,
                 )
             )
         self.broker.include_router(
@@ -143,7 +170,18 @@ class Ekko:
                 status=self.status,
                 metrics=self.metrics,
                 users=self.services["users"],
+                endpoints=self.endpoints,
             )
+        )
+        metadata = {
+            "deployment": settings.deployment,
+            "role": self.owner.role,
+            "database": self.owner.database,
+            "host": self.owner.host,
+            "pid": str(self.owner.pid),
+        }
+        self.broker.include_router(
+            discovery_router(Identity(self.instance_id, __version__, self.started, metadata), self.endpoints)
         )
 
     def _after_commit(self, changes: Sequence[Change]) -> None:
@@ -172,31 +210,58 @@ class Ekko:
 
     # -- lifespan ------------------------------------------------------------
     async def start(self) -> None:
+        """Take the writer lease first: a process that may not write this deployment touches
+        neither the database nor the subjects (raises LeaseHeld)."""
         slow_ms = self.settings.slow_query_ms
         QUERY_TIMES.slow_after = slow_ms / 1000 if slow_ms > 0 else None
         if self.metrics_endpoint is not None:
             self.metrics_endpoint.start()  # first: a port in use stops the start before anything else began
-        self.db.open()
-        await self.integrity.load()
         await self.broker.connect()
-        await self.sync.attach(self.broker.connection)
-        connection = self.broker.connection
-        self.limit.bind(lambda: connection.max_payload)  # the live server's, updated on reconnect
-        if self.settings.migration_mode:
-            await self.integrity.record(await auto_migrate(self.settings, self.db, self.broker.connection))
-        await self.auth.prepare()  # after a migration: the decoy takes the legacy hashes' cost
-        if self.relay is not None:
-            self.relay.start()
-        await self.broker.start()
-        await self.broker.connection.flush()  # the server has every subscription once start() returns
+        try:
+            await self.lease.acquire(self.broker.connection.jetstream())
+        except BaseException:
+            await self._close_nats()
+            raise
+        self.lease.keep(self._lease_lost)  # heartbeats through a long auto-migration too
+        try:
+            self.db.open()
+            await self.integrity.load()
+            await self.sync.attach(self.broker.connection)
+            connection = self.broker.connection
+            self.limit.bind(lambda: connection.max_payload)  # the live server's, updated on reconnect
+            if self.settings.migration_mode:
+                await self.integrity.record(await auto_migrate(self.settings, self.db, self.broker.connection))
+            await self.auth.prepare()  # after a migration: the decoy takes the legacy hashes' cost
+            if self.relay is not None:
+                self.relay.start()
+            await self.broker.start()
+            await self.broker.connection.flush()  # the server has every subscription once start() returns
+            if self.lease_lost.is_set():  # lost while starting (e.g. a long migration outlived NATS)
+                await self._unsubscribe()
+        except BaseException:
+            await self.lease.release()
+            raise
         info = self.instance.info()
         log.info(
-            "ekko %s serving %s.* from %s",
+            "ekko %s serving %s.* from %s (deployment %s, instance %s)",
             info.version,
             self.settings.subject_prefix,
             info.database,
+            info.deployment,
+            self.instance_id,
             extra={"deployment": info.deployment, "version": info.version, "database": info.database, "pid": info.pid},
         )
+
+    def _lease_lost(self, reason: str) -> None:
+        """Another process may be serving this deployment now: stop taking requests at once."""
+        log.error("%s; this instance stops serving (deployment %s)", reason, self.settings.deployment)
+        self.lease_lost.set()
+        self._stop_serving = asyncio.create_task(self._unsubscribe())
+
+    async def _unsubscribe(self) -> None:
+        for subscriber in self.broker.subscribers:
+            with contextlib.suppress(nats.errors.ConnectionClosedError):
+                await subscriber.stop()
 
     async def stop(self) -> None:
         """Stop taking requests, let the relay publish what is pending, close NATS, close DuckDB.
@@ -216,6 +281,8 @@ class Ekko:
                     await subscriber.stop()
             if self.relay is not None:
                 await self.relay.stop()
+            await asyncio.to_thread(self.db.close)  # before the lease goes: the next owner may open this file
+            await self.lease.release()
             await self._close_nats()
         finally:
             self.bcrypt_pool.shutdown(wait=False, cancel_futures=True)

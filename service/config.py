@@ -47,7 +47,12 @@ ENVIRONMENT: dict[str, str] = {
     "EKKO_NATS_CONNECT_TIMEOUT": "seconds `ekko run` waits for NATS at start, default 60 (0 = forever)",
     "EKKO_KV_CHECK_INTERVAL": "seconds between checks that every KV bucket exists, default 5",
     "EKKO_BUNDLED_NATS_PORT": "port of the bundled nats-server, default 4222",
+    "EKKO_LEASE_TTL": "seconds the writer lease outlives its owner's last heartbeat, default 15",
+    "EKKO_ENDPOINT_STATS": "count requests per subject (metrics, $SRV.STATS), default true; off only to benchmark",
 }
+
+# A deployment name is one token of a KV key and of a subject: no dots, spaces or wildcards.
+_DEPLOYMENT = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 class ConfigError(ValueError):
@@ -158,8 +163,15 @@ class Settings:
     flood queues there and leaves the other subjects threads and CPU."""
     backup_keep: int = 7
     """Newest backups kept under <data dir>/backups; older ones are deleted after a backup."""
+    lease_ttl: int = 15
+    """Seconds the writer lease outlives its owner's last heartbeat (heartbeats every third of it)."""
+    endpoint_stats: bool = True
+    """Count requests per endpoint for `$SRV.STATS`; off only to measure what counting costs."""
 
     def __post_init__(self) -> None:
+        # Absolute once, here: logs, health, the lease and $SRV.INFO name the same file whatever
+        # the working directory (a relative path from another directory is another database).
+        object.__setattr__(self, "duckdb_path", Path(self.duckdb_path).expanduser().absolute())
         if self.duckdb_pool_size < 1:
             raise ConfigError("DUCKDB_POOL_SIZE must be at least 1")
         if self.workers_per_subject < 1:
@@ -180,6 +192,10 @@ class Settings:
         ways.append("@" in (self.nats_url or ""))
         if sum(ways) > 1:
             raise ConfigError("give one of NATS_USER, NATS_CREDS, NATS_NKEY_SEED or user:password in NATS_URL")
+        if not _DEPLOYMENT.match(self.deployment):
+            raise ConfigError(f"EKKO_DEPLOYMENT must be 1-64 letters, digits, _ or -, got {self.deployment!r}")
+        if self.lease_ttl < 3:
+            raise ConfigError("EKKO_LEASE_TTL must be at least 3 (seconds)")
 
     @property
     def nats_credentials_given(self) -> bool:
@@ -277,6 +293,8 @@ class Settings:
             ),
             bcrypt_workers=_int("EKKO_BCRYPT_WORKERS", get("EKKO_BCRYPT_WORKERS"), 1, default.bcrypt_workers),
             backup_keep=_int("EKKO_BACKUP_KEEP", get("EKKO_BACKUP_KEEP"), 1, default.backup_keep),
+            lease_ttl=_int("EKKO_LEASE_TTL", get("EKKO_LEASE_TTL"), 3, default.lease_ttl),
+            endpoint_stats=_bool("EKKO_ENDPOINT_STATS", get("EKKO_ENDPOINT_STATS"), default.endpoint_stats),
         )
 
 

@@ -7,6 +7,7 @@ import asyncio
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import nats
@@ -17,7 +18,12 @@ from tests.sync_helpers import eventually
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def start_service(nats_url: str, db_path: Path, log: Path) -> subprocess.Popen[bytes]:
+LEASE_TTL = 6  # seconds: a restart after SIGKILL waits at most this long for the dead one's lease
+
+
+def start_service(
+    nats_url: str, db_path: Path, log: Path, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "NATS_URL": nats_url,
@@ -25,6 +31,8 @@ def start_service(nats_url: str, db_path: Path, log: Path) -> subprocess.Popen[b
         "BCRYPT_ROUNDS": "4",
         "EKKO_WORKERS_PER_SUBJECT": "4",
         "EKKO_WRITE_WORKERS_PER_SUBJECT": "8",
+        "EKKO_LEASE_TTL": str(LEASE_TTL),
+        **(env or {}),
     }
     return subprocess.Popen(
         [sys.executable, "-m", "service.cli", "run"], cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT

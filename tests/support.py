@@ -36,12 +36,15 @@ def tool(name: str) -> str:
     return path
 
 
+JS_PACKAGES = ("nats", "@nats-io/services", "@nats-io/transport-node")  # tests/e2e/js/package.json's
+
+
 @functools.cache
 def installed_node() -> str:
     """node, with tests/e2e/js's packages installed (once; package-lock.json pins them).
     Skips the calling test when node or npm is not on PATH."""
     node = tool("node")
-    if not (JS_DIR / "node_modules" / "nats").is_dir():
+    if not all((JS_DIR / "node_modules" / package).is_dir() for package in JS_PACKAGES):
         done = subprocess.run(
             [tool("npm"), "install", "--no-audit", "--no-fund"],
             cwd=JS_DIR,

@@ -28,6 +28,7 @@ from service.store.database import Cursor, Database, connect
 from service.store.ddl import apply_pending
 from service.store.sql import one_row
 from service.sync.buckets import BucketReadError
+from service.sync.lease import LeaseHeld
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # something failed or was refused
@@ -36,6 +37,7 @@ EXIT_LOCKED = 3  # the database is held by another process
 EXIT_NO_NATS = 4  # NATS unreachable
 EXIT_STORAGE = 5  # the database cannot be opened or written (data directory missing, read-only, disk full)
 EXIT_USAGE = 64  # the command line is wrong (EX_USAGE of sysexits.h; argparse's own 2 means bad configuration here)
+EXIT_LEASE = 6  # another instance owns this deployment (writer lease held, or lost while serving)
 EXIT_INTERRUPTED = 130
 
 ONE_SHOT_POOL = 2  # reader cursors of a command's own Database: it reads little, and alone
@@ -112,6 +114,9 @@ def run_command(command: Callable[[], int | Coroutine[Any, Any, int]]) -> int:
     except NatsUnreachable as exc:
         print(f"ekko: {exc}", file=sys.stderr)
         return EXIT_NO_NATS
+    except LeaseHeld as exc:
+        print(f"ekko: refusing to serve: {exc}", file=sys.stderr)
+        return EXIT_LEASE
     except StorageUnavailable as exc:
         print(f"ekko: {exc}", file=sys.stderr)
         return EXIT_STORAGE

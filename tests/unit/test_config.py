@@ -88,6 +88,11 @@ def test_false_spellings(raw: str) -> None:
         ("BCRYPT_ROUNDS", "3"),
         ("MIGRATION_MODE", "maybe"),
         ("ENABLE_JETSTREAM_SYNC", "2"),
+        ("EKKO_DEPLOYMENT", "has.dots"),
+        ("EKKO_DEPLOYMENT", "with space"),
+        ("EKKO_DEPLOYMENT", "wild*"),
+        ("EKKO_LEASE_TTL", "2"),
+        ("EKKO_ENDPOINT_STATS", "sometimes"),
     ],
 )
 def test_a_bad_value_raises_a_config_error_naming_the_variable(name: str, raw: str) -> None:
@@ -107,3 +112,20 @@ def test_settings_built_in_code_are_checked_too() -> None:
         Settings(duckdb_pool_size=0)
     with pytest.raises(ConfigError, match="EKKO_WORKERS_PER_SUBJECT"):
         Settings().with_(workers_per_subject=0)
+
+
+def test_deployment_lease_and_counting_are_read_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {"EKKO_DEPLOYMENT": "eu-west_2", "EKKO_LEASE_TTL": "30", "EKKO_ENDPOINT_STATS": "false"}, env_file=None
+    )
+    assert (settings.deployment, settings.lease_ttl, settings.endpoint_stats) == ("eu-west_2", 30, False)
+    assert (Settings().deployment, Settings().lease_ttl, Settings().endpoint_stats) == ("ekko", 15, True)
+
+
+def test_the_database_path_is_absolute_whatever_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert Settings().duckdb_path == tmp_path / "data" / "ekko.db"
+    assert Settings.from_env({"DUCKDB_PATH": "rel/x.db"}, env_file=None).duckdb_path == tmp_path / "rel" / "x.db"
+    assert Settings(duckdb_path=Path("/abs/y.db")).duckdb_path == Path("/abs/y.db")
