@@ -123,7 +123,9 @@ USERS = EntitySpec(
     sortable=("created_at", "updated_at", "version", "email", "role", "is_active"),
     secret_columns=("password_hash",),
     legacy_names={"hashed_password": "password_hash"},
-    privileged={"role": "user"},
+    # role grants rights; is_active grants the right to log in at all (a client must not
+    # reactivate an account an admin switched off).
+    privileged={"role": "user", "is_active": True},
 )
 
 ENTITIES: dict[str, EntitySpec] = registry_of(

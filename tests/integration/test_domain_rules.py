@@ -130,11 +130,14 @@ async def test_a_changed_password_replaces_the_old_one(make: Factory) -> None:
     assert (await make.client.ok(login, {"email": user["email"], "password": "another passphrase"}))["id"] == user["id"]
 
 
-async def test_an_inactive_user_cannot_authenticate_until_reactivated(make: Factory) -> None:
-    user = await make.create("users", is_active=False)
+async def test_an_inactive_user_cannot_authenticate_until_an_admin_reactivates_it(make: Factory) -> None:
+    payload = {"email": "inactive@example.com", "password": PASSWORD, "is_active": False}
+    assert_rejected(await make.client.request("ekko.users.create", payload), 403)  # only admins switch accounts
+    user = await make.client.ok("ekko.admin.users.create", payload)
     credentials = {"email": user["email"], "password": PASSWORD}
     assert_rejected(await make.client.request("ekko.users.authenticate", credentials), 401)
-    await make.client.ok("ekko.users.update", {"id": user["id"], "is_active": True})
+    assert_rejected(await make.client.request("ekko.users.update", {"id": user["id"], "is_active": True}), 403)
+    await make.client.ok("ekko.admin.users.update", {"id": user["id"], "is_active": True})
     assert (await make.client.ok("ekko.users.authenticate", credentials))["is_active"] is True
     inactive = await make.client.ok("ekko.users.list", {"filters": {"is_active": False}})
     assert inactive["items"] == []
