@@ -13,7 +13,7 @@ import msgspec
 
 from service.model.columns import as_utc, utc_now
 from service.store.database import Cursor
-from service.store.outbox import Change
+from service.store.outbox import CHANGE_COLUMNS, Change, change_row
 
 SAMPLE = 10
 
@@ -36,22 +36,12 @@ class DeadLetterRepository:
 
     def add(self, dead: Sequence[tuple[Change, str]]) -> None:
         failed_at = utc_now().replace(tzinfo=None)
+        columns = ", ".join(("seq", *CHANGE_COLUMNS, "error", "failed_at"))
+        marks = ", ".join("?" * (len(CHANGE_COLUMNS) + 3))
         for change, error in dead:
             self.cur.execute(
-                "INSERT OR IGNORE INTO outbox_dead_letter (seq, event_id, entity, entity_id, action, version,"
-                " occurred_at, data, error, failed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    change.seq,
-                    change.event_id,
-                    change.entity,
-                    change.entity_id,
-                    change.action,
-                    change.version,
-                    as_utc(change.occurred_at).replace(tzinfo=None),
-                    change.data,
-                    error,
-                    failed_at,
-                ],
+                f"INSERT OR IGNORE INTO outbox_dead_letter ({columns}) VALUES ({marks})",
+                [change.seq, *change_row(change), error, failed_at],
             )
 
     def count(self) -> int:

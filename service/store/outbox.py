@@ -25,7 +25,21 @@ class Change:
     seq: int = 0
 
 
-_COLUMNS = ("event_id", "entity", "entity_id", "action", "version", "occurred_at", "data")
+# The columns a change is stored in (the outbox, and its dead letters beside their own).
+CHANGE_COLUMNS = ("event_id", "entity", "entity_id", "action", "version", "occurred_at", "data")
+
+
+def change_row(change: Change) -> list[object]:
+    """The values of CHANGE_COLUMNS for one change (times stored as naive UTC)."""
+    return [
+        change.event_id,
+        change.entity,
+        change.entity_id,
+        change.action,
+        change.version,
+        as_utc(change.occurred_at).replace(tzinfo=None),
+        change.data,
+    ]
 
 
 class OutboxRepository(TableAccess):
@@ -34,16 +48,7 @@ class OutboxRepository(TableAccess):
 
     def add(self, change: Change) -> None:
         """Queue one change; its seq follows the order changes are added, in a batch too."""
-        row = [
-            change.event_id,
-            change.entity,
-            change.entity_id,
-            change.action,
-            change.version,
-            as_utc(change.occurred_at).replace(tzinfo=None),
-            change.data,
-        ]
-        self._insert(_COLUMNS, row, numbered_by=("seq", "outbox_seq"))
+        self._insert(CHANGE_COLUMNS, change_row(change), numbered_by=("seq", "outbox_seq"))
 
     def pending(self, limit: int) -> list[Change]:
         rows = self._execute(
