@@ -64,19 +64,14 @@ def discovery_router(identity: Identity, endpoints: Endpoints) -> NatsRouter:
         return info_reply[0]
 
     async def stats() -> bytes:
-        counted = [
-            EndpointStats(
-                e.name,
-                e.subject,
-                e.queue_group,
-                e.num_requests,
-                e.num_errors,
-                e.last_error,
-                e.processing_time,
-                e.average_processing_time,
+        counted = []
+        for e in endpoints:
+            s = endpoints.requests.subjects.get(e.subject)
+            n, errors, last = (s.num_requests, s.num_errors, s.last_error or "") if s is not None else (0, 0, "")
+            total_ns = round(s.processing_time * 1e9) if s is not None else 0  # ADR-32 counts nanoseconds
+            counted.append(
+                EndpointStats(e.name, e.subject, e.queue_group, n, errors, last, total_ns, total_ns // n if n else 0)
             )
-            for e in endpoints
-        ]
         return encode(StatsResponse(SERVICE_NAME, identity.id, identity.version, identity.metadata, started, counted))
 
     handlers = {"PING": ping, "INFO": info, "STATS": stats}

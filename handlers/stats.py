@@ -14,52 +14,22 @@ from service.usecases.metrics import RequestMetrics
 
 
 class Endpoint:
-    """One served subject and its counts since the service started."""
+    """One served subject: what `$SRV.INFO` says of it."""
 
-    __slots__ = ("_requests", "metadata", "name", "queue_group", "subject")
+    __slots__ = ("metadata", "name", "queue_group", "subject")
 
-    def __init__(
-        self, name: str, subject: str, queue_group: str, metadata: dict[str, str], requests: RequestMetrics
-    ) -> None:
+    def __init__(self, name: str, subject: str, queue_group: str, metadata: dict[str, str]) -> None:
         self.name = name
         self.subject = subject
         self.queue_group = queue_group
         self.metadata = metadata
-        self._requests = requests
-
-    @property
-    def num_requests(self) -> int:
-        stats = self._requests.subjects.get(self.subject)
-        return 0 if stats is None else stats.num_requests
-
-    @property
-    def num_errors(self) -> int:
-        stats = self._requests.subjects.get(self.subject)
-        return 0 if stats is None else stats.num_errors
-
-    @property
-    def last_error(self) -> str:
-        """ "<status> <message>" of the latest error reply, "" when there was none."""
-        stats = self._requests.subjects.get(self.subject)
-        return "" if stats is None or stats.last_error is None else stats.last_error
-
-    @property
-    def processing_time(self) -> int:
-        """Nanoseconds, summed (ADR-32 counts time in nanoseconds)."""
-        stats = self._requests.subjects.get(self.subject)
-        return 0 if stats is None else round(stats.processing_time * 1e9)
-
-    @property
-    def average_processing_time(self) -> int:
-        requests = self.num_requests
-        return self.processing_time // requests if requests else 0
 
 
 class Endpoints:
     """The catalogue, by subject, in the order the routers registered them."""
 
     def __init__(self, requests: RequestMetrics) -> None:
-        self.requests = requests
+        self.requests = requests  # the counts `$SRV.STATS` reports for the listed subjects
         self.by_subject: dict[str, Endpoint] = {}
 
     def add(self, subject: str, *, queue_group: str, request: str | None, reply: str | None) -> None:
@@ -74,7 +44,7 @@ class Endpoints:
             metadata["reply_schema"] = reply
         # ADR-32 endpoint names are [A-Za-z0-9_-]+: the subject after its prefix, dots as dashes.
         name = "-".join(subject.split(".")[1:]) or subject
-        self.by_subject[subject] = Endpoint(name, subject, queue_group, metadata, self.requests)
+        self.by_subject[subject] = Endpoint(name, subject, queue_group, metadata)
 
     def prefixed(self, prefix: str) -> PrefixedEndpoints:
         return PrefixedEndpoints(self, prefix)
