@@ -15,9 +15,13 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "subjects.md"
 DOC_URL = "nats://127.0.0.1:4222"
 
 
-def example(language: str, server: NatsServer) -> str:
-    """The one ```language block of the doc, pointed at this test's server."""
-    (block,) = re.findall(rf"```{language}\n(.*?)```", DOC.read_text(), re.S)
+def example(language: str, server: NatsServer, heading: str = "") -> str:
+    """The ```language block of the doc (the one under `## Example: <heading>` when given),
+    pointed at this test's server."""
+    text = DOC.read_text()
+    if heading:
+        text = text.split(f"## Example: {heading}\n", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(rf"```{language}\n(.*?)```", text, re.S)
     assert DOC_URL in block
     return block.replace(DOC_URL, server.anonymous_url)  # as written: no credentials, so user `client`
 
@@ -34,10 +38,20 @@ async def test_the_python_example_runs_and_prints_the_balance(
     ekko: Ekko, nats_server: NatsServer, tmp_path: Path
 ) -> None:
     script = tmp_path / "example.py"
-    script.write_text(example("python", nats_server))
+    script.write_text(example("python", nats_server, "Python (nats-py)"))
     code, output = await run(sys.executable, str(script), cwd=tmp_path)
     assert code == 0, output
     assert output.strip() == "['0.25000000']"
+
+
+async def test_the_typed_client_example_runs_and_raises_not_found(
+    ekko: Ekko, nats_server: NatsServer, tmp_path: Path
+) -> None:
+    script = tmp_path / "client_example.py"
+    script.write_text(example("python", nats_server, "Python (ekko_client)"))
+    code, output = await run(sys.executable, str(script), cwd=tmp_path)
+    assert code == 0, output
+    assert output.strip() == "[Decimal('0.25000000')] 404"
 
 
 async def test_the_javascript_example_runs_and_disables_the_rule(
