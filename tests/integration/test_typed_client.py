@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import nats
@@ -163,3 +164,14 @@ async def test_events_decode_into_typed_records(typed: EkkoClient, typed_reader:
         await typed.wallets.delete(wallet.id)
         event = await deleted.next(timeout=20)
         assert (event.action, event.id, typed.wallets.decode(event.data)) == ("deleted", wallet.id, None)
+
+
+async def test_events_start_from_a_sequence_or_a_time(typed: EkkoClient, typed_reader: EkkoClient) -> None:
+    before = datetime.now(UTC)
+    first, second = [await typed.wallets.create(blockchain_symbol="ETH", address=address(n)) for n in (5, 6)]
+    async with await typed_reader.events.subscribe(start="all") as everything:
+        assert [(await everything.next(timeout=20)).id for _ in range(2)] == [first.id, second.id]
+    async with await typed_reader.events.subscribe("wallets", sequence=2) as from_second:
+        assert (await from_second.next(timeout=20)).id == second.id
+    async with await typed_reader.events.subscribe(since=before) as since:
+        assert (await since.next(timeout=20)).id == first.id
