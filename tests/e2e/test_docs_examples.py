@@ -7,6 +7,8 @@ import re
 import sys
 from pathlib import Path
 
+import pytest
+
 from service.app import Ekko
 from tests.natsd import NatsServer
 from tests.support import JS_DIR, installed_node
@@ -34,24 +36,18 @@ async def run(*args: str, cwd: Path) -> tuple[int, str]:
     return proc.returncode, out.decode()
 
 
-async def test_the_python_example_runs_and_prints_the_balance(
-    ekko: Ekko, nats_server: NatsServer, tmp_path: Path
+@pytest.mark.parametrize(
+    ("heading", "printed"),
+    [("Python (nats-py)", "['0.25000000']"), ("Python (ekko_client)", "[Decimal('0.25000000')] 404")],
+)
+async def test_the_python_examples_run_and_print_the_balance(
+    heading: str, printed: str, ekko: Ekko, nats_server: NatsServer, tmp_path: Path
 ) -> None:
     script = tmp_path / "example.py"
-    script.write_text(example("python", nats_server, "Python (nats-py)"))
+    script.write_text(example("python", nats_server, heading))
     code, output = await run(sys.executable, str(script), cwd=tmp_path)
     assert code == 0, output
-    assert output.strip() == "['0.25000000']"
-
-
-async def test_the_typed_client_example_runs_and_raises_not_found(
-    ekko: Ekko, nats_server: NatsServer, tmp_path: Path
-) -> None:
-    script = tmp_path / "client_example.py"
-    script.write_text(example("python", nats_server, "Python (ekko_client)"))
-    code, output = await run(sys.executable, str(script), cwd=tmp_path)
-    assert code == 0, output
-    assert output.strip() == "[Decimal('0.25000000')] 404"
+    assert output.strip() == printed
 
 
 async def test_the_javascript_example_runs_and_disables_the_rule(
