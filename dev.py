@@ -30,6 +30,9 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 STAMP = VENV / ".ekko-installed"
 LOCK = ROOT / "requirements.lock"
+# The typed client (package ekko_client, its own pyproject.toml): installed editable beside ekko so
+# the tests and checks import it as its users do.
+CLIENT = ROOT / "client"
 # The image's runtime packages only, pinned to the same versions as LOCK (the Dockerfile installs it).
 RUNTIME_LOCK = ROOT / "requirements-runtime.lock"
 # `lock` runs pip-compile from its own venv, so the tool never mixes with the project's packages.
@@ -55,7 +58,7 @@ PIP_COMPILE_ARGS = [
 def _requirements_digest() -> str:
     """Changes whenever the declared dependencies or the lock change."""
     digest = hashlib.sha256()
-    for path in (ROOT / "pyproject.toml", LOCK):
+    for path in (ROOT / "pyproject.toml", CLIENT / "pyproject.toml", LOCK):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
@@ -65,7 +68,7 @@ def ensure_venv() -> None:
 
     The venv is made afresh so packages dropped from the lock do not linger. Every
     package comes from the lock with --require-hashes --no-deps; ekko itself is then
-    installed editable with --no-deps --no-build-isolation, built by the locked
+    installed editable (and the client in client/) with --no-deps --no-build-isolation, built by the locked
     setuptools, so that step can neither fetch nor upgrade anything."""
     digest = _requirements_digest()
     if (BIN / "python").exists() and STAMP.exists() and STAMP.read_text() == digest:
@@ -75,6 +78,7 @@ def ensure_venv() -> None:
     pip = [str(BIN / "python"), "-m", "pip", "--disable-pip-version-check"]
     subprocess.run([*pip, "install", "-q", "--require-hashes", "--no-deps", "-r", str(LOCK)], check=True)
     subprocess.run([*pip, "install", "-q", "--no-deps", "--no-build-isolation", "-e", str(ROOT)], check=True)
+    subprocess.run([*pip, "install", "-q", "--no-deps", "--no-build-isolation", "-e", str(CLIENT)], check=True)
     # --no-deps trusts the lock to be complete; a dependency missing from it fails here, not later.
     subprocess.run([*pip, "check"], check=True, stdout=subprocess.DEVNULL)
     STAMP.write_text(digest)

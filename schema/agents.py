@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from schema.common import CreateRequest, Id, JsonObject, Money, Name, Record, ShortText, update_struct
+from .common import CreateRequest, Id, JsonObject, Money, Name, Record, ShortText, update_struct
 
 
 class Agent(Record, kw_only=True):

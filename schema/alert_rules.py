@@ -1,6 +1,6 @@
 """Alert rules: a condition and an action, owned by a user."""
 
-from schema.common import CreateRequest, Id, JsonObject, LongText, Name, Record, update_struct
+from .common import CreateRequest, Id, JsonObject, LongText, Name, Record, update_struct
 
 
 class AlertRule(Record, kw_only=True):

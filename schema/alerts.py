@@ -1,6 +1,6 @@
 """Alerts raised for (optionally) a wallet."""
 
-from schema.common import CreateRequest, Id, JsonObject, LongText, Record, ShortText, update_struct
+from .common import CreateRequest, Id, JsonObject, LongText, Record, ShortText, update_struct
 
 
 class Alert(Record, kw_only=True):

@@ -6,6 +6,9 @@ from typing import Literal
 from msgspec import Raw, Struct
 
 Action = Literal["created", "updated", "deleted"]
+# A JSON null held as Raw: msgspec cannot decode a `Raw | None` field (Raw takes no union), so
+# record fields are `Raw` and hold this when there is no record. Consumers decode events too.
+NO_RECORD = Raw(b"null")
 
 
 class ChangeEvent(Struct, kw_only=True):
@@ -15,5 +18,5 @@ class ChangeEvent(Struct, kw_only=True):
     id: str
     version: int
     occurred_at: datetime
-    # The entity exactly as replies show it (already-encoded JSON); null on delete.
-    data: Raw | None = None
+    # The entity exactly as replies show it (already-encoded JSON); NO_RECORD (null) on delete.
+    data: Raw = NO_RECORD

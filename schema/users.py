@@ -4,7 +4,7 @@ from typing import Annotated
 
 from msgspec import Meta, Struct
 
-from schema.common import CreateRequest, Name, Record, ShortText, update_struct
+from .common import CreateRequest, Name, Record, ShortText, update_struct
 
 Email = Annotated[str, Meta(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
 # bcrypt only reads the first 72 bytes; a longer password would be silently truncated.

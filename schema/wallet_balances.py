@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from schema.common import UNSET, CreateRequest, Id, Money, Record, UnsetType, update_struct
+from .common import UNSET, CreateRequest, Id, Money, Record, UnsetType, update_struct
 
 
 class WalletBalance(Record, kw_only=True):

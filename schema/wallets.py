@@ -4,7 +4,7 @@ from typing import Annotated
 
 from msgspec import Meta
 
-from schema.common import CreateRequest, Money, Name, Record, ShortText, update_struct
+from .common import CreateRequest, Money, Name, Record, ShortText, update_struct
 
 Symbol = Annotated[str, Meta(pattern=r"^[A-Za-z0-9]{2,12}$")]
 Address = Annotated[str, Meta(min_length=1, max_length=128)]

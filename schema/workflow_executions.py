@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from schema.common import CreateRequest, Id, LongText, Record, ShortText, update_struct
+from .common import CreateRequest, Id, LongText, Record, ShortText, update_struct
 
 
 class WorkflowExecution(Record, kw_only=True):

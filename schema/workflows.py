@@ -2,7 +2,7 @@
 
 from msgspec import Struct
 
-from schema.common import CreateRequest, Id, JsonObject, LongText, Name, Record, update_struct
+from .common import CreateRequest, Id, JsonObject, LongText, Name, Record, update_struct
 
 
 class WorkflowStep(Struct, kw_only=True, forbid_unknown_fields=True):

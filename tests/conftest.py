@@ -15,6 +15,7 @@ import nats
 import pytest
 from nats.aio.client import Client as NATS
 
+from ekko_client import EkkoClient
 from service.app import Ekko
 from service.config import Settings
 from tests.client import Client
@@ -83,6 +84,22 @@ async def reader(ekko: Ekko, nats_server: NatsServer) -> AsyncIterator[Client]:
     nc = await nats.connect(nats_server.url_for("reader"), inbox_prefix=READER_INBOX)
     yield Client(nc)
     await nc.close()
+
+
+@pytest.fixture
+async def typed(ekko: Ekko, nats_server: NatsServer) -> AsyncIterator[EkkoClient]:
+    """The typed Python client (ekko_client), as user `client`."""
+    client = await EkkoClient.connect(nats_server.url_for("client"))
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def typed_reader(ekko: Ekko, nats_server: NatsServer) -> AsyncIterator[EkkoClient]:
+    """The typed client as user `reader`: it may consume EKKO_EVENTS, nothing else."""
+    client = await EkkoClient.connect(nats_server.url_for("reader"), inbox_prefix=READER_INBOX)
+    yield client
+    await client.close()
 
 
 @pytest.fixture

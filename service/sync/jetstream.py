@@ -17,7 +17,7 @@ from nats.js.errors import BucketNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
 from schema.common import encode
-from schema.events import ChangeEvent
+from schema.events import NO_RECORD, ChangeEvent
 from service.model.limits import ENVELOPE_RESERVE, header_bytes
 from service.model.registry import ENTITY_ORDER
 from service.store.outbox import Change
@@ -150,7 +150,7 @@ class JetStreamSync:
             id=change.entity_id,
             version=change.version,
             occurred_at=change.occurred_at,
-            data=None if change.data is None else msgspec.Raw(change.data),
+            data=NO_RECORD if change.data is None else msgspec.Raw(change.data),
         )
         # js.publish(stream=...) adds Nats-Expected-Stream; counted here so sizes are exact.
         return encode(event), {"Nats-Msg-Id": change.event_id, "Nats-Expected-Stream": EVENTS_STREAM}

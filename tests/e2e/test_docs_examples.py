@@ -7,6 +7,8 @@ import re
 import sys
 from pathlib import Path
 
+import pytest
+
 from service.app import Ekko
 from tests.natsd import NatsServer
 from tests.support import JS_DIR, installed_node
@@ -15,9 +17,13 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "subjects.md"
 DOC_URL = "nats://127.0.0.1:4222"
 
 
-def example(language: str, server: NatsServer) -> str:
-    """The one ```language block of the doc, pointed at this test's server."""
-    (block,) = re.findall(rf"```{language}\n(.*?)```", DOC.read_text(), re.S)
+def example(language: str, server: NatsServer, heading: str = "") -> str:
+    """The ```language block of the doc (the one under `## Example: <heading>` when given),
+    pointed at this test's server."""
+    text = DOC.read_text()
+    if heading:
+        text = text.split(f"## Example: {heading}\n", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(rf"```{language}\n(.*?)```", text, re.S)
     assert DOC_URL in block
     return block.replace(DOC_URL, server.anonymous_url)  # as written: no credentials, so user `client`
 
@@ -30,14 +36,18 @@ async def run(*args: str, cwd: Path) -> tuple[int, str]:
     return proc.returncode, out.decode()
 
 
-async def test_the_python_example_runs_and_prints_the_balance(
-    ekko: Ekko, nats_server: NatsServer, tmp_path: Path
+@pytest.mark.parametrize(
+    ("heading", "printed"),
+    [("Python (nats-py)", "['0.25000000']"), ("Python (ekko_client)", "[Decimal('0.25000000')] 404")],
+)
+async def test_the_python_examples_run_and_print_the_balance(
+    heading: str, printed: str, ekko: Ekko, nats_server: NatsServer, tmp_path: Path
 ) -> None:
     script = tmp_path / "example.py"
-    script.write_text(example("python", nats_server))
+    script.write_text(example("python", nats_server, heading))
     code, output = await run(sys.executable, str(script), cwd=tmp_path)
     assert code == 0, output
-    assert output.strip() == "['0.25000000']"
+    assert output.strip() == printed
 
 
 async def test_the_javascript_example_runs_and_disables_the_rule(
