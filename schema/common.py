@@ -103,7 +103,7 @@ class ListRequest(Struct, forbid_unknown_fields=True):
     cursor: str | None = None
     count: bool = False
     include: list[str] = []
-    select: list[str] | None = None
+    select: Annotated[list[str], Meta(min_length=1)] | None = None  # None: every field
 
 
 class ListReply(Struct):

@@ -221,6 +221,7 @@ async def test_bad_list_requests_are_400s_naming_the_field(client: Client, make:
         ("wallets", {"include": ["wallet"]}, "include[0]"),
         ("alerts", {"include": "wallet"}, "include"),
         ("alerts", {"select": ["id", "nope"]}, "select[1]"),
+        ("alerts", {"select": []}, "select"),
         ("users", {"select": ["email", "password_hash"]}, "select[1]"),
         ("users", {"filters": {"password_hash": {"like": "%"}}}, "filters.password_hash"),
         ("users", {"sort": ["password_hash"]}, "sort[0]"),
