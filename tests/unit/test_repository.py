@@ -187,12 +187,12 @@ def test_conditions_filter_the_rows_and_bind_every_value(con: duckdb.DuckDBPyCon
     assert injected == [] and repo.count() == 6
 
 
-NAMES = [None, "b", "a", None, "a", "B", "a", None, "c", "b", None, "a", "_a", "%", "a\\b", "Ab"]
+NAMES = [None, "b", "a", None, "a", "B", "a", None, "c", "b", None, "a", "_a", "%", "a\\b", "Ab", "é", "É", "z"]
 
 
 @pytest.fixture
 def ties(con: duckdb.DuckDBPyConnection) -> list[msgspec.Struct]:
-    """16 wallets: names with ties and NULLs, balances 0-2, two created_at values."""
+    """Wallets whose names tie, are NULL or not ASCII; balances 0-2; two created_at values."""
     repo = Repository(WALLETS, con)
     records = [wallet(n, name=name, created_at=T0 + timedelta(minutes=n % 2)) for n, name in enumerate(NAMES, start=1)]
     for record in records:
