@@ -94,15 +94,25 @@ class DeleteReply(Struct):
 
 
 class ListRequest(Struct, forbid_unknown_fields=True):
+    """`ekko.<entity>.list`: filters, sort, page size and position; what each item holds
+    (`select`, `include`) and whether to count the matching rows (`count`)."""
+
     filters: dict[str, Any] = {}
     sort: list[str] = []
     limit: Annotated[int, Meta(ge=1, le=1000)] = 50
     cursor: str | None = None
+    count: bool = False
+    include: list[str] = []
+    select: Annotated[list[str], Meta(min_length=1)] | None = None  # None: every field
 
 
 class ListReply(Struct):
+    """A page; `total` (rows matching the filters, whatever the cursor and limit) only when
+    the request asked for `count`."""
+
     items: list[Any]
     next_cursor: str | None = None
+    total: int | UnsetType = UNSET
 
 
 class ErrorDetail(Struct, omit_defaults=True):

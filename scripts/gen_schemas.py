@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 
 from schema.admin import MigrateRequest
-from schema.common import DeleteReply, DeleteRequest, ErrorReply, GetRequest, ListRequest
+from schema.common import UNSET, DeleteReply, DeleteRequest, ErrorReply, GetRequest, ListRequest, UnsetType
 from schema.users import AuthenticateRequest
 from service.config import Settings
 from service.migration.report import BackupInfo, MigrationReport, ValidationResult
@@ -38,10 +38,15 @@ Empty = None  # the request body is ignored: send nothing (or {})
 
 
 def page_of(record: type[msgspec.Struct]) -> type[msgspec.Struct]:
-    """The exact shape of a list reply for one entity (the Struct used at run time says list[Any])."""
+    """The shape of a list reply for one entity (the Struct used at run time says list[Any]).
+    Items are whole records unless the request sent `select` or `include`."""
     return msgspec.defstruct(
         f"{record.__name__}Page",
-        [("items", types.GenericAlias(list, (record,))), ("next_cursor", str | None, None)],
+        [
+            ("items", types.GenericAlias(list, (record,))),
+            ("next_cursor", str | None, None),
+            ("total", int | UnsetType, UNSET),
+        ],
         module=__name__,
     )
 
@@ -112,6 +117,8 @@ def document() -> dict[str, Any]:
             "format decimal: replies carry a string; requests accept a string or a number.",
             "created_at, updated_at and other timestamps are RFC 3339 strings.",
             "Any subject may instead reply with `error` (headers Nats-Service-Error-Code and Nats-Service-Error).",
+            "A list reply's items are whole records unless the request sent `select` (only those fields)"
+            " or `include` (the parent record, or null, under each include name).",
         ],
         "subjects": {subject: {"request": ref(req), "reply": ref(rep)} for subject, (req, rep) in table.items()},
         "error": by_type[id(ErrorReply)],

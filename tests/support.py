@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -55,3 +56,33 @@ def installed_node() -> str:
         )
         assert done.returncode == 0, f"npm install failed:\n{done.stdout}\n{done.stderr}"
     return node
+
+
+# -- plain-Python references for list requests ---------------------------------------
+
+
+def python_sorted(items: list[Any], keys: list[tuple[str, bool]], value: Any = getattr) -> list[Any]:
+    """items in the order a list's sort gives: `keys` are (field, descending), NULL above every
+    value (last ascending, first descending); value(item, field) reads a field."""
+    ordered = list(items)
+    for field, descending in reversed(keys):  # stable sorts, least significant key first
+        present = [i for i in ordered if value(i, field) is not None]
+        absent = [i for i in ordered if value(i, field) is None]
+        present.sort(key=lambda i: value(i, field), reverse=descending)
+        ordered = absent + present if descending else present + absent
+    return ordered
+
+
+def like_matches(pattern: str, text: str, *, ignore_case: bool = False) -> bool:
+    """SQL LIKE as the list docs define it: % any run, _ one character, \\ escapes the next one."""
+    if ignore_case:
+        pattern, text = pattern.lower(), text.lower()
+    regex, i = [], 0
+    while i < len(pattern):
+        if pattern[i] == "\\":
+            regex.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        regex.append({"%": ".*", "_": "."}.get(pattern[i], re.escape(pattern[i])))
+        i += 1
+    return re.fullmatch("".join(regex), text, re.S) is not None

@@ -22,10 +22,18 @@ from service.model.columns import Column, Kind, columns_of
 
 @dataclass(frozen=True)
 class ForeignKey:
-    """`field` holds the id of a row of `parent`; null is allowed when the field is nullable."""
+    """`field` holds the id of a row of `parent`; null is allowed when the field is nullable.
+
+    A list request's `include` embeds the parent under `include_as`: by default the parent's
+    name without its final "s" (wallets -> wallet)."""
 
     field: str
     parent: str
+    include_as: str = ""
+
+    @property
+    def include_name(self) -> str:
+        return self.include_as or self.parent.removesuffix("s")
 
 
 @dataclass(frozen=True)
@@ -51,8 +59,6 @@ class EntitySpec(Generic[RecordT, CreateT, UpdateT]):
     update: type[UpdateT]
     foreign_keys: tuple[ForeignKey, ...] = ()
     unique: tuple[UniqueKey, ...] = ()
-    # Sorting is limited to NOT NULL columns so keyset cursors need no NULL logic.
-    sortable: tuple[str, ...] = ("created_at", "updated_at", "version")
     # Columns stored in DuckDB but never part of the record (never replied, never synced).
     secret_columns: tuple[str, ...] = ()
     # Legacy KV field name -> today's field name.
@@ -86,7 +92,13 @@ class EntitySpec(Generic[RecordT, CreateT, UpdateT]):
 
     @cached_property
     def sort_fields(self) -> frozenset[str]:
-        return frozenset(("id", *self.sortable))
+        """Any scalar field; keyset cursors handle NULLs (service.store.repository.SortKey)."""
+        return self.filterable
+
+    @cached_property
+    def includes(self) -> dict[str, ForeignKey]:
+        """What a list request may embed: include name -> the foreign key that finds the parent."""
+        return {fk.include_name: fk for fk in self.foreign_keys}
 
 
 class RegistryError(Exception):
@@ -102,6 +114,14 @@ def registry_of(specs: tuple[EntitySpec, ...]) -> dict[str, EntitySpec]:
         for fk in spec.foreign_keys:
             if fk.field not in spec.column_map:
                 raise RegistryError(f"entity {spec.name!r}: foreign key field {fk.field!r} is not a record field")
+            if (
+                fk.include_name in spec.column_map
+                or [k.include_name for k in spec.foreign_keys].count(fk.include_name) > 1
+            ):
+                raise RegistryError(
+                    f"entity {spec.name!r}: include name {fk.include_name!r} ({fk.field}) is taken by a field or"
+                    " another foreign key: give the ForeignKey an include_as"
+                )
             if fk.parent in seen or fk.parent == spec.name:
                 continue
             where = "later" if any(s.name == fk.parent for s in specs) else "nowhere"
@@ -120,7 +140,6 @@ USERS = EntitySpec(
     users.UserCreate,
     users.UserUpdate,
     unique=(UniqueKey(("email",), "a user with this email already exists"),),
-    sortable=("created_at", "updated_at", "version", "email", "role", "is_active"),
     secret_columns=("password_hash",),
     legacy_names={"hashed_password": "password_hash"},
     # role grants rights; is_active grants the right to log in at all (a client must not
@@ -137,7 +156,6 @@ ENTITIES: dict[str, EntitySpec] = registry_of(
             wallets.WalletCreate,
             wallets.WalletUpdate,
             unique=(UniqueKey(("blockchain_symbol", "address"), "this address is already registered on this chain"),),
-            sortable=("created_at", "updated_at", "version", "blockchain_symbol", "address", "balance", "status"),
         ),
         EntitySpec(
             "alerts",
@@ -145,7 +163,6 @@ ENTITIES: dict[str, EntitySpec] = registry_of(
             alerts.AlertCreate,
             alerts.AlertUpdate,
             foreign_keys=(ForeignKey("related_wallet_id", "wallets"),),
-            sortable=("created_at", "updated_at", "version", "type", "status", "priority"),
         ),
         EntitySpec(
             "wallet_balances",
@@ -153,7 +170,6 @@ ENTITIES: dict[str, EntitySpec] = registry_of(
             wallet_balances.WalletBalanceCreate,
             wallet_balances.WalletBalanceUpdate,
             foreign_keys=(ForeignKey("wallet_id", "wallets"),),
-            sortable=("created_at", "updated_at", "version", "timestamp", "balance", "wallet_id"),
             indexes=(("wallet_id", "timestamp"),),
         ),
         EntitySpec(
@@ -162,7 +178,6 @@ ENTITIES: dict[str, EntitySpec] = registry_of(
             alert_rules.AlertRuleCreate,
             alert_rules.AlertRuleUpdate,
             foreign_keys=(ForeignKey("created_by", "users"),),
-            sortable=("created_at", "updated_at", "version", "name", "enabled"),
         ),
         EntitySpec(
             "workflows",
@@ -170,7 +185,6 @@ ENTITIES: dict[str, EntitySpec] = registry_of(
             workflows.WorkflowCreate,
             workflows.WorkflowUpdate,
             foreign_keys=(ForeignKey("created_by", "users"),),
-            sortable=("created_at", "updated_at", "version", "name", "enabled"),
         ),
         EntitySpec(
             "workflow_executions",
@@ -178,7 +192,6 @@ ENTITIES: dict[str, EntitySpec] = registry_of(
             workflow_executions.WorkflowExecutionCreate,
             workflow_executions.WorkflowExecutionUpdate,
             foreign_keys=(ForeignKey("workflow_id", "workflows"),),
-            sortable=("created_at", "updated_at", "version", "status", "workflow_id"),
             legacy_names={"start_time": "started_at", "end_time": "completed_at", "error": "error_message"},
         ),
         EntitySpec(
@@ -187,7 +200,6 @@ ENTITIES: dict[str, EntitySpec] = registry_of(
             agents.AgentCreate,
             agents.AgentUpdate,
             foreign_keys=(ForeignKey("created_by", "users"),),
-            sortable=("created_at", "updated_at", "version", "name", "type", "status"),
         ),
     )
 )

@@ -1,10 +1,11 @@
-"""Turn a list request into a ListQuery, checking every field name against the
+"""Turn a list request into a ListPlan, checking every field name against the
 entity's own lists, and keyset cursors into and out of opaque strings."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -12,12 +13,66 @@ import msgspec
 from schema.common import ListRequest, encode
 from service.model.columns import Column, Kind, strip_optional, to_db
 from service.model.errors import ValidationFailed, invalid
-from service.model.registry import EntitySpec
+from service.model.registry import EntitySpec, ForeignKey
 from service.model.values import canonical_id, check_integer, to_decimal, to_utc
-from service.store.repository import Condition, ListQuery, SortKey
+from service.store.repository import AnyOf, Condition, Filter, ListQuery, SortKey
 
-OPERATORS = frozenset({"eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "is_null"})
-_ORDERED = {"gt", "gte", "lt", "lte"}
+# Every filter operator and the column kinds it accepts: the one table filter validation
+# (and the JSON Schema of filters) reads. JSON columns are not filterable at all.
+_SCALAR_KINDS = frozenset(Kind) - {Kind.JSON}
+_ORDERED_KINDS = _SCALAR_KINDS - {Kind.BOOLEAN}
+_TEXT_KINDS = frozenset({Kind.TEXT})
+OPERATORS: dict[str, frozenset[Kind]] = {
+    "eq": _SCALAR_KINDS,
+    "ne": _SCALAR_KINDS,
+    "gt": _ORDERED_KINDS,
+    "gte": _ORDERED_KINDS,
+    "lt": _ORDERED_KINDS,
+    "lte": _ORDERED_KINDS,
+    "in": _SCALAR_KINDS,
+    "is_null": _SCALAR_KINDS,
+    "contains": _TEXT_KINDS,  # substring, case-insensitive, no wildcards
+    "like": _TEXT_KINDS,  # % any run, _ one character, \ escapes the next %, _ or \
+    "ilike": _TEXT_KINDS,  # like, ignoring case
+}
+# Keys of a filters object that hold a list of filters objects instead of naming a field.
+GROUPS = ("or", "and")
+# Bounds on one request's filters, so a hostile request cannot build a huge SQL statement:
+MAX_GROUP_DEPTH = 3  # groups inside groups inside groups, no deeper
+MAX_CONDITIONS = 100  # operators plus group members, over the whole request
+MAX_IN_VALUES = 1000  # values of every `in` list together
+
+
+@dataclass(frozen=True)
+class Include:
+    """A parent record embedded in each item under `name`, found through `key`."""
+
+    name: str
+    key: ForeignKey
+
+
+@dataclass(frozen=True)
+class ListPlan:
+    query: ListQuery
+    select: tuple[str, ...] | None  # None: every field
+    includes: tuple[Include, ...]
+    count: bool
+
+
+@dataclass
+class _Budget:
+    """What a request's filters have used of the bounds above."""
+
+    conditions: int = 0
+    in_values: int = 0
+
+    def spend(self, field: str, *, conditions: int = 1, in_values: int = 0) -> None:
+        self.conditions += conditions
+        self.in_values += in_values
+        if self.conditions > MAX_CONDITIONS:
+            raise invalid(field, f"filters hold at most {MAX_CONDITIONS} conditions and group members")
+        if self.in_values > MAX_IN_VALUES:
+            raise invalid(field, f"the `in` lists of a request hold at most {MAX_IN_VALUES} values together")
 
 
 def _coerce(spec: EntitySpec, column: Column, field: str, value: Any) -> Any:
@@ -42,52 +97,111 @@ def _coerce(spec: EntitySpec, column: Column, field: str, value: Any) -> Any:
     return to_db(column, converted)
 
 
-def _condition(spec: EntitySpec, field: str, op: str, value: Any) -> Condition:
+def _check_pattern(field: str, pattern: str) -> None:
+    """`\\` escapes only %, _ and itself, so a pattern means the same in DuckDB and in the docs
+    (DuckDB refuses a pattern ending in a lone escape with an error, not a 400)."""
+    i = 0
+    while i < len(pattern):
+        if pattern[i] == "\\":
+            if i + 1 == len(pattern) or pattern[i + 1] not in "%_\\":
+                raise invalid(field, "\\ escapes only %, _ and \\ (write \\\\ for a backslash)")
+            i += 1
+        i += 1
+
+
+def _condition(spec: EntitySpec, field: str, op: str, value: Any, path: str, budget: _Budget) -> Condition:
     column = spec.column_map[field]
+    where = f"{path}.{op}"
     if op not in OPERATORS:
-        raise invalid(f"filters.{field}", f"unknown operator {op!r} (use one of {', '.join(sorted(OPERATORS))})")
+        allowed = ", ".join(o for o, kinds in OPERATORS.items() if column.kind in kinds)
+        raise invalid(path, f"unknown operator {op!r} (use one of {allowed})")
+    if column.kind not in OPERATORS[op]:
+        allowed = ", ".join(o for o, kinds in OPERATORS.items() if column.kind in kinds)
+        raise invalid(where, f"{column.kind.name.lower()} fields support {allowed}")
     if op == "is_null":
         if not isinstance(value, bool):
-            raise invalid(f"filters.{field}.is_null", "must be true or false")
+            raise invalid(where, "must be true or false")
         return Condition(field, op, value)
     if op == "in":
-        if not isinstance(value, list) or len(value) > 1000:
-            raise invalid(f"filters.{field}.in", "must be a list of at most 1000 values")
-        return Condition(field, op, tuple(_coerce(spec, column, f"filters.{field}.in", v) for v in value))
-    if op == "contains" and column.kind is not Kind.TEXT:
-        raise invalid(f"filters.{field}.contains", "only text fields support contains")
-    if op in _ORDERED and column.kind is Kind.BOOLEAN:
-        raise invalid(f"filters.{field}.{op}", "booleans support eq, ne, in and is_null")
-    return Condition(field, op, _coerce(spec, column, f"filters.{field}.{op}", value))
+        if not isinstance(value, list) or len(value) > MAX_IN_VALUES:
+            raise invalid(where, f"must be a list of at most {MAX_IN_VALUES} values")
+        budget.spend(where, conditions=0, in_values=len(value))
+        return Condition(field, op, tuple(_coerce(spec, column, where, v) for v in value))
+    coerced = _coerce(spec, column, where, value)
+    if op in ("like", "ilike"):
+        _check_pattern(where, coerced)
+    return Condition(field, op, coerced)
 
 
-def parse_filters(spec: EntitySpec, filters: dict[str, Any]) -> tuple[Condition, ...]:
-    conditions: list[Condition] = []
-    for field, spec_value in filters.items():
-        if field not in spec.filterable:
-            raise invalid(f"filters.{field}", f"unknown field (filterable: {', '.join(sorted(spec.filterable))})")
-        if isinstance(spec_value, dict):
-            if not spec_value:
-                raise invalid(f"filters.{field}", "an operator object needs at least one operator")
-            conditions.extend(_condition(spec, field, op, v) for op, v in spec_value.items())
+def _parse_object(spec: EntitySpec, filters: Any, path: str, depth: int, budget: _Budget) -> list[Filter]:
+    """The conditions of one filters object, all of which must hold."""
+    if not isinstance(filters, dict):
+        raise invalid(path, "must be an object of field: value, field: {operator: value} or or/and groups")
+    conditions: list[Filter] = []
+    for field, value in filters.items():
+        where = f"{path}.{field}"
+        if field in GROUPS:
+            conditions.extend(_parse_group(spec, field, value, where, depth, budget))
+        elif field not in spec.filterable:
+            raise invalid(where, f"unknown field (filterable: {', '.join(sorted(spec.filterable))})")
+        elif isinstance(value, dict):
+            if not value:
+                raise invalid(where, "an operator object needs at least one operator")
+            for op, operand in value.items():
+                budget.spend(where)
+                conditions.append(_condition(spec, field, op, operand, where, budget))
         else:
-            conditions.append(_condition(spec, field, "eq", spec_value))
-    return tuple(conditions)
+            budget.spend(where)
+            conditions.append(_condition(spec, field, "eq", value, where, budget))
+    return conditions
+
+
+def _parse_group(spec: EntitySpec, kind: str, members: Any, path: str, depth: int, budget: _Budget) -> list[Filter]:
+    if depth > MAX_GROUP_DEPTH:
+        raise invalid(path, f"or/and groups nest at most {MAX_GROUP_DEPTH} deep")
+    if not isinstance(members, list) or not members:
+        raise invalid(path, "must be a non-empty list of filters objects")
+    budget.spend(path, conditions=len(members))
+    branches = [_parse_object(spec, m, f"{path}[{i}]", depth + 1, budget) for i, m in enumerate(members)]
+    if kind == "and":
+        return [c for branch in branches for c in branch]
+    return [AnyOf(tuple(tuple(branch) for branch in branches))]
+
+
+def parse_filters(spec: EntitySpec, filters: dict[str, Any]) -> tuple[Filter, ...]:
+    return tuple(_parse_object(spec, filters, "filters", 1, _Budget()))
+
+
+def _names(field: str, names: list[str], allowed: frozenset[str] | dict[str, Any], what: str) -> None:
+    """Every name known and none twice; the 400 names `field[i]`."""
+    for i, name in enumerate(names):
+        if name not in allowed:
+            known = ", ".join(sorted(allowed)) or "none"
+            raise invalid(f"{field}[{i}]", f"unknown {what} {name!r} (allowed: {known})")
+        if name in names[:i]:
+            raise invalid(f"{field}[{i}]", f"{name!r} appears twice")
 
 
 def parse_sort(spec: EntitySpec, sort: list[str]) -> tuple[SortKey, ...]:
-    keys: list[SortKey] = []
-    for item in sort:
-        descending = item.startswith("-")
-        field = item[1:] if descending else item
-        if field not in spec.sort_fields:
-            raise invalid("sort", f"cannot sort by {field!r} (allowed: {', '.join(sorted(spec.sort_fields))})")
-        if any(k.column == field for k in keys):
-            raise invalid("sort", f"{field!r} appears twice")
-        keys.append(SortKey(field, descending))
-    if not any(k.column == "id" for k in keys):
+    descending = [item.startswith("-") for item in sort]
+    fields = [item[1:] if desc else item for item, desc in zip(sort, descending, strict=True)]
+    _names("sort", fields, spec.sort_fields, "sort field")
+    keys = [SortKey(f, desc, spec.column_map[f].nullable) for f, desc in zip(fields, descending, strict=True)]
+    if "id" not in fields:
         keys.append(SortKey("id"))  # a total order, so keyset pages never skip or repeat rows
     return tuple(keys)
+
+
+def parse_select(spec: EntitySpec, select: list[str] | None) -> tuple[str, ...] | None:
+    if select is None:
+        return None
+    _names("select", select, spec.column_map, "field")
+    return tuple(select)
+
+
+def parse_include(spec: EntitySpec, include: list[str]) -> tuple[Include, ...]:
+    _names("include", include, spec.includes, "include")
+    return tuple(Include(name, spec.includes[name]) for name in include)
 
 
 def _fingerprint(spec: EntitySpec, request: ListRequest) -> str:
@@ -101,6 +215,12 @@ def encode_cursor(spec: EntitySpec, request: ListRequest, last: msgspec.Struct, 
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def _cursor_value(spec: EntitySpec, key: SortKey, value: Any) -> Any:
+    if value is None and key.nullable:
+        return None  # the last row had no value there: NULLs sort after every value
+    return _coerce(spec, spec.column_map[key.column], "cursor", value)
+
+
 def decode_cursor(spec: EntitySpec, request: ListRequest, sort: tuple[SortKey, ...]) -> tuple[Any, ...] | None:
     if request.cursor is None:
         return None
@@ -112,7 +232,7 @@ def decode_cursor(spec: EntitySpec, request: ListRequest, sort: tuple[SortKey, .
         raise bad from None
     if fingerprint != _fingerprint(spec, request) or len(values) != len(sort):
         raise invalid("cursor", "does not belong to these filters and sort; start again without a cursor")
-    return tuple(_coerce(spec, spec.column_map[k.column], "cursor", v) for k, v in zip(sort, values, strict=True))
+    return tuple(_cursor_value(spec, k, v) for k, v in zip(sort, values, strict=True))
 
 
 def build_query(spec: EntitySpec, request: ListRequest) -> ListQuery:
@@ -122,4 +242,14 @@ def build_query(spec: EntitySpec, request: ListRequest) -> ListQuery:
         sort=sort,
         limit=request.limit,
         after=decode_cursor(spec, request, sort),
+    )
+
+
+def plan_list(spec: EntitySpec, request: ListRequest) -> ListPlan:
+    """Everything a list request asks for, checked: a 400 naming the field, before any SQL runs."""
+    return ListPlan(
+        query=build_query(spec, request),
+        select=parse_select(spec, request.select),
+        includes=parse_include(spec, request.include),
+        count=request.count,
     )

@@ -31,20 +31,36 @@ class Condition:
 
 
 @dataclass(frozen=True)
+class AnyOf:
+    """At least one branch holds; a branch holds when all of its filters do (an empty one always)."""
+
+    branches: tuple[tuple[Filter, ...], ...]
+
+
+Filter = Condition | AnyOf
+
+
+@dataclass(frozen=True)
 class SortKey:
+    """Ascending puts NULLs last and descending puts them first: NULL sorts above every value,
+    so one direction is the exact reverse of the other."""
+
     column: str
     descending: bool = False
+    nullable: bool = False
 
 
 @dataclass(frozen=True)
 class ListQuery:
-    conditions: tuple[Condition, ...]
+    conditions: tuple[Filter, ...]  # all must hold
     sort: tuple[SortKey, ...]  # always ends with id
     limit: int
     after: tuple[Any, ...] | None = None  # the sort values of the last row of the previous page
 
 
 _OPS = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+# The pattern was checked (service.store.listing): a backslash escapes only %, _ and itself.
+_PATTERNS = {"like": "LIKE", "ilike": "ILIKE"}
 
 
 # The entity's record Struct; a bare `Repository` holds any entity's records.
@@ -113,23 +129,32 @@ class Repository(TableAccess, Generic[RecordT]):
 
     @timed("list")
     def list(self, query: ListQuery) -> list[RecordT]:
-        where: list[str] = []
-        params: list[Any] = []
-        for cond in query.conditions:
-            sql, args = _condition_sql(cond)
-            where.append(sql)
-            params.extend(args)
+        where, params = _where_sql(query.conditions)
         if query.after is not None:
             sql, args = _after_sql(query.sort, query.after)
-            where.append(sql)
+            where = sql if where == "TRUE" else f"{where} AND {sql}"
             params.extend(args)
-        order = ", ".join(f"{quote(k.column)} {'DESC' if k.descending else 'ASC'}" for k in query.sort)
-        sql = f"SELECT {self._select} FROM {self._table}"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += f" ORDER BY {order} LIMIT ?"
+        sql = f"SELECT {self._select} FROM {self._table} WHERE {where} ORDER BY {_order_sql(query.sort)} LIMIT ?"
         params.append(query.limit)
         return [self.to_record(r) for r in self._execute(sql, params).fetchall()]
+
+    @timed("count_where")
+    def count_where(self, conditions: Sequence[Filter]) -> int:
+        """How many rows match all the conditions (a list's total, whatever the page)."""
+        where, params = _where_sql(conditions)
+        row = self._first(f"SELECT count(*) FROM {self._table} WHERE {where}", params)
+        assert row is not None
+        return int(row[0])
+
+    @timed("get_many")
+    def get_many(self, ids: Iterable[str]) -> dict[str, RecordT]:
+        """id -> record of those ids that exist, in one query."""
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        # One list parameter, whatever the page size: the statement text is always the same.
+        rows = self._execute(f"SELECT {self._select} FROM {self._table} WHERE id = ANY(?::VARCHAR[])", [wanted])
+        return {record.id: record for record in map(self.to_record, rows.fetchall())}
 
     # `list` here is the method above, so the builtin is spelled out.
     @timed("list_all")
@@ -167,7 +192,25 @@ class Repository(TableAccess, Generic[RecordT]):
             self.batch.noted(self.spec.name, entity_id, exists=False)
 
 
-def _condition_sql(cond: Condition) -> tuple[str, list[Any]]:
+def _where_sql(conditions: Sequence[Filter]) -> tuple[str, list[Any]]:
+    """All conditions ANDed (TRUE when there are none)."""
+    parts: list[str] = []
+    params: list[Any] = []
+    for cond in conditions:
+        sql, args = _condition_sql(cond)
+        parts.append(sql)
+        params.extend(args)
+    return (" AND ".join(parts) or "TRUE"), params
+
+
+def _condition_sql(cond: Filter) -> tuple[str, list[Any]]:
+    if isinstance(cond, AnyOf):
+        branches, params = [], []
+        for branch in cond.branches:
+            sql, args = _where_sql(branch)
+            branches.append(f"({sql})")
+            params.extend(args)
+        return "(" + " OR ".join(branches) + ")", params
     col = quote(cond.column)
     if cond.op in _OPS:
         return f"{col} {_OPS[cond.op]} ?", [cond.value]
@@ -177,19 +220,44 @@ def _condition_sql(cond: Condition) -> tuple[str, list[Any]]:
         return f"{col} IN ({', '.join('?' for _ in cond.value)})", list(cond.value)
     if cond.op == "contains":
         return f"contains(lower({col}), lower(?))", [cond.value]
+    if cond.op in _PATTERNS:
+        return f"{col} {_PATTERNS[cond.op]} ? ESCAPE '\\'", [cond.value]
     if cond.op == "is_null":
         return f"{col} IS {'' if cond.value else 'NOT '}NULL", []
     raise ValueError(f"unknown operator {cond.op}")
 
 
+def _order_sql(sort: Sequence[SortKey]) -> str:
+    return ", ".join(f"{quote(k.column)} {'DESC NULLS FIRST' if k.descending else 'ASC NULLS LAST'}" for k in sort)
+
+
+def _beyond_sql(key: SortKey, value: Any) -> tuple[str | None, list[Any]]:
+    """Rows whose `key` sorts strictly after `value`; None when no value can (NULL is last)."""
+    col = quote(key.column)
+    if value is None:
+        return (f"{col} IS NOT NULL", []) if key.descending else (None, [])
+    if key.descending:
+        return f"{col} < ?", [value]
+    return (f"({col} > ? OR {col} IS NULL)" if key.nullable else f"{col} > ?"), [value]
+
+
 def _after_sql(sort: Sequence[SortKey], after: Sequence[Any]) -> tuple[str, list[Any]]:
-    """Keyset predicate: rows strictly after `after` in the (mixed-direction) sort order."""
+    """Keyset predicate: rows strictly after `after` in the (mixed-direction, NULL-aware) sort
+    order: equal on the first i keys and beyond on key i, for some i."""
     alternatives: list[str] = []
     params: list[Any] = []
     for i, key in enumerate(sort):
-        parts = [f"{quote(k.column)} = ?" for k in sort[:i]]
-        parts.append(f"{quote(key.column)} {'<' if key.descending else '>'} ?")
+        beyond, args = _beyond_sql(key, after[i])
+        if beyond is None:
+            continue
+        parts: list[str] = []
+        for prior, value in zip(sort[:i], after[:i], strict=True):
+            if value is None:
+                parts.append(f"{quote(prior.column)} IS NULL")
+            else:
+                parts.append(f"{quote(prior.column)} = ?")
+                params.append(value)
+        parts.append(beyond)
+        params.extend(args)
         alternatives.append("(" + " AND ".join(parts) + ")")
-        params.extend(after[:i])
-        params.append(after[i])
-    return "(" + " OR ".join(alternatives) + ")", params
+    return "(" + (" OR ".join(alternatives) or "FALSE") + ")", params

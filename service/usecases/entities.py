@@ -7,7 +7,6 @@ also fills the outbox; the cache and the relay hear about it after commit.
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -27,20 +26,18 @@ from schema.common import (
 )
 from service.model.columns import utc_now
 from service.model.errors import Conflict, Detail, Forbidden, NotFound
-from service.model.limits import ENVELOPE_RESERVE, PayloadLimit, too_large
+from service.model.limits import PayloadLimit
 from service.model.registry import ENTITIES, EntitySpec, children_of
 from service.model.rules import Rules
 from service.model.values import canonical_id, check_integer, normalize
 from service.store.database import Database
-from service.store.listing import build_query, encode_cursor
 from service.store.outbox import Change
 from service.store.repository import Repository
 from service.store.uow import UnitOfWork
 from service.store.write_batch import Lookup
 from service.usecases.cache import RecordCache
+from service.usecases.listing import list_page
 
-# The list reply without items: `{"items":[],"next_cursor":""}` plus the quotes of a cursor.
-_EMPTY_PAGE = b'{"items":[],"next_cursor":""}'
 AfterCommit = Callable[[Sequence[Change]], None]
 T = TypeVar("T")
 
@@ -173,30 +170,7 @@ class EntityService:
 
     # -- list ----------------------------------------------------------------
     async def list(self, request: ListRequest) -> ListReply:
-        """A page of at most `limit` rows that also fits in one reply: it stops before the row
-        that would go over max_payload, and next_cursor continues from the last row sent."""
-        query = build_query(self.spec, request)
-        one_more = dataclasses.replace(query, limit=query.limit + 1)  # tells whether a next page exists
-        rows = await self.db.read(lambda cur: Repository(self.spec, cur).list(one_more))
-        items = [encode(row) for row in rows[: query.limit]]
-        budget = self.limit.max_payload - ENVELOPE_RESERVE
-        count, size = 0, len(_EMPTY_PAGE)
-        for item in items:
-            if size + len(item) + 1 > budget:
-                break
-            size, count = size + len(item) + 1, count + 1
-        if count == 0 and items:
-            # One row alone is too large for a reply (stored before max_payload was lowered):
-            # name it, rather than return an empty page whose cursor goes nowhere.
-            raise too_large(f"{self.spec.name} {rows[0].id} in a list reply", len(items[0]) + size, budget)
-        next_cursor = None
-        if count < len(rows):
-            next_cursor = encode_cursor(self.spec, request, rows[count - 1], query.sort)
-            while count > 1 and size + len(next_cursor) > budget:  # the cursor must fit too
-                count -= 1
-                size -= len(items[count]) + 1
-                next_cursor = encode_cursor(self.spec, request, rows[count - 1], query.sort)
-        return ListReply(items=[msgspec.Raw(item) for item in items[:count]], next_cursor=next_cursor)
+        return await list_page(self.spec, self.db, self.limit, request)
 
 
 def refuse_privileged(spec: EntitySpec, values: dict[str, Any]) -> None:

@@ -133,7 +133,7 @@ REJECTED: dict[str, tuple[Case, int, str | None]] = {
     "an unknown field on delete": (send("wallets.delete", lambda w: {"id": w.wallet["id"], "force": True}), 400, None),
     "an unknown field on list": (send("wallets.list", lambda w: {"where": {}}), 400, None),
     "an unknown filter field": (send("wallets.list", lambda w: {"filters": {"colour": "red"}}), 400, "filters.colour"),
-    "an unknown sort field": (send("wallets.list", lambda w: {"sort": ["colour"]}), 400, "sort"),
+    "an unknown sort field": (send("wallets.list", lambda w: {"sort": ["colour"]}), 400, "sort[0]"),
     "a password too short": (
         send("users.update", lambda w: {"id": w.user["id"], "password": "short"}),
         400,
@@ -243,7 +243,7 @@ SAYS = {
     "a wrong type deep inside": "steps[0].name: Expected `str`, got `int`",
     "an id that is not a UUID": "id: Expected `str` matching regex",
     "an unknown filter field": "filters.colour: unknown field",
-    "an unknown sort field": "cannot sort by 'colour'",
+    "an unknown sort field": "unknown sort field 'colour'",
     "a password too short": "password: Expected `str` of length >= 8",
     "an invalid address": "address: must be 0x followed by 40 hex digits",
     "too many decimal places": "balance: has more than 8 decimal places",

@@ -12,8 +12,22 @@ import pytest
 from schema.common import ListRequest
 from service.model.errors import ValidationFailed
 from service.model.registry import ENTITIES
-from service.store.listing import OPERATORS, build_query, decode_cursor, encode_cursor, parse_filters, parse_sort
-from service.store.repository import Condition, SortKey
+from service.store.listing import (
+    MAX_CONDITIONS,
+    MAX_GROUP_DEPTH,
+    MAX_IN_VALUES,
+    OPERATORS,
+    Include,
+    build_query,
+    decode_cursor,
+    encode_cursor,
+    parse_filters,
+    parse_include,
+    parse_select,
+    parse_sort,
+    plan_list,
+)
+from service.store.repository import AnyOf, Condition, SortKey
 
 WALLETS = ENTITIES["wallets"]
 WALLET_ID = "7f1d1a3e-0000-4000-8000-000000000001"
@@ -55,11 +69,11 @@ def test_a_plain_value_means_equality_and_values_take_the_column_type() -> None:
 def test_every_operator_becomes_a_condition() -> None:
     filters = {
         "balance": {"gt": "1", "gte": 1, "lt": "9.5", "lte": 9, "ne": 5, "eq": "4"},
-        "name": {"contains": "Main", "is_null": False},
+        "name": {"contains": "Main", "is_null": False, "like": "M%", "ilike": "m\\_%"},
         "status": {"in": ["active", "frozen"]},
     }
     conditions = parse_filters(WALLETS, filters)
-    assert {c.op for c in conditions} == OPERATORS
+    assert {c.op for c in conditions if isinstance(c, Condition)} == set(OPERATORS)
     assert Condition("status", "in", ("active", "frozen")) in conditions
     assert Condition("name", "is_null", False) in conditions
     assert Condition("balance", "lt", Decimal("9.5")) in conditions
@@ -75,7 +89,17 @@ def test_timestamps_are_compared_as_naive_utc() -> None:
     [
         ({"colour": "red"}, "filters.colour"),
         ({"id; DROP TABLE wallets": 1}, "filters.id; DROP TABLE wallets"),
-        ({"balance": {"like": "1"}}, "filters.balance"),
+        ({"balance": {"like": "1"}}, "filters.balance.like"),
+        ({"balance": {"regex": "1"}}, "filters.balance"),
+        ({"name": {"like": "50\\"}}, "filters.name.like"),
+        ({"name": {"ilike": "a\\b"}}, "filters.name.ilike"),
+        ({"name": {"like": 5}}, "filters.name.like"),
+        ({"or": {}}, "filters.or"),
+        ({"or": []}, "filters.or"),
+        ({"and": "status"}, "filters.and"),
+        ({"or": [{"status": "active"}, "x"]}, "filters.or[1]"),
+        ({"or": [{"status": "active"}, {"colour": 1}]}, "filters.or[1].colour"),
+        ({"or": [{"and": [{"balance": {"gt": "NaN"}}]}]}, "filters.or[0].and[0].balance.gt"),
         ({"balance": {}}, "filters.balance"),
         ({"balance": {"gt": "lots"}}, "filters.balance.gt"),
         ({"version": {"eq": "two"}}, "filters.version.eq"),
@@ -113,9 +137,18 @@ def test_sort_keys_keep_their_direction_and_end_with_id() -> None:
     assert parse_sort(WALLETS, ["-id"]) == (SortKey("id", True),)
 
 
-@pytest.mark.parametrize("sort", [["colour"], ["-name"], ["balance", "-balance"], ["--balance"], [""]])
-def test_a_bad_sort_is_refused(sort: list[str]) -> None:
-    assert rejected(parse_sort, WALLETS, sort).details[0].field == "sort"
+@pytest.mark.parametrize(
+    ("sort", "field"),
+    [(["colour"], "sort[0]"), (["name", "-name"], "sort[1]"), (["--balance"], "sort[0]"), ([""], "sort[0]")],
+)
+def test_a_bad_sort_is_refused_naming_the_item(sort: list[str], field: str) -> None:
+    assert rejected(parse_sort, WALLETS, sort).details[0].field == field
+
+
+def test_any_scalar_field_sorts_and_nullable_ones_are_marked() -> None:
+    assert WALLETS.sort_fields == WALLETS.filterable
+    assert parse_sort(WALLETS, ["-name"]) == (SortKey("name", True, nullable=True), SortKey("id"))
+    assert rejected(parse_sort, ENTITIES["workflows"], ["steps"]).details[0].field == "sort[0]"
 
 
 # -- cursors ----------------------------------------------------------------------
@@ -190,3 +223,106 @@ def test_a_query_carries_conditions_sort_limit_and_position() -> None:
     assert query.conditions == (Condition("status", "eq", "active"),)
     assert query.sort[-1] == SortKey("id")
     assert (query.limit, query.after) == (7, None)
+
+
+def test_a_nullable_sort_value_travels_in_the_cursor_as_null() -> None:
+    req = ListRequest(sort=["name"])
+    sort = parse_sort(WALLETS, req.sort)
+    cursor = encode_cursor(WALLETS, req, wallet_record(name=None), sort)
+    assert decode_cursor(WALLETS, ListRequest(sort=["name"], cursor=cursor), sort) == (None, WALLET_ID)
+
+
+def test_a_null_in_a_cursor_for_a_not_null_column_is_refused() -> None:
+    cursor = tampered(cursor_for(request()), lambda raw: [raw[0], [raw[1][0], None, raw[1][2]]])
+    assert rejected(build_query, WALLETS, request(cursor=cursor)).details[0].field == "cursor"
+
+
+# -- or/and groups, like ------------------------------------------------------------
+
+
+def test_an_or_group_holds_branches_and_an_and_group_joins_its_members() -> None:
+    filters = {
+        "status": "active",
+        "or": [{"name": {"ilike": "main%"}}, {"balance": {"gte": 5}, "name": {"is_null": True}}],
+        "and": [{"version": 1}, {"blockchain_symbol": "ETH"}],
+    }
+    assert parse_filters(WALLETS, filters) == (
+        Condition("status", "eq", "active"),
+        AnyOf(
+            (
+                (Condition("name", "ilike", "main%"),),
+                (Condition("balance", "gte", Decimal(5)), Condition("name", "is_null", True)),
+            )
+        ),
+        Condition("version", "eq", 1),
+        Condition("blockchain_symbol", "eq", "ETH"),
+    )
+
+
+def nested(depth: int) -> dict:
+    filters: dict = {"status": "active"}
+    for _ in range(depth):
+        filters = {"or": [filters]}
+    return filters
+
+
+def test_groups_nest_up_to_the_limit_and_no_deeper() -> None:
+    assert parse_filters(WALLETS, nested(MAX_GROUP_DEPTH))
+    error = rejected(parse_filters, WALLETS, nested(MAX_GROUP_DEPTH + 1))
+    assert error.details[0].field == "filters" + ".or[0]" * MAX_GROUP_DEPTH + ".or"
+
+
+def test_a_hostile_number_of_conditions_or_values_is_refused() -> None:
+    many = {"or": [{"version": n} for n in range(MAX_CONDITIONS)]}
+    assert "at most" in rejected(parse_filters, WALLETS, many).details[0].message
+    fine = {"or": [{"version": n} for n in range(MAX_CONDITIONS // 2 - 1)]}
+    assert len(parse_filters(WALLETS, fine)[0].branches) == MAX_CONDITIONS // 2 - 1
+    half = ["x"] * (MAX_IN_VALUES // 2 + 1)
+    error = rejected(parse_filters, WALLETS, {"or": [{"status": {"in": half}}, {"address": {"in": half}}]})
+    assert error.details[0].field == "filters.or[1].address.in"
+    empties = {"or": [{}] * (MAX_CONDITIONS + 1)}
+    assert rejected(parse_filters, WALLETS, empties).details[0].field == "filters.or"
+
+
+def test_like_patterns_keep_their_escapes_and_text_ids_are_lower_cased() -> None:
+    (condition,) = parse_filters(WALLETS, {"name": {"like": "100\\%\\_\\\\%"}})
+    assert condition.value == "100\\%\\_\\\\%"
+    (condition,) = parse_filters(WALLETS, {"id": {"like": "7F1D%"}})
+    assert condition.value == "7f1d%"
+
+
+# -- select, include, count ---------------------------------------------------------
+
+
+def test_select_and_include_are_checked_against_the_registry() -> None:
+    assert parse_select(WALLETS, None) is None
+    assert parse_select(WALLETS, ["balance", "id"]) == ("balance", "id")
+    assert rejected(parse_select, WALLETS, ["id", "password_hash"]).details[0].field == "select[1]"
+    assert rejected(parse_select, ENTITIES["users"], ["password_hash"]).details[0].field == "select[0]"
+    assert rejected(parse_select, WALLETS, ["id", "id"]).details[0].field == "select[1]"
+    alerts = ENTITIES["alerts"]
+    (include,) = parse_include(alerts, ["wallet"])
+    assert include == Include("wallet", alerts.foreign_keys[0])
+    assert parse_include(ENTITIES["workflow_executions"], ["workflow"])[0].key.field == "workflow_id"
+    assert rejected(parse_include, alerts, ["wallet", "user"]).details[0].field == "include[1]"
+    assert rejected(parse_include, WALLETS, ["wallet"]).details[0].field == "include[0]"
+    assert rejected(parse_include, alerts, ["wallet", "wallet"]).details[0].field == "include[1]"
+
+
+def test_every_foreign_key_is_includable_under_its_parents_singular() -> None:
+    names = {spec.name: sorted(spec.includes) for spec in ENTITIES.values() if spec.includes}
+    assert names == {
+        "alerts": ["wallet"],
+        "wallet_balances": ["wallet"],
+        "alert_rules": ["user"],
+        "workflows": ["user"],
+        "workflow_executions": ["workflow"],
+        "agents": ["user"],
+    }
+
+
+def test_a_plan_carries_select_include_and_count() -> None:
+    plan = plan_list(ENTITIES["alerts"], ListRequest(count=True, include=["wallet"], select=["status"]))
+    assert (plan.count, plan.select, [i.name for i in plan.includes]) == (True, ("status",), ["wallet"])
+    plain = plan_list(WALLETS, ListRequest())
+    assert (plain.count, plain.select, plain.includes) == (False, None, ())

@@ -33,6 +33,23 @@ def test_a_foreign_key_on_a_field_the_record_lacks_is_refused() -> None:
         registry_of((ENTITIES["wallets"], broken))
 
 
+def test_two_foreign_keys_with_one_include_name_or_a_field_name_are_refused() -> None:
+    twice = (ForeignKey("related_wallet_id", "wallets"), ForeignKey("id", "wallets"))
+    broken = dataclasses.replace(ENTITIES["alerts"], foreign_keys=twice)
+    with pytest.raises(RegistryError, match=r"include name 'wallet' .* give the ForeignKey an include_as"):
+        registry_of((ENTITIES["wallets"], broken))
+    named = (ForeignKey("related_wallet_id", "wallets"), ForeignKey("id", "wallets", include_as="same"))
+    assert set(
+        registry_of((ENTITIES["wallets"], dataclasses.replace(broken, foreign_keys=named)))["alerts"].includes
+    ) == {
+        "wallet",
+        "same",
+    }
+    clash = (ForeignKey("related_wallet_id", "wallets", include_as="message"),)
+    with pytest.raises(RegistryError, match="include name 'message'"):
+        registry_of((ENTITIES["wallets"], dataclasses.replace(broken, foreign_keys=clash)))
+
+
 def test_an_entity_listed_twice_is_refused() -> None:
     with pytest.raises(RegistryError, match="'users' is listed twice"):
         registry_of((ENTITIES["users"], ENTITIES["users"]))

@@ -16,8 +16,9 @@ from service.model.registry import ENTITIES, EntitySpec, UniqueKey
 from service.store.database import connect
 from service.store.ddl import LATEST_VERSION, MIGRATIONS, apply_migrations
 from service.store.outbox import Change, OutboxRepository
-from service.store.repository import Condition, ListQuery, Repository, SortKey
+from service.store.repository import AnyOf, Condition, ListQuery, Repository, SortKey
 from service.store.write_batch import WriteBatch
+from tests.support import like_matches, python_sorted
 
 WALLETS = ENTITIES["wallets"]
 USERS = ENTITIES["users"]
@@ -184,6 +185,103 @@ def test_conditions_filter_the_rows_and_bind_every_value(con: duckdb.DuckDBPyCon
     assert len(nulls) == 3
     injected = repo.list(ListQuery((Condition("status", "eq", "x' OR '1'='1"),), (SortKey("id"),), 100))
     assert injected == [] and repo.count() == 6
+
+
+NAMES = [None, "b", "a", None, "a", "B", "a", None, "c", "b", None, "a", "_a", "%", "a\\b", "Ab", "é", "É", "z"]
+
+
+@pytest.fixture
+def ties(con: duckdb.DuckDBPyConnection) -> list[msgspec.Struct]:
+    """Wallets whose names tie, are NULL or not ASCII; balances 0-2; two created_at values."""
+    repo = Repository(WALLETS, con)
+    records = [wallet(n, name=name, created_at=T0 + timedelta(minutes=n % 2)) for n, name in enumerate(NAMES, start=1)]
+    for record in records:
+        repo.insert(record)
+    return records
+
+
+def sort_keys(*fields: str) -> tuple[SortKey, ...]:
+    keys = [SortKey(f.lstrip("-"), f.startswith("-"), WALLETS.column_map[f.lstrip("-")].nullable) for f in fields]
+    return (*keys, SortKey("id"))
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [("name",), ("-name",), ("name", "-balance"), ("-name", "balance"), ("balance", "name"), ("-created_at", "-name")],
+)
+@pytest.mark.parametrize("limit", [1, 2, 3, 5])
+def test_nullable_sorts_walk_every_row_once_in_python_order(
+    fields: tuple[str, ...], limit: int, ties: list[msgspec.Struct], con: duckdb.DuckDBPyConnection
+) -> None:
+    sort = sort_keys(*fields)
+    pages = keyset_pages(Repository(WALLETS, con), sort, limit)
+    assert all(len(p) == limit for p in pages[:-1])
+    expected = python_sorted(ties, [(k.column, k.descending) for k in sort])
+    assert [i for p in pages for i in p] == [r.id for r in expected]
+
+
+def test_a_cursor_on_a_null_continues_with_the_rest_of_the_nulls(
+    ties: list[msgspec.Struct], con: duckdb.DuckDBPyConnection
+) -> None:
+    repo = Repository(WALLETS, con)
+    nulls = sorted(r.id for r in ties if r.name is None)
+    after_first_null = repo.list(ListQuery((), sort_keys("name"), 100, (None, nulls[0])))
+    assert [r.id for r in after_first_null] == nulls[1:]
+    descending = repo.list(ListQuery((), sort_keys("-name"), 100, (None, nulls[-1])))
+    assert [r.id for r in descending] == [r.id for r in python_sorted(ties, [("name", True), ("id", False)])][4:]
+
+
+@pytest.mark.parametrize("pattern", ["a", "a%", "%b", "_", "\\_a", "\\%", "%\\\\%", "a_", "%", "", "A%", "_b%"])
+def test_like_and_ilike_match_what_python_matches(
+    pattern: str, ties: list[msgspec.Struct], con: duckdb.DuckDBPyConnection
+) -> None:
+    repo = Repository(WALLETS, con)
+    for op, ignore_case in (("like", False), ("ilike", True)):
+        listed = repo.list(ListQuery((Condition("name", op, pattern),), (SortKey("id"),), 100))
+        expected = [r.id for r in ties if r.name is not None and like_matches(pattern, r.name, ignore_case=ignore_case)]
+        assert [r.id for r in listed] == expected, (op, pattern)
+
+
+def test_or_groups_nest_and_combine_with_and(ties: list[msgspec.Struct], con: duckdb.DuckDBPyConnection) -> None:
+    repo = Repository(WALLETS, con)
+    group = AnyOf(
+        (
+            (Condition("name", "is_null", True),),
+            (
+                Condition("balance", "eq", Decimal(2)),
+                AnyOf(((Condition("name", "eq", "a"),), ())),
+            ),
+            (Condition("name", "in", ("c", "B")),),
+        )
+    )
+    conditions = (Condition("version", "eq", 1), group)
+    listed = repo.list(ListQuery(conditions, (SortKey("id"),), 100))
+    expected = [r.id for r in ties if r.name is None or r.balance == 2 or r.name in ("c", "B")]
+    assert [r.id for r in listed] == expected
+    narrower = AnyOf(
+        (
+            (Condition("name", "eq", "a"), Condition("balance", "gt", Decimal(0))),
+            (Condition("id", "eq", "x' OR 1=1 --"),),
+        )
+    )
+    assert [r.id for r in repo.list(ListQuery((narrower,), (SortKey("id"),), 100))] == [
+        r.id for r in ties if r.name == "a" and r.balance > 0
+    ]
+    assert repo.count_where((group,)) == len(expected)
+    assert repo.count_where(()) == len(ties)
+    assert repo.count_where((Condition("name", "in", ()),)) == 0
+
+
+def test_many_records_are_read_by_id_in_one_query(ties: list[msgspec.Struct], con: duckdb.DuckDBPyConnection) -> None:
+    repo = Repository(WALLETS, con)
+    wanted = [ties[0].id, ties[5].id, ties[5].id, "missing"]
+    assert repo.get_many(wanted) == {ties[0].id: ties[0], ties[5].id: ties[5]}
+    assert repo.get_many([]) == {}
+    users = Repository(USERS, con)
+    user = USERS.record(id="u1", created_at=T0, updated_at=T0, version=1, email="ada@example.com")
+    users.insert(user, {"password_hash": "$2b$04$hash"})
+    assert users.get_many(["u1"]) == {"u1": user}
+    assert "password_hash" not in msgspec.json.encode(users.get_many(["u1"])).decode()
 
 
 def test_held_back_inserts_reach_the_table_before_anything_reads_it(con: duckdb.DuckDBPyConnection) -> None:

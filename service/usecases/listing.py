@@ -1,0 +1,100 @@
+"""One page of `ekko.<entity>.list`: the rows, their included parents and the total read in
+one snapshot, each item shaped by `select`/`include`, the page cut to fit one reply."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from schema.common import UNSET, ListReply, ListRequest, Record, encode
+from service.model.limits import ENVELOPE_RESERVE, PayloadLimit, too_large
+from service.model.registry import ENTITIES, EntitySpec
+from service.store.database import Database, in_one_snapshot
+from service.store.listing import ListPlan, encode_cursor, plan_list
+from service.store.repository import Repository
+from service.store.sql import Cursor
+
+# The list reply without items: `{"items":[],"next_cursor":""}` plus the quotes of a cursor.
+_EMPTY_PAGE = b'{"items":[],"next_cursor":""}'
+_TOTAL_KEY = b',"total":'
+
+Parents = dict[str, dict[str, msgspec.Raw]]  # include name -> parent id -> the parent's reply bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class _Read:
+    rows: list[Record]
+    parents: Parents
+    total: int | None
+
+
+def _read(spec: EntitySpec, plan: ListPlan, cur: Cursor) -> _Read:
+    """The page plus one row (it tells whether a next page exists), one query per include
+    for the parents of the whole page, and the total when asked for."""
+    query = plan.query
+    rows = Repository(spec, cur).list(dataclasses.replace(query, limit=query.limit + 1))
+    parents: Parents = {}
+    for include in plan.includes:
+        ids = {parent_id for row in rows[: query.limit] if (parent_id := getattr(row, include.key.field)) is not None}
+        found = Repository(ENTITIES[include.key.parent], cur).get_many(ids)
+        parents[include.name] = {i: msgspec.Raw(encode(record)) for i, record in found.items()}
+    total = Repository(spec, cur).count_where(query.conditions) if plan.count else None
+    return _Read(rows, parents, total)
+
+
+def _item(plan: ListPlan, row: Record, parents: Parents) -> bytes:
+    if plan.select is None and not plan.includes:
+        return encode(row)
+    names = plan.select if plan.select is not None else row.__struct_fields__
+    fields: dict[str, Any] = {name: getattr(row, name) for name in names}
+    for include in plan.includes:
+        parent_id = getattr(row, include.key.field)
+        # null when the key is null, or the parent was deleted without its children
+        fields[include.name] = None if parent_id is None else parents[include.name].get(parent_id)
+    return encode(fields)
+
+
+def _fitting(items: Sequence[bytes], budget: int, size: int) -> tuple[int, int]:
+    """(how many leading items fit in budget, the reply size with them), starting from size."""
+    count = 0
+    for item in items:
+        if size + len(item) + 1 > budget:
+            break
+        size, count = size + len(item) + 1, count + 1
+    return count, size
+
+
+async def list_page(spec: EntitySpec, db: Database, limit: PayloadLimit, request: ListRequest) -> ListReply:
+    """A page of at most `limit` rows that also fits in one reply: it stops before the row
+    that would go over max_payload, and next_cursor continues from the last row sent."""
+    plan = plan_list(spec, request)
+    several = plan.count or bool(plan.includes)  # more than one statement: one snapshot for all
+
+    def read(cur: Cursor) -> _Read:
+        return _read(spec, plan, cur)
+
+    result = await db.read(in_one_snapshot(read) if several else read)
+    rows = result.rows
+    items = [_item(plan, row, result.parents) for row in rows[: plan.query.limit]]
+    budget = limit.max_payload - ENVELOPE_RESERVE
+    start = len(_EMPTY_PAGE) + (0 if result.total is None else len(_TOTAL_KEY) + len(str(result.total)))
+    count, size = _fitting(items, budget, start)
+    if count == 0 and items:
+        # One row alone is too large for a reply (stored before max_payload was lowered):
+        # name it, rather than return an empty page whose cursor goes nowhere.
+        raise too_large(f"{spec.name} {rows[0].id} in a list reply", len(items[0]) + size, budget)
+    next_cursor = None
+    if count < len(rows):
+        next_cursor = encode_cursor(spec, request, rows[count - 1], plan.query.sort)
+        while count > 1 and size + len(next_cursor) > budget:  # the cursor must fit too
+            count -= 1
+            size -= len(items[count]) + 1
+            next_cursor = encode_cursor(spec, request, rows[count - 1], plan.query.sort)
+    return ListReply(
+        items=[msgspec.Raw(item) for item in items[:count]],
+        next_cursor=next_cursor,
+        total=UNSET if result.total is None else result.total,
+    )
