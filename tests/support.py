@@ -5,7 +5,6 @@ with the JavaScript client's packages installed."""
 from __future__ import annotations
 
 import functools
-import importlib.util
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,18 +12,16 @@ from typing import Any
 
 import pytest
 
+from scripts import gen_schemas
+
 ROOT = Path(__file__).resolve().parents[1]
 JS_DIR = ROOT / "tests" / "e2e" / "js"
 NODE_MISSING = "node and npm (Node.js 20+) are needed for the JavaScript client test"
 
 
 def load_generator() -> Any:
-    """scripts/gen_schemas.py as a module (scripts/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("gen_schemas", ROOT / "scripts" / "gen_schemas.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """scripts/gen_schemas.py, the docs/schemas.json generator."""
+    return gen_schemas
 
 
 def tool(name: str) -> str:

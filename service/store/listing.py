@@ -12,12 +12,12 @@ import msgspec
 from schema.common import ListRequest, encode
 from service.model.columns import Column, Kind, strip_optional, to_db
 from service.model.errors import ValidationFailed, invalid
+from service.model.queries import MAX_IN_VALUES, OPERATORS
 from service.model.registry import EntitySpec
 from service.model.values import canonical_id, check_integer, to_decimal, to_utc
 from service.store.repository import Condition, ListQuery, SortKey
 
-OPERATORS = frozenset({"eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "is_null"})
-_ORDERED = {"gt", "gte", "lt", "lte"}
+KNOWN_OPERATORS = frozenset(op for ops in OPERATORS.values() for op in ops)
 
 
 def _coerce(spec: EntitySpec, column: Column, field: str, value: Any) -> Any:
@@ -44,20 +44,19 @@ def _coerce(spec: EntitySpec, column: Column, field: str, value: Any) -> Any:
 
 def _condition(spec: EntitySpec, field: str, op: str, value: Any) -> Condition:
     column = spec.column_map[field]
-    if op not in OPERATORS:
-        raise invalid(f"filters.{field}", f"unknown operator {op!r} (use one of {', '.join(sorted(OPERATORS))})")
+    if op not in KNOWN_OPERATORS:
+        raise invalid(f"filters.{field}", f"unknown operator {op!r} (use one of {', '.join(sorted(KNOWN_OPERATORS))})")
+    if op not in OPERATORS[column.kind]:
+        allowed = ", ".join(OPERATORS[column.kind])
+        raise invalid(f"filters.{field}.{op}", f"{column.kind.name.lower()} fields take {allowed}")
     if op == "is_null":
         if not isinstance(value, bool):
             raise invalid(f"filters.{field}.is_null", "must be true or false")
         return Condition(field, op, value)
     if op == "in":
-        if not isinstance(value, list) or len(value) > 1000:
-            raise invalid(f"filters.{field}.in", "must be a list of at most 1000 values")
+        if not isinstance(value, list) or len(value) > MAX_IN_VALUES:
+            raise invalid(f"filters.{field}.in", f"must be a list of at most {MAX_IN_VALUES} values")
         return Condition(field, op, tuple(_coerce(spec, column, f"filters.{field}.in", v) for v in value))
-    if op == "contains" and column.kind is not Kind.TEXT:
-        raise invalid(f"filters.{field}.contains", "only text fields support contains")
-    if op in _ORDERED and column.kind is Kind.BOOLEAN:
-        raise invalid(f"filters.{field}.{op}", "booleans support eq, ne, in and is_null")
     return Condition(field, op, _coerce(spec, column, f"filters.{field}.{op}", value))
 
 
