@@ -35,12 +35,13 @@ from service.app import Ekko
 from service.config import Settings
 from service.model.errors import ServiceError
 from service.model.registry import ENTITIES
-from service.model.values import DECIMAL_INPUT_SCHEMA
+from service.model.values import DECIMAL_INPUT_SCHEMA, TIMESTAMP_SCHEMA
 
 OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "schemas.json"
 DEFS = "#/$defs/{name}"
 # Decimals in replies, KV values and events: format(value, "f") of a DECIMAL(24,8) value.
-DECIMAL_INPUT = "DecimalInput"  # the shared component of every decimal a request takes
+# Schemas written once as a component and referred to: a request's decimal, any timestamp.
+SHARED = {"DecimalInput": DECIMAL_INPUT_SCHEMA, "Timestamp": TIMESTAMP_SCHEMA}
 DECIMAL_REPLY_SCHEMA = {"type": "string", "format": "decimal", "pattern": r"^-?\d+(\.\d+)?$"}
 
 
@@ -110,17 +111,21 @@ DOC_KEYS = ("description", "title")
 DATA_KEYS = ("default", "examples", "enum", "const")  # values, not schemas: left as they are
 
 
-def rewrite(node: Any, decimal: dict[str, Any]) -> Any:
-    """node with every description/title cleaned as inspect.cleandoc does, and every msgspec
-    decimal (`{"type": "string", "format": "decimal"}`) replaced by `decimal` (recursively)."""
+def rewrite(node: Any, decimal: dict[str, Any], ref_template: str) -> Any:
+    """node with every description/title cleaned as inspect.cleandoc does, every msgspec decimal
+    (`{"type": "string", "format": "decimal"}`) replaced by `decimal`, and every SHARED schema
+    by a reference to its component (recursively)."""
     if isinstance(node, list):
-        return [rewrite(item, decimal) for item in node]
+        return [rewrite(item, decimal, ref_template) for item in node]
     if not isinstance(node, dict):
         return node
-    if node == DECIMAL_INPUT_SCHEMA and decimal is not DECIMAL_INPUT_SCHEMA:  # a typed filter's value
-        return decimal
+    for name, shared in SHARED.items():
+        if node == shared:
+            return {"$ref": ref_template.format(name=name)}
     if node.get("format") == "decimal" and node.get("type") == "string":
-        node = {**{k: v for k, v in node.items() if k not in ("type", "format")}, **decimal}
+        rest = {k: v for k, v in node.items() if k not in ("type", "format")}
+        shared = [name for name, schema in SHARED.items() if schema == decimal]
+        return {**rest, **({"$ref": ref_template.format(name=shared[0])} if shared else decimal)}
     cleaned = {}
     for key, value in node.items():
         if key in DOC_KEYS and isinstance(value, str):
@@ -128,8 +133,44 @@ def rewrite(node: Any, decimal: dict[str, Any]) -> Any:
         elif key in DATA_KEYS:
             cleaned[key] = value
         else:
-            cleaned[key] = rewrite(value, decimal)
+            cleaned[key] = rewrite(value, decimal, ref_template)
     return cleaned
+
+
+def datetime_fields(types_: list[Any]) -> dict[str, list[str]]:
+    """Struct name -> its datetime fields, in every Struct reachable from `types_`: msgspec writes
+    a datetime as a bare string schema, which the generator replaces by TIMESTAMP_SCHEMA."""
+    found: dict[str, list[str]] = {}
+
+    def walk(node: Any) -> None:
+        if isinstance(node, tuple):
+            for item in node:
+                walk(item)
+        elif isinstance(node, msgspec.inspect.StructType):
+            if node.cls.__name__ not in found:
+                found[node.cls.__name__] = [f.encode_name for f in node.fields if has_datetime(f.type)]
+                walk(tuple(f.type for f in node.fields))
+        elif isinstance(node, msgspec.inspect.Type):
+            walk(tuple(getattr(node, f) for f in node.__struct_fields__))
+
+    walk(msgspec.inspect.multi_type_info(types_))
+    return found
+
+
+def has_datetime(node: Any) -> bool:
+    if isinstance(node, msgspec.inspect.UnionType):
+        return any(has_datetime(t) for t in node.types)
+    return isinstance(node, msgspec.inspect.DateTimeType)
+
+
+def with_timestamps(schema: dict[str, Any], fields: list[str]) -> dict[str, Any]:
+    """A Struct's component with each datetime field's string schema made TIMESTAMP_SCHEMA."""
+    properties = dict(schema["properties"])
+    for name in fields:
+        prop = properties[name]
+        branches = [TIMESTAMP_SCHEMA if b == {"type": "string"} else b for b in prop.get("anyOf", [])]
+        properties[name] = {**prop, "anyOf": branches} if branches else {**prop, **TIMESTAMP_SCHEMA}
+    return {**schema, "properties": properties}
 
 
 def schemas(
@@ -139,13 +180,13 @@ def schemas(
     replies are generated apart: a decimal reads differently in each (string or number in,
     fixed-point text out). A Struct used on both sides must then come out the same."""
     done: list[Any] = []
-    components: dict[str, Any] = {DECIMAL_INPUT: {"title": DECIMAL_INPUT, **DECIMAL_INPUT_SCHEMA}}
-    decimal_input = {"$ref": ref_template.format(name=DECIMAL_INPUT)}
-    for types_, decimal in ((requests, decimal_input), (replies, DECIMAL_REPLY_SCHEMA)):
+    components: dict[str, Any] = {name: {"title": name, **schema} for name, schema in SHARED.items()}
+    for types_, decimal in ((requests, DECIMAL_INPUT_SCHEMA), (replies, DECIMAL_REPLY_SCHEMA)):
         found, defs = msgspec.json.schema_components(types_, ref_template=ref_template) if types_ else ((), {})
-        done.append([rewrite(s, decimal) for s in found])
+        done.append([rewrite(s, decimal, ref_template) for s in found])
+        timestamps = datetime_fields(types_)
         for name, schema in defs.items():
-            schema = rewrite(schema, decimal)  # noqa: PLW2901
+            schema = rewrite(with_timestamps(schema, timestamps.get(name, [])), decimal, ref_template)  # noqa: PLW2901
             if components.setdefault(name, schema) != schema:
                 raise ValueError(f"{name} is both a request and a reply, and they differ (a decimal field?)")
     errors = components.get("ErrorBody")

@@ -8,6 +8,7 @@ import functools
 import json
 import shutil
 import subprocess
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,16 @@ def load_generator() -> Any:
 
 
 SCHEMAS_JSON = ROOT / "docs" / "schemas.json"
+# Formats asserted, as the JSON Schema spec allows: `date-time` must be a real date and time
+# (the pattern of the published schema cannot rule out February 30).
+FORMATS = jsonschema.FormatChecker(())
+
+
+@FORMATS.checks("date-time", raises=ValueError)
+def _date_time(value: object) -> bool:
+    if isinstance(value, str):
+        datetime.fromisoformat(value)
+    return True
 
 
 @functools.cache
@@ -40,7 +51,7 @@ def schema_errors(schema: dict[str, Any] | None, instance: Any) -> list[str]:
     a None schema (a subject that takes no body) allows nothing, {} or null."""
     if schema is None:
         return [] if instance in (None, {}) else [f"{instance!r}: this subject takes no body"]
-    validator = jsonschema.Draft202012Validator({**schema, "$defs": published()["$defs"]})
+    validator = jsonschema.Draft202012Validator({**schema, "$defs": published()["$defs"]}, format_checker=FORMATS)
     return [
         f"{'/'.join(map(str, e.absolute_path)) or '(body)'}: {e.message[:300]}" for e in validator.iter_errors(instance)
     ]

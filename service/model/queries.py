@@ -18,7 +18,7 @@ import msgspec
 from schema.common import ListReply, ListRequest
 from service.model.columns import Kind
 from service.model.registry import EntitySpec
-from service.model.values import DECIMAL_INPUT_SCHEMA, INT_MAX, INT_MIN
+from service.model.values import DECIMAL_INPUT_SCHEMA, INT_MAX, INT_MIN, TIMESTAMP_SCHEMA
 
 _COMPARE = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "is_null")
 # Column kind -> the filter operators it takes. JSON columns are not filterable at all.
@@ -38,7 +38,7 @@ FILTER_VALUE_SCHEMAS: dict[Kind, dict[str, Any]] = {
     Kind.TEXT: {"type": "string"},
     Kind.INTEGER: {"type": "integer", "minimum": INT_MIN, "maximum": INT_MAX},
     Kind.DECIMAL: DECIMAL_INPUT_SCHEMA,
-    Kind.TIMESTAMP: {"type": "string", "format": "date-time"},
+    Kind.TIMESTAMP: TIMESTAMP_SCHEMA,
     Kind.BOOLEAN: {"type": "boolean"},
 }
 

@@ -40,6 +40,19 @@ DECIMAL_INPUT_SCHEMA = {
 }
 
 
+# An RFC 3339 timestamp with its offset, as JSON Schema (docs/schemas.json): what replies carry,
+# and what requests may send (the service also takes a timestamp without offset, as UTC). The
+# lookaheads leave out the instants an offset moves out of years 1 to 9999 (to_utc refuses them);
+# `format` leaves out impossible dates (February 30).
+TIMESTAMP_SCHEMA = {
+    "type": "string",
+    "format": "date-time",
+    "pattern": r"^(?!0000)(?!0001-01-01T[^+]*\+(?!00:00))(?!9999-12-31T.*-(?!00:00)\d\d:\d\d$)"
+    r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?(Z|[+-]\d\d:[0-5]\d)$",
+    "description": "RFC 3339 date and time with offset (Z or ±hh:mm), within years 1 to 9999 in UTC",
+}
+
+
 def check_decimal_text(field: str, text: str) -> None:
     if NOT_FINITE_TEXT.fullmatch(text):
         raise invalid(field, "must be a finite number")
