@@ -159,8 +159,8 @@ class Builder:
         actions = list(typing.get_args(Action))
         self.channels["events"] = {
             "address": address,
-            "description": f"Stream {EVENTS_STREAM}: every committed change, at least once (Nats-Msg-Id"
-            " de-duplicates). Consume it with a JetStream consumer of the stream.",
+            "description": f"Stream {EVENTS_STREAM} (subjects {address.split('{')[0]}>): every committed change,"
+            " at least once (Nats-Msg-Id de-duplicates). Read it with a JetStream consumer of the stream.",
             "parameters": parameters(address, {"entity": list(by_entity), "action": actions}),
             "messages": {n: ref("components", "messages", n) for n in names.values()},
         }

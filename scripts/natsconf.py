@@ -101,8 +101,7 @@ def users(path: Path) -> dict[str, dict[str, list[str]]]:
 
 
 def matches(pattern: str, subject: str) -> bool:
-    """Whether a NATS subject pattern (`*` one token, `>` the rest) covers `subject`. A subject
-    with a `{parameter}` token is covered when a pattern covers every value of it."""
+    """Whether a NATS subject pattern (`*` one token, `>` one or more tokens) covers `subject`."""
     want, have = pattern.split("."), subject.split(".")
     for i, token in enumerate(want):
         if token == ">":
