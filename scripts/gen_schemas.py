@@ -41,7 +41,7 @@ OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "schemas.json"
 DEFS = "#/$defs/{name}"
 # Decimals in replies, KV values and events: format(value, "f") of a DECIMAL(24,8) value.
 # Schemas written once as a component and referred to: a request's decimal, any timestamp.
-SHARED = {"DecimalInput": DECIMAL_INPUT_SCHEMA, "Timestamp": TIMESTAMP_SCHEMA}
+SHARED: dict[str, dict[str, Any]] = {"DecimalInput": DECIMAL_INPUT_SCHEMA, "Timestamp": TIMESTAMP_SCHEMA}
 DECIMAL_REPLY_SCHEMA = {"type": "string", "format": "decimal", "pattern": r"^-?\d+(\.\d+)?$"}
 
 
@@ -124,8 +124,8 @@ def rewrite(node: Any, decimal: dict[str, Any], ref_template: str) -> Any:
             return {"$ref": ref_template.format(name=name)}
     if node.get("format") == "decimal" and node.get("type") == "string":
         rest = {k: v for k, v in node.items() if k not in ("type", "format")}
-        shared = [name for name, schema in SHARED.items() if schema == decimal]
-        return {**rest, **({"$ref": ref_template.format(name=shared[0])} if shared else decimal)}
+        named = [name for name, schema in SHARED.items() if schema == decimal]
+        return {**rest, **({"$ref": ref_template.format(name=named[0])} if named else decimal)}
     cleaned = {}
     for key, value in node.items():
         if key in DOC_KEYS and isinstance(value, str):

@@ -26,7 +26,7 @@ NOT_FINITE_TEXT = re.compile(r"[+-]?(?:s?nan\d*|inf(?:inity)?)", re.IGNORECASE)
 DECIMAL_FITTING_TEXT = r"^[+-]?(?:0*\d{1,16}(?:\.(?:\d{1,8}0*)?)?|\.\d{1,8}0*)$"
 # What a decimal field of a request accepts, as JSON Schema (docs/schemas.json): every value it
 # admits is accepted by to_decimal, except a JSON number with more than 8 decimal places.
-DECIMAL_INPUT_SCHEMA = {
+DECIMAL_INPUT_SCHEMA: dict[str, Any] = {
     "anyOf": [
         {"type": "string", "pattern": DECIMAL_FITTING_TEXT},
         {
@@ -44,7 +44,7 @@ DECIMAL_INPUT_SCHEMA = {
 # and what requests may send (the service also takes a timestamp without offset, as UTC). The
 # lookaheads leave out the instants an offset moves out of years 1 to 9999 (to_utc refuses them);
 # `format` leaves out impossible dates (February 30).
-TIMESTAMP_SCHEMA = {
+TIMESTAMP_SCHEMA: dict[str, Any] = {
     "type": "string",
     "format": "date-time",
     "pattern": r"^(?!0000)(?!0001-01-01T[^+]*\+(?!00:00))(?!9999-12-31T.*-(?!00:00)\d\d:\d\d$)"
