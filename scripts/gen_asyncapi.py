@@ -34,7 +34,7 @@ from scripts import natsconf
 from scripts.gen_schemas import catalogue, error_codes, events, schemas, subjects, write_or_check
 from service import __version__
 from service.config import Settings
-from service.sync.jetstream import EVENT_HEADERS, EVENTS_STREAM, JetStreamSync
+from service.sync.jetstream import EVENT_HEADERS, EVENTS_STREAM, OPTIONAL_EVENT_HEADERS, JetStreamSync
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "docs" / "asyncapi.json"
@@ -59,8 +59,8 @@ def message(name: str, payload: Any, summary: str, headers: dict[str, Any] | Non
     return found if headers is None else {**found, "headers": headers}
 
 
-def headers_schema(described: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    return {"type": "object", "properties": described, "required": list(described)}
+def headers_schema(described: dict[str, dict[str, Any]], optional: frozenset[str] = frozenset()) -> dict[str, Any]:
+    return {"type": "object", "properties": described, "required": [h for h in described if h not in optional]}
 
 
 def error_headers() -> dict[str, Any]:
@@ -154,7 +154,7 @@ class Builder:
                 names[entity],
                 self.payloads[id(event)],
                 f"a change of one {entity} record",
-                headers_schema(EVENT_HEADERS),
+                headers_schema(EVENT_HEADERS, OPTIONAL_EVENT_HEADERS),
             )
         actions = list(typing.get_args(Action))
         self.channels["events"] = {

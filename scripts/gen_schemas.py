@@ -35,7 +35,7 @@ from service.app import Ekko
 from service.config import Settings
 from service.model.errors import ServiceError
 from service.model.registry import ENTITIES
-from service.model.values import DECIMAL_INPUT_SCHEMA, TIMESTAMP_SCHEMA
+from service.model.values import DECIMAL_INPUT_SCHEMA, TIMESTAMP_SCHEMA, decimal_input_schema
 
 OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "schemas.json"
 DEFS = "#/$defs/{name}"
@@ -137,10 +137,12 @@ def rewrite(node: Any, decimal: dict[str, Any], ref_template: str) -> Any:
     return cleaned
 
 
-def datetime_fields(types_: list[Any]) -> dict[str, list[str]]:
-    """Struct name -> its datetime fields, in every Struct reachable from `types_`: msgspec writes
-    a datetime as a bare string schema, which the generator replaces by TIMESTAMP_SCHEMA."""
-    found: dict[str, list[str]] = {}
+def typed_fields(types_: list[Any]) -> dict[str, dict[str, Any]]:
+    """Struct name -> {field: its kind} for the datetime and decimal fields of every Struct
+    reachable from `types_`: msgspec writes a datetime as a bare string and a decimal without
+    its limits, so those fields get their exact schema here. A kind is "datetime" or
+    (precision, scale): DECIMAL(24,8) unless the field says `Meta(extra={"decimal": (p, s)})`."""
+    found: dict[str, dict[str, Any]] = {}
 
     def walk(node: Any) -> None:
         if isinstance(node, tuple):
@@ -148,7 +150,8 @@ def datetime_fields(types_: list[Any]) -> dict[str, list[str]]:
                 walk(item)
         elif isinstance(node, msgspec.inspect.StructType):
             if node.cls.__name__ not in found:
-                found[node.cls.__name__] = [f.encode_name for f in node.fields if has_datetime(f.type)]
+                kinds = {f.encode_name: kind_of(f.type) for f in node.fields}
+                found[node.cls.__name__] = {name: kind for name, kind in kinds.items() if kind is not None}
                 walk(tuple(f.type for f in node.fields))
         elif isinstance(node, msgspec.inspect.Type):
             walk(tuple(getattr(node, f) for f in node.__struct_fields__))
@@ -157,19 +160,42 @@ def datetime_fields(types_: list[Any]) -> dict[str, list[str]]:
     return found
 
 
-def has_datetime(node: Any) -> bool:
+def kind_of(node: Any) -> Any:
     if isinstance(node, msgspec.inspect.UnionType):
-        return any(has_datetime(t) for t in node.types)
-    return isinstance(node, msgspec.inspect.DateTimeType)
+        return next((kind for t in node.types if (kind := kind_of(t)) is not None), None)
+    if isinstance(node, msgspec.inspect.Metadata):
+        declared = (node.extra or {}).get("decimal")
+        return tuple(declared) if declared is not None else kind_of(node.type)
+    if isinstance(node, msgspec.inspect.DateTimeType):
+        return "datetime"
+    return (24, 8) if isinstance(node, msgspec.inspect.DecimalType) else None
 
 
-def with_timestamps(schema: dict[str, Any], fields: list[str]) -> dict[str, Any]:
-    """A Struct's component with each datetime field's string schema made TIMESTAMP_SCHEMA."""
+def decimal_component(precision: int, scale: int) -> tuple[str, dict[str, Any]]:
+    """The shared component of a request's DECIMAL(precision, scale) field."""
+    if (precision, scale) == (24, 8):
+        return "DecimalInput", DECIMAL_INPUT_SCHEMA
+    return f"DecimalInput{precision}x{scale}", decimal_input_schema(precision - scale, scale)
+
+
+def with_kinds(
+    schema: dict[str, Any], kinds: dict[str, Any], request: bool, components: dict[str, Any], ref_template: str
+) -> dict[str, Any]:
+    """A Struct's component with each datetime and decimal field's string schema made exact."""
     properties = dict(schema["properties"])
-    for name in fields:
+    for name, kind in kinds.items():
+        if kind == "datetime":
+            exact: dict[str, Any] = TIMESTAMP_SCHEMA
+        elif request:
+            component, exact = decimal_component(*kind)
+            components.setdefault(component, {"title": component, **exact})
+            exact = {"$ref": ref_template.format(name=component)}
+        else:
+            exact = DECIMAL_REPLY_SCHEMA
         prop = properties[name]
-        branches = [TIMESTAMP_SCHEMA if b == {"type": "string"} else b for b in prop.get("anyOf", [])]
-        properties[name] = {**prop, "anyOf": branches} if branches else {**prop, **TIMESTAMP_SCHEMA}
+        branches = [exact if b.get("type") == "string" else b for b in prop.get("anyOf", [])]
+        rest = {k: v for k, v in prop.items() if k not in ("type", "format")}
+        properties[name] = {**prop, "anyOf": branches} if branches else {**rest, **exact}
     return {**schema, "properties": properties}
 
 
@@ -184,9 +210,10 @@ def schemas(
     for types_, decimal in ((requests, DECIMAL_INPUT_SCHEMA), (replies, DECIMAL_REPLY_SCHEMA)):
         found, defs = msgspec.json.schema_components(types_, ref_template=ref_template) if types_ else ((), {})
         done.append([rewrite(s, decimal, ref_template) for s in found])
-        timestamps = datetime_fields(types_)
+        kinds = typed_fields(types_)
         for name, schema in defs.items():
-            schema = rewrite(with_timestamps(schema, timestamps.get(name, [])), decimal, ref_template)  # noqa: PLW2901
+            exact = with_kinds(schema, kinds.get(name, {}), decimal is DECIMAL_INPUT_SCHEMA, components, ref_template)
+            schema = rewrite(exact, decimal, ref_template)  # noqa: PLW2901
             if components.setdefault(name, schema) != schema:
                 raise ValueError(f"{name} is both a request and a reply, and they differ (a decimal field?)")
     errors = components.get("ErrorBody")

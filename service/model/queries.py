@@ -67,7 +67,12 @@ def filters_schema(spec: EntitySpec) -> dict[str, Any]:
 
 def sort_schema(spec: EntitySpec) -> dict[str, Any]:
     keys = sorted(spec.sort_fields)
-    return {"type": "array", "items": {"type": "string", "enum": [*keys, *(f"-{k}" for k in keys)]}}
+    return {
+        "type": "array",
+        "items": {"type": "string", "enum": [*keys, *(f"-{k}" for k in keys)]},
+        "uniqueItems": True,
+        "description": "fields to sort by, `-` for descending; each field at most once",
+    }
 
 
 _LIST_REQUESTS: dict[int, tuple[EntitySpec, type[ListRequest]]] = {}  # id(spec): a spec holds dicts, no hash

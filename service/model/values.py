@@ -20,24 +20,29 @@ INT_MIN, INT_MAX = -(2**63), 2**63 - 1  # BIGINT
 # Strict decimal text: Python's Decimal() also takes " 1 ", "1_000", "NaN", "sNaN" and "Infinity".
 DECIMAL_TEXT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 NOT_FINITE_TEXT = re.compile(r"[+-]?(?:s?nan\d*|inf(?:inity)?)", re.IGNORECASE)
-# The decimal text that is within DECIMAL(24,8) by its digits alone: at most 16 digits before the
-# point (leading zeros aside) and 8 after it (trailing zeros aside). Exponent forms ("1.5e3")
-# are accepted too, but whether one fits depends on its value, which no pattern can say.
-DECIMAL_FITTING_TEXT = r"^[+-]?(?:0*\d{1,16}(?:\.(?:\d{1,8}0*)?)?|\.\d{1,8}0*)$"
-# What a decimal field of a request accepts, as JSON Schema (docs/schemas.json): every value it
-# admits is accepted by to_decimal, except a JSON number with more than 8 decimal places.
-DECIMAL_INPUT_SCHEMA: dict[str, Any] = {
-    "anyOf": [
-        {"type": "string", "pattern": DECIMAL_FITTING_TEXT},
-        {
-            "type": "number",
-            "exclusiveMinimum": -(10**MAX_DIGITS_BEFORE_POINT),
-            "exclusiveMaximum": 10**MAX_DIGITS_BEFORE_POINT,
-        },
-    ],
-    "description": "exact decimal, DECIMAL(24,8): a string or a number, at most 8 decimal places, less than"
-    ' 10^16 in magnitude (also exponent text such as "1.5e3" within those limits)',
-}
+
+
+def decimal_input_schema(integer_digits: int = MAX_DIGITS_BEFORE_POINT, scale: int = 8) -> dict[str, Any]:
+    """What a decimal field of a request accepts, as JSON Schema (docs/schemas.json). Every value
+    it admits is accepted by to_decimal, except a JSON number with more than `scale` places (JSON
+    Schema cannot bound them). Text: at most `integer_digits` digits before the point (leading
+    zeros aside) and `scale` after it (trailing zeros aside); exponent text ("1.5e3") is accepted
+    too, but whether one fits depends on its value, which no pattern can say."""
+    digits, places = integer_digits, scale
+    return {
+        "anyOf": [
+            {
+                "type": "string",
+                "pattern": rf"^[+-]?(?:0*\d{{1,{digits}}}(?:\.(?:\d{{1,{places}}}0*)?)?|\.\d{{1,{places}}}0*)$",
+            },
+            {"type": "number", "exclusiveMinimum": -(10**digits), "exclusiveMaximum": 10**digits},
+        ],
+        "description": f"exact decimal: a string or a number, at most {places} decimal places, less than"
+        f' 10^{digits} in magnitude (also exponent text such as "1.5e3" within those limits)',
+    }
+
+
+DECIMAL_INPUT_SCHEMA = decimal_input_schema()  # DECIMAL(24,8)
 
 
 # An RFC 3339 timestamp with its offset, as JSON Schema (docs/schemas.json): what replies carry,

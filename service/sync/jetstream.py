@@ -34,6 +34,7 @@ EVENT_HEADERS = {
     },
     "Nats-Expected-Stream": {"type": "string", "const": EVENTS_STREAM, "description": "the stream the event is for"},
 }
+OPTIONAL_EVENT_HEADERS: frozenset[str] = frozenset()  # of EVENT_HEADERS, those only some events carry
 PIPELINE = 256  # publishes in flight at once; order on one connection is preserved
 T = TypeVar("T")
 # JetStream API errors a retry cannot change: the bucket or stream has a max message size

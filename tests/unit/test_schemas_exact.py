@@ -5,9 +5,11 @@ and for plain decimal text and each field's operators the two agree both ways.""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
+import jsonschema
 import msgspec
 import pytest
 from hypothesis import given, settings
@@ -19,7 +21,7 @@ from service.model.queries import OPERATORS
 from service.model.registry import ENTITIES
 from service.model.values import DECIMAL_TEXT, check_decimal_text, to_decimal
 from service.store.listing import KNOWN_OPERATORS, parse_filters
-from tests.support import published, schema_errors
+from tests.support import load_generator, published, schema_errors
 
 DECIMAL = published()["$defs"]["DecimalInput"]
 SAMPLES = {
@@ -150,3 +152,28 @@ def test_random_filters_the_schema_admits_are_accepted(entity: str, data: st.Dat
         # The documented gaps: JSON Schema cannot bound a number's decimal places, and calls 1.0
         # an integer (msgspec takes a whole float as an integer only up to 2^53).
         assert refused is None or refused.endswith(GAPS), (filters, refused)
+
+
+class Transfer(msgspec.Struct, forbid_unknown_fields=True):
+    amount: Annotated[Decimal, msgspec.Meta(extra={"decimal": (38, 18)})]
+    fee: Decimal | None = None
+    at: datetime | None = None
+
+
+class Receipt(msgspec.Struct):
+    amount: Annotated[Decimal, msgspec.Meta(extra={"decimal": (38, 18)})]
+    at: datetime
+
+
+def test_a_field_declaring_its_precision_gets_its_own_decimal_schema() -> None:
+    _, _, components = load_generator().schemas([Transfer], [Receipt])
+    sent, got = components["Transfer"]["properties"], components["Receipt"]["properties"]
+    assert sent["amount"] == {"$ref": "#/$defs/DecimalInput38x18"}
+    assert sent["fee"]["anyOf"][0] == {"$ref": "#/$defs/DecimalInput"}  # DECIMAL(24,8) by default
+    assert sent["at"]["anyOf"][0] == got["at"] == {"$ref": "#/$defs/Timestamp"}
+    assert got["amount"]["type"] == "string" and "anyOf" not in got["amount"]  # replies: fixed-point text
+    wide = jsonschema.Draft202012Validator(components["DecimalInput38x18"])
+    for good in ("0.000000000000000001", "12345678901234567890.5", "-1", 1e19):
+        assert wide.is_valid(good), good
+    for bad in ("0.0000000000000000001", "123456789012345678901", 1e20, "1.5e3"):
+        assert not wide.is_valid(bad), bad
