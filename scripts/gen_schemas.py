@@ -89,16 +89,15 @@ def error_codes() -> dict[str, int]:
 
 def event_of(name: str) -> type[msgspec.Struct]:
     """`<Record>Event`: ChangeEvent with `entity` fixed and every raw-JSON field (the record,
-    already encoded when published) typed as the entity's record."""
+    already encoded when published) typed as the entity's record or null."""
     record = ENTITIES[name].record
     fields: list[Any] = []
     for f in msgspec.structs.fields(ChangeEvent):
         tp = Literal[name] if f.name == "entity" else f.type
-        if tp is msgspec.Raw:
-            tp = record
-        elif tp == msgspec.Raw | None:
+        if tp in (msgspec.Raw, msgspec.Raw | None):  # a Raw may hold JSON null (the record on delete)
             tp = record | None
-        fields.append((f.name, tp) if f.required else (f.name, tp, f.default))
+        default = msgspec.json.decode(f.default) if isinstance(f.default, msgspec.Raw) else f.default
+        fields.append((f.name, tp) if f.required else (f.name, tp, default))
     return msgspec.defstruct(f"{record.__name__}Event", fields, kw_only=True, module=__name__)
 
 
