@@ -3,7 +3,8 @@
 
     python3 dev.py run     # make .venv if needed, then `ekko run`
     python3 dev.py test    # make .venv if needed, then every check and the whole test suite
-    python3 dev.py check   # only the checks: ruff lint + format, import contracts, mypy
+    python3 dev.py check   # only the checks: ruff lint + format, import contracts, mypy,
+                           # docs/schemas.json and docs/asyncapi.json current
     python3 dev.py bench   # the benchmarks under bench/
     python3 dev.py ekko …  # any `ekko` subcommand inside the venv
     python3 dev.py lock    # regenerate requirements.lock from pyproject.toml
@@ -126,6 +127,9 @@ CHECKS = (
     ("ruff format", ["ruff", "format", "--check", "."]),
     ("import contracts", ["lint-imports"]),
     ("mypy", ["mypy"]),
+    # The published contract is regenerated from the code and must equal the committed files.
+    ("docs/schemas.json current", ["python", "-m", "scripts.gen_schemas", "--check"]),
+    ("docs/asyncapi.json current", ["python", "-m", "scripts.gen_asyncapi", "--check"]),
 )
 
 

@@ -10,9 +10,10 @@ import msgspec
 from faststream.nats import NatsMessage, NatsRouter
 
 from handlers.stats import Endpoints, PrefixedEndpoints
-from schema.common import DeleteReply, DeleteRequest, GetRequest, ListRequest, encode
+from schema.common import DeleteReply, DeleteRequest, GetRequest, encode
 from service.model.errors import invalid
 from service.model.nesting import MAX_DEPTH, too_deep
+from service.model.queries import list_request_of, page_of
 from service.model.values import check_decimal_texts
 from service.usecases.entities import EntityService
 
@@ -61,15 +62,15 @@ def subscribe(
     workers: int,
     queue: str,
     endpoints: PrefixedEndpoints | None = None,
-    reply: str | None = None,
+    reply: Any = None,
 ) -> None:
     """Subscribe `handler` with the decoder of `request_type` (None: the subject takes no body).
-    `endpoints` lists the subject for `$SRV.INFO`/`$SRV.STATS`, `reply` naming its reply schema."""
+    `endpoints` lists the subject for `$SRV.INFO`/`$SRV.STATS` and the published contract, `reply`
+    being its reply's Struct (or type, e.g. `dict[str, int]`; None: free-form)."""
     decoder = no_body if request_type is None else json_decoder(request_type)
     subscribe_decoded(router, subject, decoder, handler, workers=workers, queue=queue)
     if endpoints is not None:
-        request = request_type.__name__ if request_type is not None else None
-        endpoints.add(subject, queue_group=queue, request=request, reply=reply)
+        endpoints.add(subject, queue_group=queue, request=request_type, reply=reply)
 
 
 def subscribe_decoded(
@@ -87,7 +88,7 @@ def entity_router(
     spec = service.spec
     router = NatsRouter(prefix=f"{prefix}.{spec.name}.")
     listed = endpoints.prefixed(f"{prefix}.{spec.name}.")
-    record = spec.record.__name__
+    record = spec.record
 
     async def create(body: Any) -> bytes:
         return encode(await service.create(body))
@@ -112,10 +113,11 @@ def entity_router(
         ("create", spec.create, create, write_workers, raw_check, record),
         ("get", GetRequest, get, workers, None, record),
         ("update", spec.update, update, write_workers, raw_check, record),
-        ("delete", DeleteRequest, delete, write_workers, None, DeleteReply.__name__),
-        ("list", ListRequest, list_, workers, None, f"{record}Page"),  # as docs/schemas.json names a page
+        ("delete", DeleteRequest, delete, write_workers, None, DeleteReply),
+        # ListRequest with this entity's filters and sort keys typed (for the schema; it decodes alike)
+        ("list", list_request_of(spec), list_, workers, None, page_of(record)),
     ):
         decoder = json_decoder(request_type, check)
         subscribe_decoded(router, action, decoder, handler, workers=count, queue=queue)
-        listed.add(action, queue_group=queue, request=request_type.__name__, reply=reply)
+        listed.add(action, queue_group=queue, request=request_type, reply=reply)
     return router

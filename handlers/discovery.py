@@ -24,6 +24,7 @@ DESCRIPTION = (
     " to JetStream KV buckets and the EKKO_EVENTS stream"
 )
 VERBS = ("PING", "INFO", "STATS")
+REPLIES = {"PING": PingResponse, "INFO": InfoResponse, "STATS": StatsResponse}  # what each verb answers
 
 
 class Identity:

@@ -1,7 +1,8 @@
 """Every endpoint the service answers, for `$SRV.INFO` / `$SRV.STATS`.
 
 `subject()`/`subscribe()` (handlers/crud.py) register each subject once, with its queue group
-and the names of its request and reply schemas (docs/schemas.json). The counts come from the
+and its request and reply types: `$SRV.INFO` names them (the schemas of docs/schemas.json), and
+scripts/gen_schemas.py and scripts/gen_asyncapi.py build the published contract from them. The counts come from the
 one request middleware (handlers/requests.py), which records every request, error replies
 included, in `RequestMetrics`: `ekko.metrics`, Prometheus and `$SRV.STATS` read the same count.
 """
@@ -9,20 +10,33 @@ included, in `RequestMetrics`: `ekko.metrics`, Prometheus and `$SRV.STATS` read 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from service.usecases.metrics import RequestMetrics
 
 
+def schema_name(shape: Any) -> str | None:
+    """The name `$SRV.INFO` gives a request or reply shape: a Struct's name (or a name given as
+    text); None for no body or a plain object such as `dict[str, int]`."""
+    if isinstance(shape, str):
+        return shape
+    return shape.__name__ if isinstance(shape, type) else None
+
+
 class Endpoint:
-    """One served subject: what `$SRV.INFO` says of it."""
+    """One served subject: what `$SRV.INFO` says of it, and the request and reply shapes
+    (a Struct, a type such as `dict[str, int]`, a Struct's name, or None: no body / free-form)."""
 
-    __slots__ = ("metadata", "name", "queue_group", "subject")
+    __slots__ = ("metadata", "name", "queue_group", "reply", "request", "subject")
 
-    def __init__(self, name: str, subject: str, queue_group: str, metadata: dict[str, str]) -> None:
+    def __init__(self, name: str, subject: str, queue_group: str, request: Any, reply: Any) -> None:
         self.name = name
         self.subject = subject
         self.queue_group = queue_group
-        self.metadata = metadata
+        self.request = request
+        self.reply = reply
+        names = {"request_schema": schema_name(request), "reply_schema": schema_name(reply)}
+        self.metadata = {key: value for key, value in names.items() if value is not None}
 
 
 class Endpoints:
@@ -32,19 +46,14 @@ class Endpoints:
         self.requests = requests  # the counts `$SRV.STATS` reports for the listed subjects
         self.by_subject: dict[str, Endpoint] = {}
 
-    def add(self, subject: str, *, queue_group: str, request: str | None, reply: str | None) -> None:
+    def add(self, subject: str, *, queue_group: str, request: Any, reply: Any) -> None:
         """Register a subject (again for each of its subscribers: the first registration counts).
-        `request`/`reply` name a schema in docs/schemas.json; None: the body is ignored / free-form."""
+        `request`/`reply`: the Struct (or type) of the body; None: the body is ignored / free-form."""
         if subject in self.by_subject:
             return
-        metadata = {}
-        if request is not None:
-            metadata["request_schema"] = request
-        if reply is not None:
-            metadata["reply_schema"] = reply
         # ADR-32 endpoint names are [A-Za-z0-9_-]+: the subject after its prefix, dots as dashes.
         name = "-".join(subject.split(".")[1:]) or subject
-        self.by_subject[subject] = Endpoint(name, subject, queue_group, metadata)
+        self.by_subject[subject] = Endpoint(name, subject, queue_group, request, reply)
 
     def prefixed(self, prefix: str) -> PrefixedEndpoints:
         return PrefixedEndpoints(self, prefix)
@@ -60,5 +69,5 @@ class PrefixedEndpoints:
         self.endpoints = endpoints
         self.prefix = prefix
 
-    def add(self, subject: str, *, queue_group: str, request: str | None, reply: str | None) -> None:
+    def add(self, subject: str, *, queue_group: str, request: Any, reply: Any) -> None:
         self.endpoints.add(self.prefix + subject, queue_group=queue_group, request=request, reply=reply)

@@ -26,6 +26,9 @@ from service.usecases.health import DatabaseHealth
 from service.usecases.metrics import MetricsReport, MetricsService
 from service.usecases.status import ServiceHealth, StatusService
 
+# {<entity>: {"put", "deleted", "skipped"?}, "dead_letters": {"cleared"}}: a plain object.
+RepairReport = dict[str, dict[str, int]]
+
 
 def _audit(subject: str, work: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[Any]]:
     async def run() -> Any:
@@ -98,23 +101,23 @@ def system_router(
         async with audited(f"{prefix}.admin.users.update", id=body.id, role=role if isinstance(role, str) else None):
             return encode(await users.update(body, privileged=True))
 
-    def serve(subject: str, request: type | None, handler: Any, reply: str | None, *, single: bool = False) -> None:
+    def serve(subject: str, request: type | None, handler: Any, reply: Any, *, single: bool = False) -> None:
         count = 1 if single else workers
         subscribe(router, subject, request, handler, workers=count, queue=queue, endpoints=listed, reply=reply)
 
-    serve("users.authenticate", AuthenticateRequest, authenticate, User.__name__)
-    serve("database.health", None, database_health, DatabaseHealth.__name__)
-    serve("health", None, health, ServiceHealth.__name__)
-    serve("metrics", None, metrics_report, MetricsReport.__name__)
+    serve("users.authenticate", AuthenticateRequest, authenticate, User)
+    serve("database.health", None, database_health, DatabaseHealth)
+    serve("health", None, health, ServiceHealth)
+    serve("metrics", None, metrics_report, MetricsReport)
     # Admin work is heavy and rare: one subscriber each, so two repairs never run at once.
     # One subscriber per migration subject too: a check or validate beside a migration
     # reads a consistent snapshot of before or after it.
-    serve("admin.sync.verify", None, sync_verify, VerifyReport.__name__, single=True)
-    serve("admin.sync.repair", None, sync_repair, None, single=True)  # {entity: {put, deleted}, dead_letters}
-    serve("admin.migration.check", None, migration_check, MigrationReport.__name__, single=True)
-    serve("admin.migration.validate", None, migration_validate, ValidationResult.__name__, single=True)
-    serve("admin.migration.migrate", MigrateRequest, migration_migrate, MigrationReport.__name__, single=True)
-    serve("admin.backup", None, backup, BackupInfo.__name__, single=True)
-    serve("admin.users.create", UserCreate, users_create, User.__name__)
-    serve("admin.users.update", UserUpdate, users_update, User.__name__)
+    serve("admin.sync.verify", None, sync_verify, VerifyReport, single=True)
+    serve("admin.sync.repair", None, sync_repair, RepairReport, single=True)
+    serve("admin.migration.check", None, migration_check, MigrationReport, single=True)
+    serve("admin.migration.validate", None, migration_validate, ValidationResult, single=True)
+    serve("admin.migration.migrate", MigrateRequest, migration_migrate, MigrationReport, single=True)
+    serve("admin.backup", None, backup, BackupInfo, single=True)
+    serve("admin.users.create", UserCreate, users_create, User)
+    serve("admin.users.update", UserUpdate, users_update, User)
     return router

@@ -1,18 +1,23 @@
 """Helpers more than one test module uses (test modules import from tests/ support
-modules only, never from each other): the docs/schemas.json generator, and Node.js
-with the JavaScript client's packages installed."""
+modules only, never from each other): the docs/schemas.json generator and validation
+against the schemas it publishes, and Node.js with the JavaScript client's packages installed."""
 
 from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 import re
 import shutil
 import subprocess
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
+
+from scripts import gen_schemas
 
 ROOT = Path(__file__).resolve().parents[1]
 JS_DIR = ROOT / "tests" / "e2e" / "js"
@@ -20,12 +25,43 @@ NODE_MISSING = "node and npm (Node.js 20+) are needed for the JavaScript client 
 
 
 def load_generator() -> Any:
-    """scripts/gen_schemas.py as a module (scripts/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("gen_schemas", ROOT / "scripts" / "gen_schemas.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """scripts/gen_schemas.py, the docs/schemas.json generator."""
+    return gen_schemas
+
+
+SCHEMAS_JSON = ROOT / "docs" / "schemas.json"
+# Formats asserted, as the JSON Schema spec allows: `date-time` must be a real date and time
+# (the pattern of the published schema cannot rule out February 30).
+FORMATS = jsonschema.FormatChecker(())
+
+
+@FORMATS.checks("date-time", raises=ValueError)
+def _date_time(value: object) -> bool:
+    if isinstance(value, str):
+        datetime.fromisoformat(value)
+    return True
+
+
+@functools.cache
+def published() -> dict[str, Any]:
+    """docs/schemas.json as committed (what other teams read)."""
+    return dict(json.loads(SCHEMAS_JSON.read_bytes()))
+
+
+def schema_errors(schema: dict[str, Any] | None, instance: Any) -> list[str]:
+    """What is wrong with `instance` by a schema of docs/schemas.json (its `$defs` resolve);
+    a None schema (a subject that takes no body) allows nothing, {} or null."""
+    if schema is None:
+        return [] if instance in (None, {}) else [f"{instance!r}: this subject takes no body"]
+    validator = jsonschema.Draft202012Validator({**schema, "$defs": published()["$defs"]}, format_checker=FORMATS)
+    return [
+        f"{'/'.join(map(str, e.absolute_path)) or '(body)'}: {e.message[:300]}" for e in validator.iter_errors(instance)
+    ]
+
+
+def assert_valid(schema: dict[str, Any] | None, instance: Any, what: str) -> None:
+    errors = schema_errors(schema, instance)
+    assert not errors, f"{what} does not match docs/schemas.json:\n" + "\n".join(errors)
 
 
 def tool(name: str) -> str:

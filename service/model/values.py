@@ -22,6 +22,42 @@ DECIMAL_TEXT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 NOT_FINITE_TEXT = re.compile(r"[+-]?(?:s?nan\d*|inf(?:inity)?)", re.IGNORECASE)
 
 
+def decimal_input_schema(integer_digits: int = MAX_DIGITS_BEFORE_POINT, scale: int = 8) -> dict[str, Any]:
+    """What a decimal field of a request accepts, as JSON Schema (docs/schemas.json). Every value
+    it admits is accepted by to_decimal, except a JSON number with more than `scale` places (JSON
+    Schema cannot bound them). Text: at most `integer_digits` digits before the point (leading
+    zeros aside) and `scale` after it (trailing zeros aside); exponent text ("1.5e3") is accepted
+    too, but whether one fits depends on its value, which no pattern can say."""
+    digits, places = integer_digits, scale
+    return {
+        "anyOf": [
+            {
+                "type": "string",
+                "pattern": rf"^[+-]?(?:0*\d{{1,{digits}}}(?:\.(?:\d{{1,{places}}}0*)?)?|\.\d{{1,{places}}}0*)$",
+            },
+            {"type": "number", "exclusiveMinimum": -(10**digits), "exclusiveMaximum": 10**digits},
+        ],
+        "description": f"exact decimal: a string or a number, at most {places} decimal places, less than"
+        f' 10^{digits} in magnitude (also exponent text such as "1.5e3" within those limits)',
+    }
+
+
+DECIMAL_INPUT_SCHEMA = decimal_input_schema()  # DECIMAL(24,8)
+
+
+# An RFC 3339 timestamp with its offset, as JSON Schema (docs/schemas.json): what replies carry,
+# and what requests may send (the service also takes a timestamp without offset, as UTC). The
+# lookaheads leave out the instants an offset moves out of years 1 to 9999 (to_utc refuses them);
+# `format` leaves out impossible dates (February 30).
+TIMESTAMP_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "format": "date-time",
+    "pattern": r"^(?!0000)(?!0001-01-01T[^+]*\+(?!00:00))(?!9999-12-31T.*-(?!00:00)\d\d:\d\d$)"
+    r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?(Z|[+-]\d\d:[0-5]\d)$",
+    "description": "RFC 3339 date and time with offset (Z or ±hh:mm), within years 1 to 9999 in UTC",
+}
+
+
 def check_decimal_text(field: str, text: str) -> None:
     if NOT_FINITE_TEXT.fullmatch(text):
         raise invalid(field, "must be a finite number")

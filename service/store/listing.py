@@ -13,34 +13,11 @@ import msgspec
 from schema.common import ListRequest, encode
 from service.model.columns import Column, Kind, strip_optional, to_db
 from service.model.errors import ValidationFailed, invalid
+from service.model.queries import GROUPS, MAX_CONDITIONS, MAX_GROUP_DEPTH, MAX_IN_VALUES, OPERATORS
 from service.model.registry import EntitySpec, ForeignKey
 from service.model.values import canonical_id, check_integer, to_decimal, to_utc
 from service.store.repository import AnyOf, Condition, Filter, ListQuery, SortKey
 
-# Every filter operator and the column kinds it accepts: the one table filter validation
-# (and the JSON Schema of filters) reads. JSON columns are not filterable at all.
-_SCALAR_KINDS = frozenset(Kind) - {Kind.JSON}
-_ORDERED_KINDS = _SCALAR_KINDS - {Kind.BOOLEAN}
-_TEXT_KINDS = frozenset({Kind.TEXT})
-OPERATORS: dict[str, frozenset[Kind]] = {
-    "eq": _SCALAR_KINDS,
-    "ne": _SCALAR_KINDS,
-    "gt": _ORDERED_KINDS,
-    "gte": _ORDERED_KINDS,
-    "lt": _ORDERED_KINDS,
-    "lte": _ORDERED_KINDS,
-    "in": _SCALAR_KINDS,
-    "is_null": _SCALAR_KINDS,
-    "contains": _TEXT_KINDS,  # substring, case-insensitive, no wildcards
-    "like": _TEXT_KINDS,  # % any run, _ one character, \ escapes the next %, _ or \
-    "ilike": _TEXT_KINDS,  # like, ignoring case
-}
-# Keys of a filters object that hold a list of filters objects instead of naming a field.
-GROUPS = ("or", "and")
-# Bounds on one request's filters, so a hostile request cannot build a huge SQL statement:
-MAX_GROUP_DEPTH = 3  # groups inside groups inside groups, no deeper
-MAX_CONDITIONS = 100  # operators plus group members, over the whole request
-MAX_IN_VALUES = 1000  # values of every `in` list together
 
 
 @dataclass(frozen=True)

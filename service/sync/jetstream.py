@@ -25,6 +25,16 @@ from service.store.outbox import Change
 log = logging.getLogger(__name__)
 
 EVENTS_STREAM = "EKKO_EVENTS"
+# The headers of every event on the stream (docs/asyncapi.json documents exactly these; a test
+# reads real events and fails on a header not listed here).
+EVENT_HEADERS = {
+    "Nats-Msg-Id": {
+        "type": "string",
+        "description": "the event_id: JetStream drops a repeat within the duplicate window",
+    },
+    "Nats-Expected-Stream": {"type": "string", "const": EVENTS_STREAM, "description": "the stream the event is for"},
+}
+OPTIONAL_EVENT_HEADERS: frozenset[str] = frozenset()  # of EVENT_HEADERS, those only some events carry
 PIPELINE = 256  # publishes in flight at once; order on one connection is preserved
 T = TypeVar("T")
 # JetStream API errors a retry cannot change: the bucket or stream has a max message size

@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
 
 from service.model.registry import ENTITIES
-from tests.support import load_generator
+from tests.support import assert_valid, load_generator, published
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ROOT / "docs" / "schemas.json"
@@ -71,3 +72,67 @@ def test_schemas_json_describes_exactly_the_subjects_the_service_answers() -> No
     answered = {sub._resolved_subject_string for sub in app.broker.subscribers}
     discovery = {subject for subject in answered if subject.startswith("$SRV.")}  # the NATS protocol's own
     assert answered - discovery == set(json.loads(SCHEMAS.read_bytes())["subjects"])
+
+
+# -- the JSON of docs/subjects.md's examples matches docs/schemas.json ----------------------
+NATS_REQ = re.compile(r"nats req ('[^']*'|\S+)\s+'([^']*)'")
+HEADER = re.compile(r"^\s*([\w-]+): (.*)$")
+
+
+def request_examples(markdown: str) -> list[tuple[str, str, list[str]]]:
+    """(subject, request body text, the `# ` comment lines after it: its reply) of every
+    `nats req` in the ```sh blocks."""
+    examples: list[tuple[str, str, list[str]]] = []
+    for block in re.findall(r"```sh\n(.*?)```", markdown, re.S):
+        current: list[str] | None = None
+        for line in block.replace("\\\n", " ").splitlines():
+            if match := NATS_REQ.search(line):
+                current = []
+                examples.append((match.group(1).strip("'"), match.group(2), current))
+            elif line.startswith("#") and current is not None:
+                current.append(line[1:])
+            else:
+                current = None
+    return examples
+
+
+def reply_of(lines: list[str]) -> tuple[dict[str, str], Any]:
+    """(headers, JSON body) of a reply written as comment lines; (?, None) when there is none."""
+    headers = dict(m.groups() for line in lines if (m := HEADER.match(line)))
+    text = " ".join(line for line in lines if not HEADER.match(line)).strip()
+    return headers, (json.loads(text) if text else None)
+
+
+def test_every_request_and_reply_example_in_subjects_md_matches_the_schemas() -> None:
+    documented, asyncapi = published()["subjects"], json.loads((ROOT / "docs" / "asyncapi.json").read_bytes())
+    addresses = {channel["address"] for channel in asyncapi["channels"].values()}
+    examples = request_examples(SUBJECTS_MD.read_text())
+    replies = errors = 0
+    for subject, body, comment in examples:
+        request = json.loads(body) if body else None
+        if subject not in documented:  # the discovery subjects: in the AsyncAPI document only
+            assert subject in addresses and request is None, subject
+            continue
+        headers, reply = reply_of(comment)
+        if reply is None or "error" not in reply:  # a request shown failing may break the schema
+            assert_valid(documented[subject]["request"], request, f"the example request to {subject}")
+        if reply is None:
+            continue
+        if "error" in reply:
+            assert_valid(published()["error"], reply, f"the example error of {subject}")
+            code = headers.get("Nats-Service-Error-Code")
+            assert code is None or int(code) == published()["error_codes"][reply["error"]["code"]]
+            errors += 1
+        else:
+            assert_valid(documented[subject]["reply"], reply, f"the example reply of {subject}")
+            replies += 1
+    assert len(examples) >= 15 and replies >= 2 and errors >= 2, (len(examples), replies, errors)
+
+
+def test_the_error_example_in_subjects_md_matches_the_error_schema() -> None:
+    (block,) = re.findall(r"```\n(Nats-Service-Error-Code.*?)```", SUBJECTS_MD.read_text(), re.S)
+    head, body = block.split("\n\n", 1)
+    headers, reply = dict(HEADER.match(line).groups() for line in head.splitlines()), json.loads(body)  # type: ignore[union-attr]
+    assert_valid(published()["error"], reply, "the error example")
+    assert int(headers["Nats-Service-Error-Code"]) == published()["error_codes"][reply["error"]["code"]]
+    assert headers["Nats-Service-Error"] == reply["error"]["message"]
