@@ -5,7 +5,6 @@ against the schemas it publishes, and Node.js with the JavaScript client's packa
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
 import re
 import shutil

@@ -19,7 +19,6 @@ from service.model.values import canonical_id, check_integer, to_decimal, to_utc
 from service.store.repository import AnyOf, Condition, Filter, ListQuery, SortKey
 
 
-
 @dataclass(frozen=True)
 class Include:
     """A parent record embedded in each item under `name`, found through `key`."""
