@@ -18,7 +18,8 @@ SCALE = Decimal("0.00000001")  # DECIMAL(24,8)
 MAX_DIGITS_BEFORE_POINT = 16  # DECIMAL(24,8): |value| < 10^16
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1  # BIGINT
 # Strict decimal text: Python's Decimal() also takes " 1 ", "1_000", "NaN", "sNaN" and "Infinity".
-DECIMAL_TEXT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+# ASCII digits only: Python reads other Unicode digits ("\u0661") as numbers too, JSON Schema does not.
+DECIMAL_TEXT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 NOT_FINITE_TEXT = re.compile(r"[+-]?(?:s?nan\d*|inf(?:inity)?)", re.IGNORECASE)
 
 
@@ -28,12 +29,12 @@ def decimal_input_schema(integer_digits: int = MAX_DIGITS_BEFORE_POINT, scale: i
     Schema cannot bound them). Text: at most `integer_digits` digits before the point (leading
     zeros aside) and `scale` after it (trailing zeros aside); exponent text ("1.5e3") is accepted
     too, but whether one fits depends on its value, which no pattern can say."""
-    digits, places = integer_digits, scale
+    digits, places = integer_digits, scale  # [0-9], not \d: validators may read \d as any Unicode digit
     return {
         "anyOf": [
             {
                 "type": "string",
-                "pattern": rf"^[+-]?(?:0*\d{{1,{digits}}}(?:\.(?:\d{{1,{places}}}0*)?)?|\.\d{{1,{places}}}0*)$",
+                "pattern": rf"^[+-]?(?:0*[0-9]{{1,{digits}}}(?:\.(?:[0-9]{{1,{places}}}0*)?)?|\.[0-9]{{1,{places}}}0*)$",
             },
             {"type": "number", "exclusiveMinimum": -(10**digits), "exclusiveMaximum": 10**digits},
         ],
@@ -52,8 +53,8 @@ DECIMAL_INPUT_SCHEMA = decimal_input_schema()  # DECIMAL(24,8)
 TIMESTAMP_SCHEMA: dict[str, Any] = {
     "type": "string",
     "format": "date-time",
-    "pattern": r"^(?!0000)(?!0001-01-01T[^+]*\+(?!00:00))(?!9999-12-31T.*-(?!00:00)\d\d:\d\d$)"
-    r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?(Z|[+-]\d\d:[0-5]\d)$",
+    "pattern": r"^(?!0000)(?!0001-01-01T[^+]*\+(?!00:00))(?!9999-12-31T.*-(?!00:00)[0-9][0-9]:[0-9][0-9]$)"
+    r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-][0-9][0-9]:[0-5][0-9])$",
     "description": "RFC 3339 date and time with offset (Z or ±hh:mm), within years 1 to 9999 in UTC",
 }
 
