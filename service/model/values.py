@@ -34,7 +34,8 @@ def decimal_input_schema(integer_digits: int = MAX_DIGITS_BEFORE_POINT, scale: i
         "anyOf": [
             {
                 "type": "string",
-                "pattern": rf"^[+-]?(?:0*[0-9]{{1,{digits}}}(?:\.(?:[0-9]{{1,{places}}}0*)?)?|\.[0-9]{{1,{places}}}0*)$",
+                "pattern": rf"^[+-]?(?:0*[0-9]{{1,{digits}}}(?:\.(?:[0-9]{{1,{places}}}0*)?)?"
+                rf"|\.[0-9]{{1,{places}}}0*)$",
             },
             {"type": "number", "exclusiveMinimum": -(10**digits), "exclusiveMaximum": 10**digits},
         ],

@@ -58,7 +58,8 @@ def schema_takes(schema: dict[str, Any], text: str) -> bool:
 def test_the_documented_examples_of_decimals() -> None:
     for good in ('"12.5"', "11", '"-0.00000001"', '"9999999999999999.99999999"', "1.5", '"000012.50000000000"'):
         assert schema_takes(DECIMAL, good) and service_takes_decimal(good), good
-    for bad in ('"NaN"', '" 1"', '"1_000"', '"1.000000001"', '"10000000000000000"', "1e16", "true", "null", '""', '"\\u0661"'):
+    bad_ones = ('"NaN"', '" 1"', '"1_000"', '"1.000000001"', '"10000000000000000"', "1e16", "true", "null", '""')
+    for bad in (*bad_ones, '"\\u0661"'):  # an Arabic-Indic digit one: Python's Decimal reads it
         assert not schema_takes(DECIMAL, bad) and not service_takes_decimal(bad), bad
 
 
