@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from service.app import Ekko
@@ -38,10 +39,15 @@ async def relay_idle(ekko: Ekko, timeout: float = 20.0) -> float:
 
 async def read_events(nc: NATS, subject: str = "ekko.events.>") -> list[dict[str, Any]]:
     """Every message in EKKO_EVENTS, in stream order."""
+    return [json.loads(msg.data) for msg in await read_event_messages(nc, subject)]
+
+
+async def read_event_messages(nc: NATS, subject: str = "ekko.events.>") -> list[Msg]:
+    """Every message in EKKO_EVENTS (headers and body), in stream order."""
     js = nc.jetstream()
     info = await js.stream_info("EKKO_EVENTS")
     total = info.state.messages
-    events: list[dict[str, Any]] = []
+    events: list[Msg] = []
     if total == 0:
         return events
     sub = await js.subscribe(
@@ -53,7 +59,7 @@ async def read_events(nc: NATS, subject: str = "ekko.events.>") -> list[dict[str
     try:
         while len(events) < total:
             msg = await sub.next_msg(timeout=5)
-            events.append(json.loads(msg.data))
+            events.append(msg)
     finally:
         await sub.unsubscribe()
     return events
