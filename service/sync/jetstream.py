@@ -254,7 +254,8 @@ def event_message(change: Change, max_payload: int) -> tuple[bytes, dict[str, st
     alone is what KV holds and always fits (service.model.limits checks it before commit)."""
     headers = event_headers(change)
     body = encode(change_event(change))
-    if change.before is not None and message_size(body, headers) > max_payload:
+    near_limit = variable_bytes(change) > max_payload - ENVELOPE_RESERVE  # else it fits surely
+    if change.before is not None and near_limit and message_size(body, headers) > max_payload:
         body = encode(change_event(change, with_before=False))
     return body, headers
 

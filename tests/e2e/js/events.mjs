@@ -14,18 +14,14 @@
 import { readFileSync } from "node:fs";
 import { isDeepStrictEqual } from "node:util";
 import { connect, headers } from "nats";
+import { report } from "./report.mjs";
 
 const [url = "nats://127.0.0.1:4222", planPath, readerUrl, prefix = "ekko"] = process.argv.slice(2);
-const summary = { ok: false, checks: 0, failures: [], events: 0 };
+const { summary, check, run } = report({ events: 0 });
 const plan = Object.fromEntries(JSON.parse(readFileSync(planPath, "utf8")).entities.map((e) => [e.name, e]));
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-function check(what, condition, detail) {
-  summary.checks += 1;
-  if (!condition) summary.failures.push(detail === undefined ? what : `${what}: ${JSON.stringify(detail)}`);
-  return condition;
-}
 
 /** A request that must succeed, sent with an Ekko-Correlation-Id header. */
 async function ok(nc, subject, body, correlationId) {
@@ -123,11 +119,4 @@ async function main() {
   }
 }
 
-try {
-  await main();
-} catch (error) {
-  check("no exception", false, String(error));
-}
-summary.ok = summary.failures.length === 0;
-console.log(JSON.stringify(summary, null, 2));
-process.exitCode = summary.ok ? 0 : 1;
+await run(main);
