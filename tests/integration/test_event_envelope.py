@@ -95,6 +95,23 @@ async def test_an_update_carries_the_record_before_and_after_and_kv_holds_the_re
     assert json.loads((await entry.get(created["id"])).value or b"") == updated  # older KV readers see no envelope
 
 
+async def test_an_update_of_a_large_record_is_published_without_the_image_before(
+    client: Client, make: Factory, ekko: Ekko, service_nc: NATS
+) -> None:
+    """Both images would exceed max_payload (nats-server would close the service's connection):
+    the event goes without `before`, says so, and nothing is dead-lettered."""
+    blob = "x" * (client.nc.max_payload * 6 // 10)
+    created = await make.create("agents", config={"blob": blob})
+    updated = await client.ok("ekko.agents.update", {"id": created["id"], "name": "renamed"})
+
+    (event,) = [e for e in await events_of(ekko, service_nc) if e["action"] == "updated"]
+    assert (event["before"], event["before_omitted"], event["data"]) == (None, True, updated)
+    health = await ekko.status.database_health()
+    assert (health.sync.dead_letters, health.sync.pending) == (0, 0)
+    assert ekko.relay is not None and ekko.relay.stats.last_error is None
+    assert await client.ok("ekko.agents.get", {"id": created["id"]}) == updated  # the service is still connected
+
+
 async def test_writes_committed_in_one_group_keep_their_own_transaction_and_correlation_id(
     client: Client, make: Factory, ekko: Ekko, service_nc: NATS
 ) -> None:
