@@ -12,6 +12,9 @@ from typing import Literal
 from msgspec import Raw, Struct
 
 Action = Literal["created", "updated", "deleted"]
+# A JSON null held as Raw: msgspec cannot decode a `Raw | None` field (Raw takes no union), so
+# record fields are `Raw` and hold this when there is no record. Consumers decode events too.
+NO_RECORD = Raw(b"null")
 
 # A request header a caller may send on a write; its value is copied onto the write's events.
 CORRELATION_HEADER = "Ekko-Correlation-Id"
@@ -33,12 +36,12 @@ class ChangeEvent(Struct, kw_only=True):
     id: str
     version: int  # the record's version after the change (on delete: the version deleted)
     occurred_at: datetime
-    # The entity after the change, exactly as replies show it (already-encoded JSON); null on
-    # delete. Named `data` since the first events: `after` below reads it under that name.
-    data: Raw | None = None
-    # The entity before the change: on update and delete; null on create, and null with
+    # The entity after the change, exactly as replies show it (already-encoded JSON); NO_RECORD
+    # (null) on delete. Named `data` since the first events: `after` below reads it so.
+    data: Raw = NO_RECORD
+    # The entity before the change: on update and delete; NO_RECORD (null) on create, and with
     # before_omitted on an update whose two images together would not fit in one NATS message.
-    before: Raw | None = None
+    before: Raw = NO_RECORD
     before_omitted: bool = False
     tx_id: str = ""
     tx_index: int = 0
@@ -46,6 +49,6 @@ class ChangeEvent(Struct, kw_only=True):
     correlation_id: str | None = None
 
     @property
-    def after(self) -> Raw | None:
+    def after(self) -> Raw:
         """The entity after the change (the `data` field)."""
         return self.data

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import uuid
 
+import msgspec
 import pytest
 
+from schema.events import ChangeEvent
 from service.model.columns import utc_now
 from service.model.correlation import MAX_CORRELATION_ID, checked_correlation_id
 from service.model.errors import ValidationFailed
@@ -88,3 +90,15 @@ def test_a_correlation_id_that_could_break_a_header_is_refused(value: str) -> No
 )
 def test_a_usable_correlation_id_is_kept_as_sent(value: str) -> None:
     assert checked_correlation_id(value) == value
+
+
+def test_events_decode_into_the_struct_old_ones_too() -> None:
+    """What a Python consumer does with a message: the records come back as Raw JSON."""
+    full = change(10, 20)
+    event = msgspec.json.decode(event_message(full, MAX_PAYLOAD)[0], type=ChangeEvent)
+    assert (bytes(event.after), bytes(event.before)) == (full.data, full.before)
+    assert (event.tx_id, event.tx_index, event.tx_count) == (full.tx_id, full.tx_index, full.tx_count)
+    old = b'{"event_id":"e","entity":"wallets","action":"deleted","id":"i","version":3,'
+    old += b'"occurred_at":"2026-01-01T00:00:00Z","data":null}'  # as the stream held them before
+    event = msgspec.json.decode(old, type=ChangeEvent)
+    assert (bytes(event.data), bytes(event.before), event.tx_count, event.correlation_id) == (b"null", b"null", 1, None)
