@@ -101,7 +101,7 @@ class OneCommitPerWrite(TimedDatabase):
         self.writes += 1
         self.relay_writes += "Relay" in fn.__qualname__
         return await asyncio.get_running_loop().run_in_executor(
-            self._writer, self.transaction, lambda cur: fn(self._unit(cur))
+            self._writer, self.transaction, lambda cur: self._unit(cur).run(fn)
         )
 
 

@@ -1,5 +1,6 @@
-"""The middleware every request passes: error replies (ErrorReplyMiddleware), then one count
-per request in RequestMetrics (subject, duration, error) and one DEBUG log line.
+"""The middleware every request passes: error replies (ErrorReplyMiddleware), the caller's
+correlation id (header Ekko-Correlation-Id, copied onto the events its write makes), then one
+count per request in RequestMetrics (subject, duration, error) and one DEBUG log line.
 
 The duration runs from FastStream handing over the message to the reply being published,
 decoding included: what a caller waits for, less the network."""
@@ -9,10 +10,13 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
 
 from handlers.errors import ErrorReplyMiddleware
+from schema.events import CORRELATION_HEADER
+from service.model.correlation import CORRELATION_ID, checked_correlation_id
 from service.usecases.metrics import RequestMetrics
 
 log = logging.getLogger("ekko.requests")
@@ -23,6 +27,19 @@ class RequestMiddleware(ErrorReplyMiddleware):
         super().__init__(msg, context=context)
         self.metrics = metrics
         self.started = time.perf_counter()
+
+    async def consume_scope(self, call_next: Callable[[Any], Awaitable[Any]], msg: Any) -> Any:
+        """Run the handler with the request's correlation id set (a bad one is a 400, raised here
+        inside the handler's scope so after_processed answers it)."""
+        headers = getattr(self.msg, "headers", None)
+        correlation_id = checked_correlation_id(headers.get(CORRELATION_HEADER) if headers else None)
+        if correlation_id is None:
+            return await call_next(msg)
+        token = CORRELATION_ID.set(correlation_id)
+        try:
+            return await call_next(msg)
+        finally:
+            CORRELATION_ID.reset(token)
 
     async def after_processed(
         self,

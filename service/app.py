@@ -112,9 +112,7 @@ class Ekko:
             closed_cb=self._nats_closed,
             security=broker_security(settings),
         )
-        self.sync = JetStreamSync(
-            subject_prefix=settings.subject_prefix, duplicate_window=settings.events_duplicate_window
-        )
+        self.sync = JetStreamSync.from_settings(settings)
         # No relay when sync is off: nothing fills the outbox then.
         self.relay = (
             Relay(self.db, self.sync, kv_check_interval=settings.kv_check_interval)

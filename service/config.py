@@ -48,6 +48,9 @@ ENVIRONMENT: dict[str, str] = {
     "EKKO_KV_CHECK_INTERVAL": "seconds between checks that every KV bucket exists, default 5",
     "EKKO_BUNDLED_NATS_PORT": "port of the bundled nats-server, default 4222",
     "EKKO_LEASE_TTL": "seconds the writer lease outlives its owner's last heartbeat, default 15",
+    "EKKO_EVENTS_MAX_AGE": "seconds EKKO_EVENTS keeps an event, default 604800 (7 days; 0 = no limit)",
+    "EKKO_EVENTS_MAX_BYTES": "bytes EKKO_EVENTS holds before dropping its oldest events, default 1073741824"
+    " (1 GiB; 0 = no limit)",
     "EKKO_ENDPOINT_STATS": "count requests per subject (metrics, $SRV.STATS), default true; off only to benchmark",
 }
 
@@ -131,6 +134,13 @@ class Settings:
     time is recreated and refilled from DuckDB within this, without waiting for a write."""
     events_duplicate_window: float = 600.0
     """Seconds JetStream remembers event ids; relay retries within it are de-duplicated."""
+    events_max_age: float = 7 * 24 * 3600.0
+    """Seconds EKKO_EVENTS keeps an event (0: no limit). The events are a change feed, not the
+    state: DuckDB is, and KV mirrors it. A consumer away for longer reads the KV buckets again
+    rather than a week of history; a week outlasts a weekend outage."""
+    events_max_bytes: int = 1024**3
+    """Bytes EKKO_EVENTS holds before it drops its oldest events (0: no limit), so a write-heavy
+    week cannot fill the JetStream disk that KV needs too (~1-2 million events of typical size)."""
     bcrypt_rounds: int = 12
     """Cost of new password hashes (legacy hashes verify whatever their cost)."""
     log_level: str = "INFO"
@@ -194,6 +204,12 @@ class Settings:
             raise ConfigError("give one of NATS_USER, NATS_CREDS, NATS_NKEY_SEED or user:password in NATS_URL")
         if not _DEPLOYMENT.match(self.deployment):
             raise ConfigError(f"EKKO_DEPLOYMENT must be 1-64 letters, digits, _ or -, got {self.deployment!r}")
+        if self.events_max_age < 0 or self.events_max_bytes < 0:
+            raise ConfigError("EKKO_EVENTS_MAX_AGE and EKKO_EVENTS_MAX_BYTES must be 0 (no limit) or more")
+        if 0 < self.events_max_age < self.events_duplicate_window:  # JetStream refuses such a stream
+            raise ConfigError(
+                f"EKKO_EVENTS_MAX_AGE must be 0 or at least the duplicate window ({self.events_duplicate_window:g} s)"
+            )
         if self.lease_ttl < 3:
             raise ConfigError("EKKO_LEASE_TTL must be at least 3 (seconds)")
 
@@ -294,6 +310,8 @@ class Settings:
             bcrypt_workers=_int("EKKO_BCRYPT_WORKERS", get("EKKO_BCRYPT_WORKERS"), 1, default.bcrypt_workers),
             backup_keep=_int("EKKO_BACKUP_KEEP", get("EKKO_BACKUP_KEEP"), 1, default.backup_keep),
             lease_ttl=_int("EKKO_LEASE_TTL", get("EKKO_LEASE_TTL"), 3, default.lease_ttl),
+            events_max_age=_float("EKKO_EVENTS_MAX_AGE", get("EKKO_EVENTS_MAX_AGE"), 0.0, default.events_max_age),
+            events_max_bytes=_int("EKKO_EVENTS_MAX_BYTES", get("EKKO_EVENTS_MAX_BYTES"), 0, default.events_max_bytes),
             endpoint_stats=_bool("EKKO_ENDPOINT_STATS", get("EKKO_ENDPOINT_STATS"), default.endpoint_stats),
         )
 

@@ -38,18 +38,22 @@ class Client:
             return self.admin_nc
         return self.nc
 
-    async def raw(self, subject: str, payload: bytes, timeout: float = 5.0) -> Reply:
-        msg = await self._connection(subject).request(subject, payload, timeout=timeout)
+    async def raw(
+        self, subject: str, payload: bytes, timeout: float = 5.0, headers: dict[str, str] | None = None
+    ) -> Reply:
+        msg = await self._connection(subject).request(subject, payload, timeout=timeout, headers=headers)
         headers = dict(msg.headers or {})
         status = int(headers.get("Nats-Service-Error-Code", 200))
         return Reply(status, json.loads(msg.data) if msg.data else None, headers)
 
-    async def request(self, subject: str, body: Any = None, timeout: float = 5.0) -> Reply:
-        return await self.raw(subject, b"" if body is None else json.dumps(body).encode(), timeout)
+    async def request(
+        self, subject: str, body: Any = None, timeout: float = 5.0, headers: dict[str, str] | None = None
+    ) -> Reply:
+        return await self.raw(subject, b"" if body is None else json.dumps(body).encode(), timeout, headers)
 
-    async def ok(self, subject: str, body: Any = None) -> Any:
+    async def ok(self, subject: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
         """The reply body; fails the test with the error when the reply is an error."""
-        reply = await self.request(subject, body)
+        reply = await self.request(subject, body, headers=headers)
         assert reply.ok, f"{subject} -> {reply.status} {reply.body}"
         return reply.body
 

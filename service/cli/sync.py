@@ -60,7 +60,7 @@ async def _sync_offline(settings: Settings, action: str) -> bytes:
     """verify/repair with the database opened here (the service is not running)."""
     async with database(settings) as db, nats_connection(settings) as nc:
         assert nc is not None  # required=True raises instead
-        sync = JetStreamSync(subject_prefix=settings.subject_prefix)
+        sync = JetStreamSync.from_settings(settings)
         await sync.attach(nc)
         if action == "verify":
             return encode(await verify(db, sync))

@@ -14,8 +14,9 @@ from service.model.errors import Detail, PayloadTooLarge
 
 DEFAULT_MAX_PAYLOAD = 1024 * 1024  # nats-server's default, used until a server tells us its own
 # Bytes kept free beside a stored record for what wraps it on the way out: the event envelope
-# (event id, entity, action, id, version, time: ~250 bytes), its headers (Nats-Msg-Id,
-# Nats-Expected-Stream: ~90 bytes) and the reply headers (correlation_id, content-type, ~120).
+# (event id, entity, action, version, time, transaction: ~330 bytes besides the ids) and its
+# headers (~420 bytes besides the ids), or the reply headers (correlation_id, content-type, ~120).
+# An update's event carries two records; it drops the one before when both do not fit.
 ENVELOPE_RESERVE = 1024
 
 

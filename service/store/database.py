@@ -24,6 +24,7 @@ from typing import TypeVar
 
 import duckdb
 
+from service.model.correlation import CORRELATION_ID
 from service.model.errors import DatabaseLocked, ServiceError, StorageUnavailable
 from service.store.ddl import apply_migrations
 from service.store.sql import Cursor
@@ -95,6 +96,7 @@ class _Queued:
     future: asyncio.Future
     lookups: tuple[Lookup, ...]
     alone: bool
+    correlation_id: str | None  # of the request that asked for it (read on the event loop)
 
 
 class Database:
@@ -209,13 +211,16 @@ class Database:
 
         alone: fn gets a transaction of its own, never grouped, so it runs exactly once
         and nobody else's failure reruns it (migration, restore, reset: long and heavy).
+
+        The unit of work carries the correlation id of the request being served, read here
+        (CORRELATION_ID is set in the caller's task; the writer thread cannot see it).
         """
         if self._writer is None or self._con is None:
             raise RuntimeError("database is not open")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         with self._lock:
-            self._queue.append(_Queued(fn, future, tuple(lookups), alone))
+            self._queue.append(_Queued(fn, future, tuple(lookups), alone, CORRELATION_ID.get()))
             start = not self._draining
             self._draining = True
         if start:
@@ -280,9 +285,9 @@ class Database:
         for index, item in enumerate(batch):
             culprit[:] = [index]
             writes = self._batch.writes
-            uow = self._unit(cur)
+            uow = self._unit(cur, item.correlation_id)
             try:
-                outcomes.append((item.fn(uow), None))
+                outcomes.append((uow.run(item.fn), None))
             except ServiceError as exc:
                 if uow.bypassed or self._batch.writes != writes:
                     raise
@@ -293,12 +298,12 @@ class Database:
         culprit.clear()  # from here on (flush, COMMIT) no single write is to blame
         return outcomes
 
-    def _unit(self, cur: Cursor) -> UnitOfWork:
-        return UnitOfWork(cur, self._batch, fill_outbox=self.fill_outbox)
+    def _unit(self, cur: Cursor, correlation_id: str | None = None) -> UnitOfWork:
+        return UnitOfWork(cur, self._batch, fill_outbox=self.fill_outbox, correlation_id=correlation_id)
 
     def _alone(self, item: _Queued) -> tuple[object, BaseException | None]:
         try:
-            return self.transaction(lambda cur: item.fn(self._unit(cur))), None
+            return self.transaction(lambda cur: self._unit(cur, item.correlation_id).run(item.fn)), None
         except Exception as exc:  # noqa: BLE001 - handed to the caller's future, re-raised there
             return None, exc
 

@@ -149,10 +149,25 @@ CREATE TABLE integrity_log (
 );
 """
 
+# The event envelope: the record before the change, the write (transaction) it belongs to and
+# the caller's correlation id, in the outbox and its dead letters alike. Rows queued before
+# have NULL there and relay as a transaction of their own (service.store.outbox.Change).
+V4 = "".join(
+    f"""
+ALTER TABLE {table} ADD COLUMN before_data BLOB;
+ALTER TABLE {table} ADD COLUMN tx_id VARCHAR;
+ALTER TABLE {table} ADD COLUMN tx_index INTEGER;
+ALTER TABLE {table} ADD COLUMN tx_count INTEGER;
+ALTER TABLE {table} ADD COLUMN correlation_id VARCHAR;
+"""
+    for table in ("outbox", "outbox_dead_letter")
+)
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "initial schema: eight entities and the outbox", V1),
     (2, "outbox dead letters: entries the relay cannot publish", V2),
     (3, "integrity_log: the latest integrity check, for health", V3),
+    (4, "event envelope: before image, transaction and correlation ids in the outbox", V4),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

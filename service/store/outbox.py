@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from schema.events import Action
 from service.model.columns import as_utc
@@ -21,12 +23,33 @@ class Change:
     entity_id: str
     version: int
     occurred_at: datetime
-    data: bytes | None  # the encoded record; None on delete
+    data: bytes | None  # the encoded record after the change; None on delete
     seq: int = 0
+    before: bytes | None = None  # the encoded record before the change; None on create
+    # One write (one caller's request) is one transaction of events: its id, this change's
+    # place in it and how many it holds. Rows queued before these columns existed have none:
+    # they relay as a transaction of their own (tx_id = event_id).
+    tx_id: str | None = None
+    tx_index: int = 0
+    tx_count: int = 1
+    correlation_id: str | None = None  # from the request that made the change
 
 
 # The columns a change is stored in (the outbox, and its dead letters beside their own).
-CHANGE_COLUMNS = ("event_id", "entity", "entity_id", "action", "version", "occurred_at", "data")
+CHANGE_COLUMNS = (
+    "event_id",
+    "entity",
+    "entity_id",
+    "action",
+    "version",
+    "occurred_at",
+    "data",
+    "before_data",
+    "tx_id",
+    "tx_index",
+    "tx_count",
+    "correlation_id",
+)
 
 
 def change_row(change: Change) -> list[object]:
@@ -39,7 +62,32 @@ def change_row(change: Change) -> list[object]:
         change.version,
         as_utc(change.occurred_at).replace(tzinfo=None),
         change.data,
+        change.before,
+        change.tx_id,
+        change.tx_index,
+        change.tx_count,
+        change.correlation_id,
     ]
+
+
+def change_of_row(seq: int, row: Sequence[Any]) -> Change:
+    """The change stored as `seq` followed by the values of CHANGE_COLUMNS."""
+    event_id, entity, entity_id, action, version, occurred_at, data, before, tx_id, tx_index, tx_count, corr = row
+    return Change(
+        seq=seq,
+        event_id=str(event_id),
+        entity=str(entity),
+        action=action,
+        entity_id=str(entity_id),
+        version=int(version),
+        occurred_at=as_utc(occurred_at),
+        data=None if data is None else bytes(data),
+        before=None if before is None else bytes(before),
+        tx_id=None if tx_id is None else str(tx_id),
+        tx_index=0 if tx_index is None else int(tx_index),
+        tx_count=1 if tx_count is None else int(tx_count),
+        correlation_id=None if corr is None else str(corr),
+    )
 
 
 class OutboxRepository(TableAccess):
@@ -51,24 +99,8 @@ class OutboxRepository(TableAccess):
         self._insert(CHANGE_COLUMNS, change_row(change), numbered_by=("seq", "outbox_seq"))
 
     def pending(self, limit: int) -> list[Change]:
-        rows = self._execute(
-            "SELECT seq, event_id, entity, entity_id, action, version, occurred_at, data"
-            " FROM outbox ORDER BY seq LIMIT ?",
-            [limit],
-        ).fetchall()
-        return [
-            Change(
-                seq=r[0],
-                event_id=r[1],
-                entity=r[2],
-                entity_id=r[3],
-                action=r[4],
-                version=r[5],
-                occurred_at=as_utc(r[6]),
-                data=None if r[7] is None else bytes(r[7]),
-            )
-            for r in rows
-        ]
+        rows = self._execute(f"SELECT seq, {', '.join(CHANGE_COLUMNS)} FROM outbox ORDER BY seq LIMIT ?", [limit])
+        return [change_of_row(r[0], r[1:]) for r in rows.fetchall()]
 
     def pending_ids(self, entity: str) -> set[str]:
         """Ids of this entity with changes still waiting here."""

@@ -2,11 +2,19 @@
 writer's cursor inside one transaction, sharing the writer's batch (held-back inserts,
 known ids: service.store.write_batch), plus the changes it made. Each change is
 written to the outbox in the same transaction, so a committed change is never lost
-to JetStream and a rolled-back one never reaches it."""
+to JetStream and a rolled-back one never reaches it.
+
+One unit of work is one caller's write: its changes form one event transaction (one
+tx_id, numbered 0..n-1), even when group commit runs it in a DuckDB transaction with
+other callers' writes. The count is known only once the work is done, so the changes
+reach the outbox in `seal`, which the writer calls after the work returns."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
+from collections.abc import Callable
+from typing import TypeVar
 
 from schema.common import Record, encode
 from schema.events import Action
@@ -17,13 +25,26 @@ from service.store.repository import Repository
 from service.store.sql import Cursor
 from service.store.write_batch import WriteBatch
 
+T = TypeVar("T")
+
 
 class UnitOfWork:
-    def __init__(self, cursor: Cursor, batch: WriteBatch | None = None, *, fill_outbox: bool = True) -> None:
+    def __init__(
+        self,
+        cursor: Cursor,
+        batch: WriteBatch | None = None,
+        *,
+        fill_outbox: bool = True,
+        correlation_id: str | None = None,
+    ) -> None:
         self._cursor = cursor
         self.batch = batch
         self.fill_outbox = fill_outbox  # off when nothing relays the outbox (ENABLE_JETSTREAM_SYNC=false)
+        self.correlation_id = correlation_id  # of the request this write serves, for its events
+        self.tx_id = str(uuid.uuid4())
         self.bypassed = False  # the raw cursor was handed out: see `cursor`
+        # The changes made, in order. `seal` completes them in place (tx_count), so a list
+        # taken inside the work shows them complete once the write has committed.
         self.changes: list[Change] = []
         self._outbox: OutboxRepository | None = None
         self._repos: dict[str, Repository] = {}
@@ -54,18 +75,36 @@ class UnitOfWork:
             self._outbox = OutboxRepository(self._cursor, self.batch)
         return self._outbox
 
-    def record(self, spec: EntitySpec, action: Action, record: Record) -> Change:
-        """Note a change (and queue it in the outbox when sync is on)."""
-        change = Change(
-            event_id=str(uuid.uuid4()),
-            entity=spec.name,
-            action=action,
-            entity_id=record.id,
-            version=record.version,
-            occurred_at=utc_now(),
-            data=None if action == "deleted" else encode(record),
+    def record(self, spec: EntitySpec, action: Action, record: Record, before: Record | None = None) -> None:
+        """Note a change: `record` as it is now (the row deleted, on delete) and, on update,
+        `before`, the row as it was. It reaches the outbox in `seal`."""
+        after, before = (None, record) if action == "deleted" else (record, before)
+        self.changes.append(
+            Change(
+                event_id=str(uuid.uuid4()),
+                entity=spec.name,
+                action=action,
+                entity_id=record.id,
+                version=record.version,
+                occurred_at=utc_now(),
+                data=None if after is None else encode(after),
+                before=None if before is None else encode(before),
+                tx_id=self.tx_id,
+                tx_index=len(self.changes),
+                correlation_id=self.correlation_id,
+            )
         )
+
+    def run(self, work: Callable[[UnitOfWork], T]) -> T:
+        """work(self), then `seal`: what the writer runs for each write."""
+        result = work(self)
+        self.seal()
+        return result
+
+    def seal(self) -> None:
+        """The work is done: count its changes into each and queue them in the outbox (when sync is on)."""
+        count = len(self.changes)
+        self.changes[:] = [dataclasses.replace(change, tx_count=count) for change in self.changes]
         if self.fill_outbox:
-            self.outbox.add(change)
-        self.changes.append(change)
-        return change
+            for change in self.changes:
+                self.outbox.add(change)

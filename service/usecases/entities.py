@@ -149,7 +149,7 @@ class EntityService:
             if any(name in changes for key in self.spec.unique for name in key.fields):
                 check_unique(uow, self.spec, record, record.id)
             repo.update(record, changes, secrets)
-            uow.record(self.spec, "updated", record)
+            uow.record(self.spec, "updated", record, before=current)
             return record
 
         return await self._write(work)

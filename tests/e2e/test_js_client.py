@@ -2,7 +2,9 @@
 nothing about ekko's subjects needs Python. See tests/e2e/js/crud.mjs. What it creates
 and edits comes from the registry and tests/fixtures/entities.json (a plan file). The
 official NATS services client (`@nats-io/services`) finds ekko and reads its endpoints and
-counts, as `nats micro ls|info|stats` does (tests/e2e/js/services.mjs)."""
+counts, as `nats micro ls|info|stats` does (tests/e2e/js/services.mjs). A Node.js consumer
+decodes the change events: before and after, transaction, correlation id, headers
+(tests/e2e/js/events.mjs)."""
 
 from __future__ import annotations
 
@@ -70,6 +72,18 @@ async def test_a_node_client_creates_reads_updates_lists_and_deletes_every_entit
     assert code == 0 and summary["ok"] is True
     assert summary["entities"] == dict.fromkeys(ENTITIES, STEPS), "crud.mjs must cover every registered entity"
     assert summary["extras"] == ["users.authenticate", "health"]
+
+
+async def test_a_node_consumer_decodes_events_with_before_after_and_one_transaction_per_write(
+    ekko: Ekko, nats_server: NatsServer, tmp_path: Path
+) -> None:
+    code, summary, stderr = await run_script(
+        "events.mjs", nats_server.url_for("client"), str(plan(tmp_path / "plan.json")), nats_server.url_for("reader")
+    )
+    assert summary["failures"] == [], stderr
+    assert code == 0 and summary["ok"] is True and summary["events"] == 7
+    # alerts and wallet_balances (in registry order), then the wallet: one tx, numbered 0..2 of 3
+    assert summary["cascade"] == [["alerts", 0, 3], ["wallet_balances", 1, 3], ["wallets", 2, 3]]
 
 
 async def test_a_node_client_gets_error_headers_and_bodies_for_bad_input(

@@ -61,10 +61,11 @@ def db_path(disk: Path) -> Path:
 def full(disk: Path) -> Iterator[None]:
     """The disk filled to the last byte while inside."""
     filler = disk / "filler"
-    with filler.open("wb") as f, contextlib.suppress(OSError):
+    # Unbuffered: a buffered file keeps the bytes a last, partial write could not place and
+    # fails again closing, outside the suppress, whenever free space is no multiple of a chunk.
+    with filler.open("wb", buffering=0) as f, contextlib.suppress(OSError):
         while True:
             f.write(b"\0" * 65536)
-            f.flush()
     try:
         yield
     finally:

@@ -14,10 +14,10 @@
 import { readFileSync } from "node:fs";
 import { isDeepStrictEqual } from "node:util";
 import { connect } from "nats";
+import { report } from "./report.mjs";
 
 const [url = "nats://127.0.0.1:4222", planPath, prefix = "ekko"] = process.argv.slice(2);
-const started = Date.now();
-const summary = { ok: false, url, checks: 0, failures: [], entities: {}, errors_checked: [], extras: [] };
+const { summary, check, run } = report({ url, entities: {}, errors_checked: [], extras: [] });
 
 // Parents first: children point at the ids created before them. Deleted in reverse.
 const plan = JSON.parse(readFileSync(planPath, "utf8"));
@@ -30,11 +30,6 @@ const ENTITIES = plan.entities.map(({ name, create, parents, update }) => ({
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-function check(what, condition, detail) {
-  summary.checks += 1;
-  if (!condition) summary.failures.push(detail === undefined ? what : `${what}: ${JSON.stringify(detail)}`);
-  return condition;
-}
 
 /** One request; `body` is sent as JSON unless it is already a string. */
 async function call(nc, subject, body) {
@@ -152,12 +147,4 @@ async function main() {
   }
 }
 
-try {
-  await main();
-} catch (error) {
-  check("no exception", false, String(error));
-}
-summary.ok = summary.failures.length === 0;
-summary.elapsed_ms = Date.now() - started;
-console.log(JSON.stringify(summary, null, 2));
-process.exitCode = summary.ok ? 0 : 1;
+await run(main);
