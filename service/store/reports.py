@@ -8,7 +8,7 @@ Timestamps arrive as aware UTC datetimes and are bound as naive UTC (how they ar
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from schema.alert_rules import AlertRule
 from schema.reports import AlertStats, SearchHit, WalletAlertCount
@@ -99,7 +99,7 @@ def balance_in_effect(cur: Cursor, wallet_id: str, at: datetime | None = None) -
         " ORDER BY timestamp DESC, id DESC LIMIT 1",
         params,
     )
-    return None if row is None else Repository(_BALANCES, cur).to_record(row)
+    return None if row is None else cast(WalletBalance, Repository(_BALANCES, cur).to_record(row))
 
 
 def alerts_by_status(cur: Cursor, wallet_id: str) -> dict[str, int]:

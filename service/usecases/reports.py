@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from schema.common import FixedDecimal
 from schema.reports import (
@@ -20,6 +20,7 @@ from schema.reports import (
     WalletOverview,
     WalletOverviewRequest,
 )
+from schema.wallets import Wallet
 from service.model.columns import utc_now
 from service.model.errors import NotFound, invalid
 from service.model.registry import ENTITIES
@@ -61,7 +62,7 @@ class ReportService:
         now = utc_now()
 
         def read(cur: Cursor) -> WalletOverview:
-            wallet = Repository(ENTITIES["wallets"], cur).get(wallet_id)
+            wallet = cast(Wallet | None, Repository(ENTITIES["wallets"], cur).get(wallet_id))
             if wallet is None:
                 raise NotFound(f"wallet {wallet_id} not found")
             latest = sql.balance_in_effect(cur, wallet_id)
@@ -72,7 +73,7 @@ class ReportService:
                     None if latest is None or before is None else FixedDecimal(latest.balance - before.balance)
                 )
             return WalletOverview(
-                wallet=wallet,  # type: ignore[arg-type]  # the wallets spec holds Wallet records
+                wallet=wallet,
                 latest_balance=latest,
                 change_24h=changes[0],
                 change_7d=changes[1],
@@ -87,6 +88,8 @@ class ReportService:
         q = request.q.strip()
         if not q:
             raise invalid("q", "must contain a character other than white space")
-        types = list(SEARCH_TYPES) if request.types is None else [t for t in SEARCH_TYPES if t in request.types]
+        types: list[str] = (
+            list(SEARCH_TYPES) if request.types is None else [t for t in SEARCH_TYPES if t in request.types]
+        )
         hits = await self._read("search", lambda cur: sql.search(cur, q, types, request.limit))
         return SearchReply(hits)
