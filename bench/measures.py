@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 from nats.js import JetStreamContext
 
+from service.model.search import SEARCHABLE
 from service.sync.buckets import read_bucket
 
 CHAINS = ("ETH", "AVAX", "MATIC", "ARB")
@@ -126,15 +127,6 @@ async def wallet_overview_kv(kv: KvReader, ds: Dataset, body: dict[str, Any]) ->
 
 # -- search ------------------------------------------------------------------------------
 
-SEARCHED = {
-    "wallets": (("name", "address"), ("name", "address")),
-    "alerts": (("message", "type"), ("message",)),
-    "users": (("email", "full_name"), ("full_name", "email")),
-    "alert_rules": (("name", "description"), ("name",)),
-    "workflows": (("name", "description"), ("name",)),
-    "agents": (("name", "type"), ("name",)),
-}
-
 
 def _score(value: str | None, q: str) -> int:
     if value is None:
@@ -145,11 +137,11 @@ def _score(value: str | None, q: str) -> int:
 
 async def search_kv(kv: KvReader, ds: Dataset, body: dict[str, Any]) -> Any:
     q, hits = body["q"].lower(), []
-    for rank, (entity, (fields, title)) in enumerate(SEARCHED.items()):
-        for row in await kv.bucket(entity):
-            if best := max(_score(row.get(f), q) for f in fields):
-                name = next(row[f] for f in title if row.get(f) is not None)
-                hits.append((-best, rank, name.lower(), row["id"], entity, name))
+    for rank, item in enumerate(SEARCHABLE):  # the fields ekko searches, read the KV way
+        for row in await kv.bucket(item.entity):
+            if best := max(_score(row.get(f), q) for f in item.fields):
+                name = next(row[f] for f in item.title if row.get(f) is not None)
+                hits.append((-best, rank, name.lower(), row["id"], item.entity, name))
     return heapq.nsmallest(body.get("limit", 20), hits)
 
 

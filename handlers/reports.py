@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from faststream.nats import NatsRouter
 
 from handlers.crud import subscribe
 from handlers.stats import Endpoints
+from schema import reports as shapes
 from schema.common import encode
-from schema.reports import (
-    AlertStats,
-    AlertStatsRequest,
-    SearchReply,
-    SearchRequest,
-    WalletOverview,
-    WalletOverviewRequest,
-)
 from service.usecases.reports import ReportService
+
+
+def _replying(answer: Callable[[Any], Awaitable[Any]]) -> Callable[[Any], Awaitable[bytes]]:
+    async def handle(body: Any) -> bytes:
+        return encode(await answer(body))
+
+    return handle
 
 
 def reports_router(
@@ -23,21 +26,12 @@ def reports_router(
 ) -> NatsRouter:
     router = NatsRouter(prefix=f"{prefix}.")
     listed = endpoints.prefixed(f"{prefix}.")
-
-    async def alert_stats(body: AlertStatsRequest) -> bytes:
-        return encode(await reports.alert_stats(body))
-
-    async def wallet_overview(body: WalletOverviewRequest) -> bytes:
-        return encode(await reports.wallet_overview(body))
-
-    async def search(body: SearchRequest) -> bytes:
-        return encode(await reports.search(body))
-
-    for subject, request, handler, reply in (
-        ("reports.alert_stats", AlertStatsRequest, alert_stats, AlertStats),
-        ("reports.wallet_overview", WalletOverviewRequest, wallet_overview, WalletOverview),
-        ("search", SearchRequest, search, SearchReply),
+    for subject, request, answer, reply in (
+        ("reports.alert_stats", shapes.AlertStatsRequest, reports.alert_stats, shapes.AlertStats),
+        ("reports.wallet_overview", shapes.WalletOverviewRequest, reports.wallet_overview, shapes.WalletOverview),
+        ("search", shapes.SearchRequest, reports.search, shapes.SearchReply),
     ):
+        handler = _replying(answer)
         subscribe(
             router, subject, request, handler, workers=workers, queue=queue, endpoints=listed, reply=reply.__name__
         )

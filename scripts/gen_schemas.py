@@ -21,16 +21,9 @@ from typing import Any
 
 import msgspec
 
+from schema import reports
 from schema.admin import MigrateRequest
 from schema.common import DeleteReply, DeleteRequest, ErrorReply, GetRequest, ListRequest
-from schema.reports import (
-    AlertStats,
-    AlertStatsRequest,
-    SearchReply,
-    SearchRequest,
-    WalletOverview,
-    WalletOverviewRequest,
-)
 from schema.users import AuthenticateRequest
 from service.config import Settings
 from service.migration.report import BackupInfo, MigrationReport, ValidationResult
@@ -67,9 +60,9 @@ def subjects() -> dict[str, tuple[Any, Any]]:
         table[f"{PREFIX}.{name}.delete"] = (DeleteRequest, DeleteReply)
         table[f"{PREFIX}.{name}.list"] = (ListRequest, page_of(spec.record))
     table[f"{PREFIX}.users.authenticate"] = (AuthenticateRequest, ENTITIES["users"].record)
-    table[f"{PREFIX}.reports.alert_stats"] = (AlertStatsRequest, AlertStats)
-    table[f"{PREFIX}.reports.wallet_overview"] = (WalletOverviewRequest, WalletOverview)
-    table[f"{PREFIX}.search"] = (SearchRequest, SearchReply)
+    table[f"{PREFIX}.reports.alert_stats"] = (reports.AlertStatsRequest, reports.AlertStats)
+    table[f"{PREFIX}.reports.wallet_overview"] = (reports.WalletOverviewRequest, reports.WalletOverview)
+    table[f"{PREFIX}.search"] = (reports.SearchRequest, reports.SearchReply)
     table[f"{PREFIX}.health"] = (Empty, ServiceHealth)
     table[f"{PREFIX}.database.health"] = (Empty, DatabaseHealth)
     table[f"{PREFIX}.metrics"] = (Empty, MetricsReport)
