@@ -84,7 +84,8 @@ class SearchRequest(Struct, forbid_unknown_fields=True):
 
 
 class SearchHit(Struct):
-    """score: 3 a field equals q, 2 a field starts with q, 1 a field contains q (the best field counts)."""
+    """score: 3 a field equals q, 2 a field starts with q, 1 a field contains q (the best field counts).
+    title: the entity's title field, cut to 200 characters."""
 
     type: str
     id: str

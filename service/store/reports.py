@@ -21,6 +21,9 @@ from service.store.repository import Repository
 from service.store.sql import Cursor, first_row, quote
 
 TOP_WALLETS = 10
+# A hit's title is cut to this many characters: 100 hits of 10,000-character alert messages
+# would not fit in a NATS message.
+TITLE_LENGTH = 200
 
 
 def _naive(value: datetime) -> datetime:
@@ -164,7 +167,8 @@ def _search_select(item: Searchable, rank: int) -> str:
     matches = " OR ".join(f"{quote(f)} {_MATCHES}" for f in item.fields)
     # Only the hit's columns are read: never a secret column, never the whole row.
     return (
-        f"SELECT '{item.entity}' AS type, {rank} AS rank, id, {title} AS title, {score} AS score"
+        f"SELECT '{item.entity}' AS type, {rank} AS rank, id, left({title}, {TITLE_LENGTH}) AS title,"
+        f" {score} AS score"
         f" FROM {quote(item.entity)} WHERE {matches}"
     )
 

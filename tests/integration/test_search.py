@@ -43,7 +43,7 @@ async def expected_hits(client: Client, q: str, types: list[str], limit: int) ->
         for row in await rows_of(client, entity):
             best = max(score(row[f], q) for f in fields)
             if best:
-                name = next(row[f] for f in title if row[f] is not None)
+                name = next(row[f] for f in title if row[f] is not None)[:200]
                 hits.append(
                     (
                         (-best, rank, name.lower(), row["id"]),
@@ -62,6 +62,7 @@ async def searchable(client: Client, make: Factory) -> None:
     await make.create("wallets", name=None, address="0x" + "60" * 20)  # title falls back to the address
     await make.create("alerts", message="GOLD", type="price")
     await make.create("alerts", message="price of gold", type="gold-watch")
+    await make.create("alerts", message="gold " + "long " * 1000, type="x")  # its title is cut
     await make.create("users", email="goldie@example.com", full_name=None, password="a secret pw")
     await make.create("users", email="someone@example.com", full_name="Gold")
     await make.create("alert_rules", name="rule", description="when gold drops")
