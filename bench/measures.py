@@ -32,7 +32,13 @@ KINDS = {"users": 1, "wallets": 2, "alerts": 3, "wallet_balances": 4, "alert_rul
 
 @dataclass(frozen=True)
 class Dataset:
-    """Sizes and the instant the data was built around (timestamps go back from `now`, UTC)."""
+    """Sizes and the instant the data was built around (timestamps go back from `now`, UTC).
+
+    What bench.report_bench.fill makes: wallet i is `uid("wallets", i)`, chain CHAINS[i % 4];
+    balance row k belongs to wallet k % wallets, each wallet's balances // wallets rows spread
+    evenly over the year before `now` (token_price 2.5, fiat_value = balance * 2.5); alert j
+    is created j * (30 days / alerts) before `now`, for wallet j * 7 % wallets (none when
+    j % 10 == 0), status ALERT_STATUSES[j % 3]."""
 
     wallets: int
     balances: int
