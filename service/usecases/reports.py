@@ -6,6 +6,7 @@ agree even while writes commit. "Now" is taken once per request, before the read
 
 from __future__ import annotations
 
+import decimal
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -34,6 +35,8 @@ from service.store.timings import QUERY_TIMES
 T = TypeVar("T")
 MENTIONS_LIMIT = 100  # alert rules and workflows listed per wallet overview
 DAY = timedelta(days=1)
+# Exact differences of balances with up to 38 digits: the default context rounds to 28.
+EXACT = decimal.Context(prec=80)
 
 
 class ReportService:
@@ -70,7 +73,9 @@ class ReportService:
             for ago in (DAY, 7 * DAY):
                 before = sql.balance_in_effect(cur, wallet_id, now - ago) if latest is not None else None
                 changes.append(
-                    None if latest is None or before is None else FixedDecimal(latest.balance - before.balance)
+                    None
+                    if latest is None or before is None
+                    else FixedDecimal(EXACT.subtract(latest.balance, before.balance))
                 )
             return WalletOverview(
                 wallet=wallet,
