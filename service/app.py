@@ -26,6 +26,7 @@ from handlers.crud import entity_router
 from handlers.discovery import Identity, discovery_router
 from handlers.errors import ErrorReplyMiddleware
 from handlers.prometheus import MetricsEndpoint
+from handlers.reports import reports_router
 from handlers.requests import request_middleware
 from handlers.stats import Endpoints
 from handlers.system import system_router
@@ -47,6 +48,7 @@ from service.usecases.cache import RecordCache
 from service.usecases.entities import EntityService
 from service.usecases.health import Instance
 from service.usecases.metrics import MetricsService, RequestMetrics
+from service.usecases.reports import ReportService
 from service.usecases.status import IntegrityLog, StatusService
 
 NATS_DRAIN_TIMEOUT = 5.0  # seconds a clean shutdown waits for NATS to drain
@@ -141,6 +143,7 @@ class Ekko:
             max_failures=settings.login_max_failures,
             failure_window=settings.login_failure_window,
         )
+        self.reports = ReportService(self.db)
         self.admin = MigrationAdmin(settings, self.db, self.cache, self.sync, self.relay, self.integrity)
         self.status = StatusService(
             self.db, self.sync, self.relay, self.integrity, self.instance, sync_enabled=settings.enable_jetstream_sync
@@ -168,6 +171,15 @@ class Ekko:
                 status=self.status,
                 metrics=self.metrics,
                 users=self.services["users"],
+                endpoints=self.endpoints,
+            )
+        )
+        self.broker.include_router(
+            reports_router(
+                self.reports,
+                prefix=settings.subject_prefix,
+                workers=settings.workers_per_subject,
+                queue=settings.queue_group,
                 endpoints=self.endpoints,
             )
         )

@@ -66,6 +66,26 @@ async def test_client_and_admin_may_request_every_entity_subject_login_and_healt
     assert not probe.errors
 
 
+REPORT_SUBJECTS = {
+    "ekko.reports.alert_stats": b"{}",
+    "ekko.reports.wallet_overview": b'{"wallet_id":"00000000-0000-4000-8000-000000000000"}',
+    "ekko.search": b'{"q":"x"}',
+}
+
+
+@pytest.mark.parametrize("user", ["client", "admin", "anonymous"])
+async def test_client_and_admin_may_ask_for_reports_and_search(user: str, probes: dict[str, Probe]) -> None:
+    for subject, body in REPORT_SUBJECTS.items():
+        assert await answered(probes[user], subject, body) in (200, 404), subject
+    assert not probes[user].errors
+
+
+@pytest.mark.parametrize("subject", list(REPORT_SUBJECTS))
+async def test_reader_may_not_ask_for_reports_or_search(subject: str, probes: dict[str, Probe]) -> None:
+    """reader reads KV only; search would show it users, whose bucket it may not read."""
+    assert await probes["reader"].publish_denied(subject, REPORT_SUBJECTS[subject])
+
+
 @pytest.mark.parametrize("user", ["client", "anonymous"])
 @pytest.mark.parametrize("subject", ADMIN_SUBJECTS)
 async def test_client_may_not_request_admin_subjects(user: str, subject: str, probes: dict[str, Probe]) -> None:

@@ -1,0 +1,38 @@
+"""`ekko.reports.alert_stats`, `ekko.reports.wallet_overview` and `ekko.search`: read-only."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from faststream.nats import NatsRouter
+
+from handlers.crud import subscribe
+from handlers.stats import Endpoints
+from schema import reports as shapes
+from schema.common import encode
+from service.usecases.reports import ReportService
+
+
+def _replying(answer: Callable[[Any], Awaitable[Any]]) -> Callable[[Any], Awaitable[bytes]]:
+    async def handle(body: Any) -> bytes:
+        return encode(await answer(body))
+
+    return handle
+
+
+def reports_router(
+    reports: ReportService, *, prefix: str, workers: int, queue: str, endpoints: Endpoints
+) -> NatsRouter:
+    router = NatsRouter(prefix=f"{prefix}.")
+    listed = endpoints.prefixed(f"{prefix}.")
+    for subject, request, answer, reply in (
+        ("reports.alert_stats", shapes.AlertStatsRequest, reports.alert_stats, shapes.AlertStats),
+        ("reports.wallet_overview", shapes.WalletOverviewRequest, reports.wallet_overview, shapes.WalletOverview),
+        ("search", shapes.SearchRequest, reports.search, shapes.SearchReply),
+    ):
+        handler = _replying(answer)
+        subscribe(
+            router, subject, request, handler, workers=workers, queue=queue, endpoints=listed, reply=reply.__name__
+        )
+    return router
