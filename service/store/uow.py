@@ -6,11 +6,10 @@ to JetStream and a rolled-back one never reaches it."""
 
 from __future__ import annotations
 
-import uuid
-
 from schema.common import Record, encode
 from schema.events import Action
 from service.model.columns import utc_now
+from service.model.ids import new_id
 from service.model.registry import EntitySpec
 from service.store.outbox import Change, OutboxRepository
 from service.store.repository import Repository
@@ -57,7 +56,7 @@ class UnitOfWork:
     def record(self, spec: EntitySpec, action: Action, record: Record) -> Change:
         """Note a change (and queue it in the outbox when sync is on)."""
         change = Change(
-            event_id=str(uuid.uuid4()),
+            event_id=new_id(),
             entity=spec.name,
             action=action,
             entity_id=record.id,

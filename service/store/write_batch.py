@@ -82,8 +82,8 @@ class WriteBatch:
                 # Drawn explicitly and sorted: DuckDB does not promise to evaluate a
                 # DEFAULT nextval in row order.
                 column, sequence = self._numbered[name]
-                drawn = cur.execute("SELECT list_sort(list(nextval(?))) FROM range(?)", [sequence, len(rows)])
-                values.insert(0, drawn.fetchall()[0][0])
+                drawn = cur.execute("SELECT nextval(?) FROM range(?)", [sequence, len(rows)]).fetchall()
+                values.insert(0, sorted(number for (number,) in drawn))
                 columns = (column, *columns)
             types = self._column_types(cur, name)
             lists = ", ".join(f"unnest(?::{types[c]}[])" for c in columns)

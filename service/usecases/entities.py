@@ -8,7 +8,6 @@ also fills the outbox; the cache and the relay hear about it after commit.
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -27,6 +26,7 @@ from schema.common import (
 )
 from service.model.columns import utc_now
 from service.model.errors import Conflict, Detail, Forbidden, NotFound
+from service.model.ids import new_id
 from service.model.limits import ENVELOPE_RESERVE, PayloadLimit, too_large
 from service.model.registry import ENTITIES, EntitySpec, UniqueKey, children_of
 from service.model.rules import Rules
@@ -91,9 +91,9 @@ class EntityService:
         now = utc_now()
         values = normalize(self.spec, values)
         # Ids are canonical lower-case UUIDs, so "ABC…" and "abc…" cannot become two rows.
-        # Only a caller's id can already exist: a fresh uuid4 spares the writer a lookup.
+        # Only a caller's id can already exist: a fresh random id spares the writer a lookup.
         client_id = "id" in values
-        entity_id = values["id"] if client_id else str(uuid.uuid4())  # normalize() lower-cased it
+        entity_id = values["id"] if client_id else new_id()  # normalize() lower-cased it
         values.update(id=entity_id, created_at=now, updated_at=now, version=1)
         record = self.spec.record(**values)
         self.rules.check(record)
