@@ -7,8 +7,8 @@ commit (many writes in one transaction) pays per statement, not per row:
   column one list parameter (DuckDB's bulk path; bench/writer_probe.py). Whoever reads or
   changes a table flushes it first (the repositories do), and the writer flushes
   everything before COMMIT, so no statement misses a row. A table numbered by a sequence
-  (the outbox) gets the group's numbers in one statement at flush, handed out in the
-  order rows were added;
+  (the outbox) gets the group's numbers drawn by that same statement, in the order rows
+  were added;
 - every parent id and unique key the group's writes declared they will check is looked
   up in one query per table (a key by its indexed column), and the rows the group inserts
   and deletes are tracked, so `Repository.exists` and `find_duplicate` answer from memory,
@@ -77,17 +77,25 @@ class WriteBatch:
         for key in [k for k in self._rows if table is None or k[0] == table]:
             rows = self._rows.pop(key)
             name, columns = key
-            values = [list(column) for column in zip(*rows, strict=True)]
-            if name in self._numbered:
-                # Drawn explicitly and sorted: DuckDB does not promise to evaluate a
-                # DEFAULT nextval in row order.
-                column, sequence = self._numbered[name]
-                drawn = cur.execute("SELECT nextval(?) FROM range(?)", [sequence, len(rows)]).fetchall()
-                values.insert(0, sorted(number for (number,) in drawn))
-                columns = (column, *columns)
             types = self._column_types(cur, name)
-            lists = ", ".join(f"unnest(?::{types[c]}[])" for c in columns)
-            cur.execute(f"INSERT INTO {quote(name)} ({', '.join(map(quote, columns))}) SELECT {lists}", values)
+            values: list[Any] = [list(column) for column in zip(*rows, strict=True)]
+            lists = ", ".join(f"unnest(?::{types[c]}[]) AS {quote(c)}" for c in columns)
+            names = ", ".join(map(quote, columns))
+            if name not in self._numbered:
+                cur.execute(f"INSERT INTO {quote(name)} ({names}) SELECT {lists}", values)
+                continue
+            # The group's numbers are drawn in the same statement: len(rows) values of the
+            # sequence, the first plus each row's position. They are consecutive because the
+            # writer is the only one drawing from it (one process per file, readers never
+            # insert), and DuckDB does not promise to evaluate nextval in row order.
+            column, sequence = self._numbered[name]
+            cur.execute(
+                f"INSERT INTO {quote(name)} ({quote(column)}, {names})"
+                f" SELECT drawn.first + batch.position, {', '.join(f'batch.{quote(c)}' for c in columns)}"
+                " FROM (SELECT min(nextval(?)) AS first FROM range(?)) AS drawn,"
+                f" (SELECT {lists}, unnest(range(?)) AS position) AS batch",
+                [sequence, len(rows), *values, len(rows)],
+            )
 
     def _column_types(self, cur: Cursor, table: str) -> dict[str, str]:
         """Each list parameter is cast to its column's type: a list of None or of decimals of
