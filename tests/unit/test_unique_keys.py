@@ -22,7 +22,7 @@ from service.model.errors import Conflict
 from service.model.registry import ENTITIES
 from service.model.rules import Rules, UserRules, WalletRules
 from service.store.database import Database
-from service.store.ddl import LATEST_VERSION, MIGRATIONS
+from service.store.ddl import LATEST_VERSION, MIGRATIONS, apply_pending, drop_all
 from service.usecases.cache import RecordCache
 from service.usecases.entities import EntityService
 
@@ -180,3 +180,25 @@ async def test_a_key_checked_in_a_group_does_not_flush_its_held_back_rows(db: Da
     )
     assert (names(results), transactions) == (["Wallet"] * 30, 1)
     assert "wallets" not in statements, "a uniqueness check sent the group's rows out early"
+
+
+def test_a_backup_made_at_version_3_restores_with_its_keys_filled_in_one_transaction(tmp_path: Path) -> None:
+    """What restore does (service/migration/backups.py): drop, IMPORT, migrate, in one transaction."""
+    make_version_3(tmp_path / "old.db")
+    old = duckdb.connect(str(tmp_path / "old.db"))
+    old.execute(f"EXPORT DATABASE '{tmp_path / 'backup'}' (FORMAT parquet)")
+    old.close()
+    db = Database(tmp_path / "ekko.db", pool_size=2).open()
+    try:
+
+        def restore(cur: duckdb.DuckDBPyConnection) -> int:
+            drop_all(cur)
+            cur.execute(f"IMPORT DATABASE '{tmp_path / 'backup'}'")
+            return apply_pending(cur)
+
+        assert db.transaction(restore) == LATEST_VERSION
+        assert keys(db, "users", "unique_email")["u-old"] == "ada@example.com"
+        with pytest.raises(duckdb.ConstraintException):
+            db.connection.execute("UPDATE users SET unique_email = 'ada@example.com' WHERE id = 'u-other'")
+    finally:
+        db.close()
