@@ -106,6 +106,9 @@ async def test_a_version_3_database_gets_its_keys_filled_and_the_oldest_of_legac
             await users.create(UserCreate(email="ADA@example.com", password="long enough secret"))
         with pytest.raises(Conflict):  # the duplicate cannot take the key another row holds
             await users.update(UserUpdate(id="u-new", email="ada@EXAMPLE.com"))
+        await users.update(UserUpdate(id="u-new", full_name="Ada Two"))  # its other fields change freely
+        await users.update(UserUpdate(id="u-new", email="ada.two@example.com"))  # or a free key
+        assert keys(db, "users", "unique_email")["u-new"] == "ada.two@example.com"
         with pytest.raises(Conflict):
             await wallets.create(WalletCreate(blockchain_symbol="eth", address=address(1)))
         # DuckDB itself refuses a second holder of a key, whatever writes it.
