@@ -15,7 +15,15 @@ from collections.abc import Sequence
 
 from bench.harness import ROOT
 
-BENCHMARKS = ("get_bench", "relay_bench", "migration_bench", "login_bench", "client_bench", "report_bench")
+BENCHMARKS = (
+    "get_bench",
+    "relay_bench",
+    "write_bench",
+    "migration_bench",
+    "login_bench",
+    "client_bench",
+    "report_bench",
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

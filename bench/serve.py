@@ -38,6 +38,7 @@ async def serve_ekko(args: argparse.Namespace) -> None:
         bcrypt_rounds=4,
         subject_prefix=args.prefix,
         cache_entries=args.cache_entries,
+        write_workers_per_subject=args.write_workers,
         endpoint_stats=not args.no_stats,
     )
     ekko = Ekko(settings, args.nats)
@@ -75,6 +76,7 @@ def main() -> None:
     parser.add_argument("--prefix", default="ekko")
     parser.add_argument("--cache-entries", type=int, default=DEFAULTS.cache_entries)
     parser.add_argument("--workers", type=int, default=DEFAULTS.workers_per_subject)
+    parser.add_argument("--write-workers", type=int, default=DEFAULTS.write_workers_per_subject)
     parser.add_argument("--no-stats", action="store_true", help="no per-endpoint counts ($SRV.STATS): their cost")
     args = parser.parse_args()
     asyncio.run(serve_ekko(args) if args.kind == "ekko" else serve_noop(args))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -150,6 +151,32 @@ async def _creates(db: TimedDatabase, nats_url: str | None, n: int, inflight: in
         db.close()
 
 
+async def _wallet_creates(db: TimedDatabase, stored: int, n: int, inflight: int) -> float:
+    """Seconds of writer work per wallet create (a unique key checked each) with `stored` wallets
+    of random addresses already in the table (inserted in bulk before the probe)."""
+    db.open()
+    rng = random.Random(stored)
+    service = EntityService(ENTITIES["wallets"], db, RecordCache(50_000), WalletRules(), after_commit=lambda c: None)
+    try:
+        addresses = ["0x" + rng.randbytes(20).hex() for _ in range(stored + n)]
+        db.connection.execute(
+            "INSERT INTO wallets SELECT uuid()::VARCHAR, now(), now(), 1, 'ETH', a, NULL, 0, 'active', '3:eth' || a"
+            " FROM (SELECT unnest(?::VARCHAR[]) AS a)",
+            [addresses[:stored]],
+        )
+        db.reset()
+        fresh = iter(addresses[stored:])
+
+        async def worker() -> None:
+            for address in fresh:
+                await service.create(WalletCreate(blockchain_symbol="ETH", address=address))
+
+        await asyncio.gather(*(worker() for _ in range(inflight)))
+        return (db.work + db.commit) / n
+    finally:
+        db.close()
+
+
 def bare_commit(path: Path, n: int) -> float:
     """Seconds per one-row INSERT + COMMIT on a fresh file: the fdatasync floor of a write."""
     con = duckdb.connect(str(path))
@@ -227,5 +254,14 @@ async def probe(nats_url: str, tmp: Path, *, quick: bool = False) -> None:
         ]
         print("writer time per create, group commit with relay:")
         print(table(["statement", "ms / create"], lines))
+    costs = {
+        stored: await _wallet_creates(TimedDatabase(tmp / f"wallets{stored}.db", 4), stored, n, INFLIGHT)
+        for stored in (1_000, 100_000)
+    }
+    print(
+        f"writer ms per wallets create (unique key checked), {INFLIGHT} in flight: "
+        + ", ".join(f"{stored:,} stored {_ms(cost)}" for stored, cost in costs.items())
+        + f" (100k / 1k: {costs[100_000] / costs[1_000]:.2f}x)"
+    )
     per_commit = bare_commit(tmp / "bare.db", min(n, 1000))
     print(f"bare one-row INSERT + COMMIT: {per_commit * 1000:.2f} ms ({1 / per_commit:,.0f} commits/s)")

@@ -14,21 +14,22 @@ from schema.common import DeleteReply, DeleteRequest, GetRequest, encode
 from service.model.errors import invalid
 from service.model.nesting import MAX_DEPTH, too_deep
 from service.model.queries import list_request_of, page_of
-from service.model.values import check_decimal_texts
+from service.model.values import check_decimal_text
 from service.usecases.entities import EntityService
 
 
-def json_decoder(
-    request_type: type, raw_check: Callable[[Any], None] | None = None
-) -> Callable[[NatsMessage], Awaitable[Any]]:
+def json_decoder(request_type: type, decimal_fields: tuple[str, ...] = ()) -> Callable[[NatsMessage], Awaitable[Any]]:
     """A FastStream decoder that turns the raw body straight into `request_type`.
 
     Decoding bytes with a typed msgspec Decoder keeps decimals exact (no float
     detour) and reports errors with their JSON path. The nesting depth is checked on the
-    bytes first (service.model.nesting). `raw_check` sees the body decoded untyped, for
-    rules typed decoding hides (a decimal's text: msgspec reads " 1 " as 1).
+    bytes first (service.model.nesting). `decimal_fields` sent as strings are checked as
+    text, which typed decoding hides (msgspec reads " 1 " as 1): a second decoder reads
+    only those fields, as sent, skipping the rest (a third of an untyped decode's cost).
     """
     decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(request_type)
+    sent_as = msgspec.defstruct("SentAs", [(name, Any, None) for name in decimal_fields])
+    texts: msgspec.json.Decoder[Any] = msgspec.json.Decoder(sent_as)
 
     async def decode(msg: NatsMessage) -> Any:
         # An empty body (e.g. `nats req ekko.wallets.list ""`) means "no fields".
@@ -36,8 +37,11 @@ def json_decoder(
         if (field := too_deep(body)) is not None:
             raise invalid(field, f"nested deeper than {MAX_DEPTH} levels of objects and arrays")
         request = decoder.decode(body)
-        if raw_check is not None:
-            raw_check(msgspec.json.decode(body))
+        if decimal_fields:
+            sent = texts.decode(body)  # the typed decode passed: an object with these fields as sent
+            for name in decimal_fields:
+                if isinstance(text := getattr(sent, name), str):
+                    check_decimal_text(name, text)
         return request
 
     return decode
@@ -105,19 +109,16 @@ def entity_router(
     async def list_(body: Any) -> bytes:
         return encode(await service.list(body))
 
-    def decimal_texts(raw: Any) -> None:
-        check_decimal_texts(spec, raw)
-
-    raw_check = decimal_texts if spec.decimal_fields else None
-    for action, request_type, handler, count, check, reply in (
-        ("create", spec.create, create, write_workers, raw_check, record),
-        ("get", GetRequest, get, workers, None, record),
-        ("update", spec.update, update, write_workers, raw_check, record),
-        ("delete", DeleteRequest, delete, write_workers, None, DeleteReply),
+    decimals = spec.decimal_fields
+    for action, request_type, handler, count, checked, reply in (
+        ("create", spec.create, create, write_workers, decimals, record),
+        ("get", GetRequest, get, workers, (), record),
+        ("update", spec.update, update, write_workers, decimals, record),
+        ("delete", DeleteRequest, delete, write_workers, (), DeleteReply),
         # ListRequest with this entity's filters and sort keys typed (for the schema; it decodes alike)
-        ("list", list_request_of(spec), list_, workers, None, page_of(record)),
+        ("list", list_request_of(spec), list_, workers, (), page_of(record)),
     ):
-        decoder = json_decoder(request_type, check)
+        decoder = json_decoder(request_type, checked)
         subscribe_decoded(router, action, decoder, handler, workers=count, queue=queue)
         listed.add(action, queue_group=queue, request=request_type, reply=reply)
     return router

@@ -33,6 +33,7 @@ from service.migration.report import Failure, TableCheck
 from service.model.columns import Kind
 from service.model.registry import ENTITIES, ENTITY_ORDER, EntitySpec
 from service.store.sql import Cursor, count_rows, one_row, quote
+from service.store.tables import key_sql
 from service.sync.buckets import BucketSnapshot, NoProgress, Progress, Snapshot
 
 log = logging.getLogger(__name__)
@@ -237,10 +238,14 @@ def write(cur: Cursor, plan: EntityPlan, now: datetime, *, update: bool) -> tupl
     spec, table = plan.spec, quote(plan.spec.name)
     names = [n for n, _ in _stage_columns(spec)]
     select = ", ".join(f"coalesce(s.{quote(n)}, ?)" if n in FILLABLE else f"s.{quote(n)}" for n in names)
+    # Each unique key's column (service/store/tables.py), from the staged fields: duplicates
+    # were rejected above, so every row written holds its key.
+    keys = {key.column: key_sql(key, "s") for key in spec.unique}
     inserted = updated = 0
     if plan.new:
         cur.execute(
-            f"INSERT INTO {table} ({', '.join(map(quote, names))}) SELECT {select} FROM {plan.stage} AS s"
+            f"INSERT INTO {table} ({', '.join(map(quote, [*names, *keys]))})"
+            f" SELECT {', '.join([select, *keys.values()])} FROM {plan.stage} AS s"
             f" WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE {table}.id = s.id)",
             [now.replace(tzinfo=None)] * len(FILLABLE),
         )
@@ -252,6 +257,7 @@ def write(cur: Cursor, plan: EntityPlan, now: datetime, *, update: bool) -> tupl
             for n in names
             if n != "id"
         )
+        sets = ", ".join([sets, *(f"{quote(column)} = {sql}" for column, sql in keys.items())])
         cur.execute(
             f"UPDATE {table} SET {sets} FROM {plan.stage} AS s"
             f" WHERE {table}.id = s.id AND NOT ({_same(spec, 's', table)})"

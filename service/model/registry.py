@@ -8,9 +8,10 @@ that breaks that, at import, so a wrong order cannot surface later as a KeyError
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Generic
+from typing import Any, Generic
 
 # typing.TypeVar takes `default` only from Python 3.13.
 from typing_extensions import TypeVar
@@ -42,6 +43,18 @@ class UniqueKey:
 
     fields: tuple[str, ...]
     message: str
+
+    @property
+    def column(self) -> str:
+        """The stored column holding the key's normalized form, under a unique index
+        (service/store/tables.py): never part of the record, like secret columns."""
+        return "unique_" + "_".join(self.fields)
+
+    def normalized(self, values: Mapping[str, Any]) -> str:
+        """The key as stored: each field's text lower-cased; several fields joined with a
+        length prefix on all but the last, so no two keys share a form ("ab"+"c" vs "a"+"bc")."""
+        parts = [str(values[name]).lower() for name in self.fields]
+        return "".join(f"{len(part)}:{part}" for part in parts[:-1]) + parts[-1]
 
 
 # An entity's own Structs. Covariant (a spec is read-only), so EntitySpec[User, ...] is an

@@ -67,14 +67,6 @@ def check_decimal_text(field: str, text: str) -> None:
         raise invalid(field, "must be a decimal number")
 
 
-def check_decimal_texts(spec: EntitySpec, body: Any) -> None:
-    """The decimal fields of a create/update body sent as strings, checked as text."""
-    if isinstance(body, dict):
-        for name in spec.decimal_fields:
-            if isinstance(text := body.get(name), str):
-                check_decimal_text(name, text)
-
-
 def to_decimal(field: str, value: Any, *, round_excess: bool = False) -> Decimal:
     """A DECIMAL(24,8) value. Floats go through their shortest repr (0.1 -> 0.1, not 0.1000000000000000055)."""
     if isinstance(value, bool):

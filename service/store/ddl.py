@@ -163,11 +163,40 @@ ALTER TABLE {table} ADD COLUMN correlation_id VARCHAR;
     for table in ("outbox", "outbox_dead_letter")
 )
 
+# Each unique key's normalized form in a column of its own under a UNIQUE index (the same
+# as `python -m service.store.tables` derives): the check is one index lookup instead of a
+# `lower(col) = lower(?)` scan, and DuckDB refuses a duplicate. The index is made while the
+# column is all NULL, then filled: DuckDB cannot create an index after an UPDATE in the same
+# transaction (and restore runs this inside its own). Existing rows are filled;
+# where rows already share a key (made outside the service: it always refused them), the
+# oldest (created_at, then id) keeps it and the others keep NULL: they stay readable and
+# loggable-in as before, and a new row with that key is still refused (docs/decisions.md).
+V5 = """
+ALTER TABLE users ADD COLUMN unique_email VARCHAR;
+CREATE UNIQUE INDEX users_unique_email ON users (unique_email);
+UPDATE users SET unique_email = oldest.key FROM (
+    SELECT id, key FROM (SELECT id, created_at, lower(email) AS key FROM users)
+    QUALIFY row_number() OVER (PARTITION BY key ORDER BY created_at, id) = 1
+) AS oldest WHERE users.id = oldest.id;
+
+ALTER TABLE wallets ADD COLUMN unique_blockchain_symbol_address VARCHAR;
+CREATE UNIQUE INDEX wallets_unique_blockchain_symbol_address ON wallets (unique_blockchain_symbol_address);
+UPDATE wallets SET unique_blockchain_symbol_address = oldest.key FROM (
+    SELECT id, key FROM (
+        SELECT id, created_at,
+            length(lower(blockchain_symbol)) || ':' || lower(blockchain_symbol) || lower(address) AS key
+        FROM wallets
+    )
+    QUALIFY row_number() OVER (PARTITION BY key ORDER BY created_at, id) = 1
+) AS oldest WHERE wallets.id = oldest.id;
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "initial schema: eight entities and the outbox", V1),
     (2, "outbox dead letters: entries the relay cannot publish", V2),
     (3, "integrity_log: the latest integrity check, for health", V3),
     (4, "event envelope: before image, transaction and correlation ids in the outbox", V4),
+    (5, "unique keys in indexed columns of their own", V5),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -16,9 +16,9 @@ from typing_extensions import TypeVar
 from schema.common import Record
 from service.model.columns import from_db, to_db
 from service.model.registry import EntitySpec, UniqueKey
-from service.store.sql import Cursor, count_rows, quote
+from service.store.sql import Cursor, count_rows, first_row, quote
 from service.store.timings import timed
-from service.store.write_batch import TableAccess, WriteBatch
+from service.store.write_batch import TableAccess, Unknown, WriteBatch
 
 
 @dataclass(frozen=True)
@@ -105,16 +105,18 @@ class Repository(TableAccess, Generic[RecordT]):
 
     @timed("find_duplicate")
     def find_duplicate(self, key: UniqueKey, values: dict[str, Any], exclude_id: str | None) -> str | None:
-        """The id of another row with the same unique key (text compared case-insensitively)."""
-        where, params = [], []
-        for name in key.fields:
-            where.append(f"lower({quote(name)}) = lower(?)")
-            params.append(values[name])
-        if exclude_id is not None:
-            where.append("id <> ?")
-            params.append(exclude_id)
-        row = self._first(f"SELECT id FROM {self._table} WHERE {' AND '.join(where)} LIMIT 1", params)
-        return None if row is None else row[0]
+        """The id of another row with the same unique key (UniqueKey.normalized): from what the
+        writer's group knows, else one lookup of the key's indexed column. Rows held back for
+        this table stay held back: their keys are known to the batch."""
+        normalized = key.normalized(values)
+        owner = Unknown if self.batch is None else self.batch.find_key(self.spec.name, key.column, normalized)
+        if owner is Unknown:
+            # No flush: the table holds every row but the held-back ones (see above).
+            row = first_row(self.cur, f"SELECT id FROM {self._table} WHERE {quote(key.column)} = ?", [normalized])
+            owner = None if row is None else row[0]
+            if self.batch is not None:
+                self.batch.note_key(self.spec.name, key.column, normalized, owner)
+        return owner if isinstance(owner, str) and owner != exclude_id else None
 
     @timed("secret")
     def secret(self, column: str, lookup_column: str, value: Any) -> tuple[RecordT, Any] | None:
@@ -170,11 +172,15 @@ class Repository(TableAccess, Generic[RecordT]):
             assert name in self.spec.secret_columns
             names.append(name)
             params.append(value)
-        self._insert(tuple(names), params, record.id)
+        keys = self._keys(record)
+        names += keys
+        params += keys.values()
+        self._insert(tuple(names), params, record.id, keys=keys)
 
     @timed("update")
     def update(self, record: RecordT, changed: Iterable[str], secrets: dict[str, Any] | None = None) -> None:
-        """Write the changed columns of `record` (plus updated_at and version) and any secrets."""
+        """Write the changed columns of `record` (plus updated_at and version), any secrets, and
+        the key column of each unique key whose fields changed."""
         names = [*dict.fromkeys([*changed, "updated_at", "version"])]
         sets = [f"{quote(n)} = ?" for n in names]
         params = [to_db(self.spec.column_map[n], getattr(record, n)) for n in names]
@@ -182,8 +188,21 @@ class Repository(TableAccess, Generic[RecordT]):
             assert name in self.spec.secret_columns
             sets.append(f"{quote(name)} = ?")
             params.append(value)
+        for column, key in self._keys(record, names).items():
+            sets.append(f"{quote(column)} = ?")
+            params.append(key)
         params.append(record.id)
         self._change(f"UPDATE {self._table} SET {', '.join(sets)} WHERE id = ?", params)
+
+    def _keys(self, record: RecordT, changed: Iterable[str] | None = None) -> dict[str, str]:
+        """Unique column -> the record's normalized key, for the keys with a field in `changed`
+        (every key when None). Stored beside the record, never part of it."""
+        fields = None if changed is None else set(changed)
+        return {
+            key.column: key.normalized({name: getattr(record, name) for name in key.fields})
+            for key in self.spec.unique
+            if fields is None or fields.intersection(key.fields)
+        }
 
     @timed("delete")
     def delete(self, entity_id: str) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 
-from service.model.registry import ENTITIES, EntitySpec
+from service.model.registry import ENTITIES, EntitySpec, UniqueKey
 
 
 def quoted(name: str) -> str:
@@ -30,7 +30,15 @@ def column_sql(spec: EntitySpec) -> list[str]:
         constraint = " PRIMARY KEY" if column.name == "id" else "" if column.nullable else " NOT NULL"
         lines.append(f"{quoted(column.name)} {column.kind.value}{constraint}")
     lines += [f"{quoted(name)} VARCHAR NOT NULL" for name in spec.secret_columns]
+    lines += [f"{quoted(key.column)} VARCHAR" for key in spec.unique]
     return lines
+
+
+def key_sql(key: UniqueKey, alias: str) -> str:
+    """SQL computing UniqueKey.normalized from the fields of the row `alias` (for statements
+    that fill the key column from rows already in SQL: migrations)."""
+    parts = [f"lower(CAST({alias}.{quoted(name)} AS VARCHAR))" for name in key.fields]
+    return " || ".join([f"length({part}) || ':' || {part}" for part in parts[:-1]] + [parts[-1]])
 
 
 def index_columns(spec: EntitySpec) -> list[tuple[str, ...]]:
@@ -50,6 +58,9 @@ def create_table_sql(spec: EntitySpec) -> str:
     for columns in index_columns(spec):
         index = quoted(f"{spec.name}_{'_'.join(columns)}")
         statements.append(f"CREATE INDEX {index} ON {table} ({', '.join(map(quoted, columns))});")
+    for key in spec.unique:
+        index = quoted(f"{spec.name}_{key.column}")
+        statements.append(f"CREATE UNIQUE INDEX {index} ON {table} ({quoted(key.column)});")
     return "\n".join(statements) + "\n"
 
 

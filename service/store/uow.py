@@ -12,13 +12,13 @@ reach the outbox in `seal`, which the writer calls after the work returns."""
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from collections.abc import Callable
 from typing import TypeVar
 
 from schema.common import Record, encode
 from schema.events import Action
 from service.model.columns import utc_now
+from service.model.ids import new_id
 from service.model.registry import EntitySpec
 from service.store.outbox import Change, OutboxRepository
 from service.store.repository import Repository
@@ -41,7 +41,7 @@ class UnitOfWork:
         self.batch = batch
         self.fill_outbox = fill_outbox  # off when nothing relays the outbox (ENABLE_JETSTREAM_SYNC=false)
         self.correlation_id = correlation_id  # of the request this write serves, for its events
-        self.tx_id = str(uuid.uuid4())
+        self.tx_id = new_id()
         self.bypassed = False  # the raw cursor was handed out: see `cursor`
         # The changes made, in order. `seal` completes them in place (tx_count), so a list
         # taken inside the work shows them complete once the write has committed.
@@ -81,7 +81,7 @@ class UnitOfWork:
         after, before = (None, record) if action == "deleted" else (record, before)
         self.changes.append(
             Change(
-                event_id=str(uuid.uuid4()),
+                event_id=new_id(),
                 entity=spec.name,
                 action=action,
                 entity_id=record.id,

@@ -1,46 +1,54 @@
 """What the writer's current transaction holds back and already knows.
 
-From Python every DuckDB statement costs about 0.5 ms, while a row of a
-multi-row VALUES costs under 0.1 ms and an `IN (...)` lookup of many ids about
-as much as one (bench/writer_probe.py). A group commit runs many creates in one
-transaction, so the writer
+From Python every DuckDB statement costs about 0.2-0.5 ms whatever it does, so a group
+commit (many writes in one transaction) pays per statement, not per row:
 
-- holds their INSERTs back and sends one multi-row INSERT per table: whoever
-  reads or changes a table flushes it first (the repositories do), and the
-  writer flushes everything before COMMIT, so no statement misses a row; a
-  table numbered by a sequence (the outbox) gets its numbers drawn at flush and
-  handed out in the order rows were added;
-- looks up, in one query per table, every parent id the group's writes declared
-  they will check, and keeps track of the rows the group inserts and deletes, so
-  `Repository.exists` answers from memory for those ids.
+- inserts are held back and sent as one `INSERT ... SELECT unnest(?), ...` per table, each
+  column one list parameter (DuckDB's bulk path; bench/writer_probe.py). Whoever reads or
+  changes a table flushes it first (the repositories do), and the writer flushes
+  everything before COMMIT, so no statement misses a row. A table numbered by a sequence
+  (the outbox) gets the group's numbers drawn by that same statement, in the order rows
+  were added;
+- every parent id and unique key the group's writes declared they will check is looked
+  up in one query per table (a key by its indexed column), and the rows the group inserts
+  and deletes are tracked, so `Repository.exists` and `find_duplicate` answer from memory,
+  without flushing the group's held-back rows one write at a time.
 
-Only writes that go through repositories keep this exact; the writer forgets
-what it knows around any write that takes the raw cursor (UnitOfWork.cursor).
-`TableAccess` is the one place that sends a table's held-back rows before a
-statement on it; the repositories build on it.
+A unique key's owner is known only while nothing else changed its table: an UPDATE or
+DELETE may move or free any key, so it drops what was known of that table's keys (the
+rows held back for it are flushed before, so every held-back row's key stays known).
+Only writes that go through repositories keep this exact; the writer forgets what it knows
+around any write that takes the raw cursor (UnitOfWork.cursor). `TableAccess` is the one
+place that sends a table's held-back rows before a statement on it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from service.store.sql import Cursor, first_row, insert_sql, quote
 
-Lookup = tuple[str, str]  # (table, id)
+# (table, id): does the row exist; (table, unique column, normalized key): who holds the key.
+Lookup = tuple[str, str] | tuple[str, str, str]
+Unknown = object()  # find_key's answer when the table must be asked
 
 
 class WriteBatch:
     def __init__(self) -> None:
         self._rows: dict[tuple[str, tuple[str, ...]], list[Sequence[Any]]] = {}
         self._numbered: dict[str, tuple[str, str]] = {}  # table -> (column, sequence)
+        self._types: dict[str, dict[str, str]] = {}  # table -> column -> DuckDB type, for the list casts
         self._present: dict[str, set[str]] = {}
         self._absent: dict[str, set[str]] = {}
+        self._keys: dict[tuple[str, str], dict[str, str | None]] = {}  # (table, column) -> key -> owner id
         self.writes = 0  # rows written or held back so far: did a refused write change anything?
 
-    def wrote(self) -> None:
-        """A repository changed rows directly (UPDATE, DELETE)."""
+    def wrote(self, table: str) -> None:
+        """A repository changed rows of `table` directly (UPDATE, DELETE)."""
         self.writes += 1
+        for known in [k for k in self._keys if k[0] == table]:
+            del self._keys[known]
 
     # -- held-back inserts ---------------------------------------------------
     def add(
@@ -51,43 +59,79 @@ class WriteBatch:
         entity_id: str | None = None,
         *,
         numbered_by: tuple[str, str] | None = None,
+        keys: Mapping[str, str] | None = None,
     ) -> None:
         """Hold a row back. numbered_by (column, sequence): that column gets the sequence's
-        next value at flush, in the order rows were added."""
+        next value at flush, in the order rows were added. keys: unique column -> the row's key."""
         self._rows.setdefault((table, columns), []).append(row)
         if numbered_by is not None:
             self._numbered[table] = numbered_by
         self.writes += 1
         if entity_id is not None:
             self.noted(table, entity_id, exists=True)
+            for column, key in (keys or {}).items():
+                self._keys.setdefault((table, column), {})[key] = entity_id
 
     def flush(self, cur: Cursor, table: str | None = None) -> None:
-        """Send the held rows of `table` (of every table when None)."""
+        """Send the held rows of `table` (of every table when None), one statement per table."""
         for key in [k for k in self._rows if table is None or k[0] == table]:
             rows = self._rows.pop(key)
             name, columns = key
-            if name in self._numbered:
-                # Drawn explicitly and sorted: DuckDB does not promise to evaluate a
-                # DEFAULT nextval in VALUES order.
-                column, sequence = self._numbered[name]
-                drawn = cur.execute("SELECT nextval(?) FROM range(?)", [sequence, len(rows)]).fetchall()
-                rows = [(number, *row) for (number,), row in zip(sorted(drawn), rows, strict=True)]
-                columns = (column, *columns)
-            cur.execute(insert_sql(name, columns, len(rows)), [v for row in rows for v in row])
+            types = self._column_types(cur, name)
+            values: list[Any] = [list(column) for column in zip(*rows, strict=True)]
+            lists = ", ".join(f"unnest(?::{types[c]}[]) AS {quote(c)}" for c in columns)
+            names = ", ".join(map(quote, columns))
+            if name not in self._numbered:
+                cur.execute(f"INSERT INTO {quote(name)} ({names}) SELECT {lists}", values)
+                continue
+            # The group's numbers are drawn in the same statement: len(rows) values of the
+            # sequence, the first plus each row's position. They are consecutive because the
+            # writer is the only one drawing from it (one process per file, readers never
+            # insert), and DuckDB does not promise to evaluate nextval in row order.
+            column, sequence = self._numbered[name]
+            cur.execute(
+                f"INSERT INTO {quote(name)} ({quote(column)}, {names})"
+                f" SELECT drawn.first + batch.position, {', '.join(f'batch.{quote(c)}' for c in columns)}"
+                " FROM (SELECT min(nextval(?)) AS first FROM range(?)) AS drawn,"
+                f" (SELECT {lists}, unnest(range(?)) AS position) AS batch",
+                [sequence, len(rows), *values, len(rows)],
+            )
 
-    # -- known ids -------------------------------------------------------------
+    def _column_types(self, cur: Cursor, table: str) -> dict[str, str]:
+        """Each list parameter is cast to its column's type: a list of None or of decimals of
+        mixed scale would otherwise be typed from its values."""
+        if table not in self._types:
+            rows = cur.execute(
+                "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ?"
+                " AND database_name = current_database() AND schema_name = current_schema()",
+                [table],
+            ).fetchall()
+            self._types[table] = dict(rows)
+        return self._types[table]
+
+    # -- known ids and keys ------------------------------------------------------
     def prefetch(self, cur: Cursor, lookups: Iterable[Lookup]) -> None:
-        """Learn in one query per table which of these ids exist."""
-        wanted: dict[str, set[str]] = {}
-        for table, entity_id in lookups:
-            if self.exists(table, entity_id) is None:
-                wanted.setdefault(table, set()).add(entity_id)
-        for table, ids in wanted.items():
-            marks = ", ".join("?" * len(ids))
-            rows = cur.execute(f"SELECT id FROM {quote(table)} WHERE id IN ({marks})", list(ids)).fetchall()
-            found = {row[0] for row in rows}
+        """Learn in one query per table which of these ids exist, and per unique column which
+        rows hold these keys (an IN list of constants: DuckDB answers it from the index)."""
+        ids: dict[str, set[str]] = {}
+        keys: dict[tuple[str, str], set[str]] = {}
+        for lookup in lookups:
+            if len(lookup) == 2:
+                table, entity_id = lookup
+                if self.exists(table, entity_id) is None:
+                    ids.setdefault(table, set()).add(entity_id)
+            elif self.find_key(*lookup) is Unknown:
+                keys.setdefault((lookup[0], lookup[1]), set()).add(lookup[2])
+        for table, wanted in ids.items():
+            rows = cur.execute(f"SELECT id FROM {quote(table)} WHERE id IN ({_marks(wanted)})", list(wanted))
+            found = {row[0] for row in rows.fetchall()}
             self._present.setdefault(table, set()).update(found)
-            self._absent.setdefault(table, set()).update(ids - found)
+            self._absent.setdefault(table, set()).update(wanted - found)
+        for (table, column), wanted in keys.items():
+            sql = f"SELECT {quote(column)}, id FROM {quote(table)} WHERE {quote(column)} IN ({_marks(wanted)})"
+            known = self._keys.setdefault((table, column), {})
+            known.update(dict.fromkeys(wanted))
+            known.update(cur.execute(sql, list(wanted)).fetchall())
 
     def exists(self, table: str, entity_id: str) -> bool | None:
         """True or False when known, None when the table must be asked."""
@@ -97,20 +141,36 @@ class WriteBatch:
             return False
         return None
 
+    def find_key(self, table: str, column: str, key: str) -> object:
+        """The id of the row holding this unique key, None when no row does, or Unknown."""
+        return self._keys.get((table, column), {}).get(key, Unknown)
+
+    def note_key(self, table: str, column: str, key: str, owner: str | None) -> None:
+        """What the table answered about a key (it holds every row but the held-back ones,
+        whose keys are known already)."""
+        self._keys.setdefault((table, column), {})[key] = owner
+
     def noted(self, table: str, entity_id: str, *, exists: bool) -> None:
         """An insert (exists) or delete (not) of this transaction."""
         (self._present if exists else self._absent).setdefault(table, set()).add(entity_id)
         (self._absent if exists else self._present).get(table, set()).discard(entity_id)
 
     def forget(self) -> None:
-        """Drop what is known about ids (after a write that bypassed the repositories)."""
+        """Drop what is known about ids and keys (after a write that bypassed the repositories)."""
         self._present.clear()
         self._absent.clear()
+        self._keys.clear()
 
     def clear(self) -> None:
-        """The transaction rolled back: drop held rows and known ids."""
+        """The transaction rolled back: drop held rows and what was known. Column types too:
+        a rolled-back restore or migration may have made a table that is gone again."""
         self._rows.clear()
+        self._types.clear()
         self.forget()
+
+
+def _marks(values: Iterable[object]) -> str:
+    return ", ".join("?" for _ in values)
 
 
 class TableAccess:
@@ -138,7 +198,7 @@ class TableAccess:
         """An UPDATE or DELETE, counted: a refused write that changed nothing is told apart."""
         self._execute(sql, params)
         if self.batch is not None:
-            self.batch.wrote()
+            self.batch.wrote(self.table)
 
     def _insert(
         self,
@@ -147,10 +207,11 @@ class TableAccess:
         entity_id: str | None = None,
         *,
         numbered_by: tuple[str, str] | None = None,
+        keys: Mapping[str, str] | None = None,
     ) -> None:
-        """Hold the row back (with a batch) or insert it now; numbered_by: see WriteBatch.add
+        """Hold the row back (with a batch) or insert it now; numbered_by, keys: see WriteBatch.add
         (without a batch the column's DEFAULT numbers it)."""
         if self.batch is not None:
-            self.batch.add(self.table, columns, row, entity_id, numbered_by=numbered_by)
+            self.batch.add(self.table, columns, row, entity_id, numbered_by=numbered_by, keys=keys)
         else:
             self.cur.execute(insert_sql(self.table, columns), row)

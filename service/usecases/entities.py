@@ -7,7 +7,6 @@ also fills the outbox; the cache and the relay hear about it after commit.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -26,8 +25,9 @@ from schema.common import (
 )
 from service.model.columns import utc_now
 from service.model.errors import Conflict, Detail, Forbidden, NotFound
+from service.model.ids import new_id
 from service.model.limits import PayloadLimit
-from service.model.registry import ENTITIES, EntitySpec, children_of
+from service.model.registry import ENTITIES, EntitySpec, UniqueKey, children_of
 from service.model.rules import Rules
 from service.model.values import canonical_id, check_integer, normalize
 from service.store.database import Database
@@ -88,9 +88,9 @@ class EntityService:
         now = utc_now()
         values = normalize(self.spec, values)
         # Ids are canonical lower-case UUIDs, so "ABC…" and "abc…" cannot become two rows.
-        # Only a caller's id can already exist: a fresh uuid4 spares the writer a lookup.
+        # Only a caller's id can already exist: a fresh random id spares the writer a lookup.
         client_id = "id" in values
-        entity_id = values["id"] if client_id else str(uuid.uuid4())  # normalize() lower-cased it
+        entity_id = values["id"] if client_id else new_id()  # normalize() lower-cased it
         values.update(id=entity_id, created_at=now, updated_at=now, version=1)
         record = self.spec.record(**values)
         self.rules.check(record)
@@ -106,9 +106,13 @@ class EntityService:
             uow.record(self.spec, "created", record)
             return record
 
-        lookups = [(fk.parent, v) for fk in self.spec.foreign_keys if (v := getattr(record, fk.field)) is not None]
+        lookups: list[Lookup] = [
+            (fk.parent, v) for fk in self.spec.foreign_keys if (v := getattr(record, fk.field)) is not None
+        ]
         if client_id:
             lookups.append((self.spec.name, record.id))
+        # Every key's holder is looked up for the whole group in one indexed query.
+        lookups += [(self.spec.name, key.column, key.normalized(_fields(record, key))) for key in self.spec.unique]
         return await self._write(work, lookups)
 
     # -- get -----------------------------------------------------------------
@@ -206,10 +210,16 @@ def check_references(uow: UnitOfWork, spec: EntitySpec, record: Record, fields: 
             )
 
 
+def _fields(record: Record, key: UniqueKey) -> dict[str, Any]:
+    return {name: getattr(record, name) for name in key.fields}
+
+
 def check_unique(uow: UnitOfWork, spec: EntitySpec, record: Record, exclude_id: str | None) -> None:
+    """409 when another row holds one of the record's unique keys. Answered from what the
+    writer's group knows (the keys its creates declared, the rows it holds back) or by one
+    index lookup: a check never sends the group's rows out one by one."""
     for key in spec.unique:
-        values = {name: getattr(record, name) for name in key.fields}
-        if uow.repo(spec).find_duplicate(key, values, exclude_id) is not None:
+        if uow.repo(spec).find_duplicate(key, _fields(record, key), exclude_id) is not None:
             raise Conflict(key.message, [Detail(name, "already taken") for name in key.fields])
 
 

@@ -287,8 +287,8 @@ def test_force_upserts_kv_wins_for_its_keys_and_nothing_else_is_deleted(capsys, 
         cur.execute("UPDATE wallets SET name = 'edited in DuckDB', version = 7 WHERE id = ?", [uid("wallets", 4)])
         cur.execute("DELETE FROM alerts")
         cur.execute(
-            "INSERT INTO wallets SELECT ? AS id, * EXCLUDE (id) REPLACE ('0x' || repeat('e', 40) AS address)"
-            " FROM wallets WHERE id = ?",
+            "INSERT INTO wallets SELECT ? AS id, * EXCLUDE (id) REPLACE ('0x' || repeat('e', 40) AS address,"
+            " '3:eth0x' || repeat('e', 40) AS unique_blockchain_symbol_address) FROM wallets WHERE id = ?",
             [extra, uid("wallets", 1)],
         )
 

@@ -59,7 +59,7 @@ def test_migrations_run_once_and_record_the_version(con: duckdb.DuckDBPyConnecti
 
 
 @pytest.mark.parametrize("spec", ENTITIES.values(), ids=list(ENTITIES))
-def test_the_table_has_exactly_the_record_columns_plus_the_secret_ones(
+def test_the_table_has_exactly_the_record_columns_plus_the_secret_and_key_ones(
     spec: EntitySpec, con: duckdb.DuckDBPyConnection
 ) -> None:
     rows = con.execute(
@@ -67,7 +67,8 @@ def test_the_table_has_exactly_the_record_columns_plus_the_secret_ones(
         " WHERE table_name = ? ORDER BY ordinal_position",
         [spec.name],
     ).fetchall()
-    assert [r[0] for r in rows] == [c.name for c in spec.columns] + list(spec.secret_columns)
+    keys = [key.column for key in spec.unique]
+    assert [r[0] for r in rows] == [c.name for c in spec.columns] + list(spec.secret_columns) + keys
     declared = {name: (kind, nullable) for name, kind, nullable in rows}
     for column in spec.columns:
         assert declared[column.name] == (column.kind.value, "YES" if column.nullable else "NO"), column.name

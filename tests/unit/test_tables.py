@@ -17,8 +17,11 @@ from service.store.tables import create_table_sql, index_columns
 
 def table_shape(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, Any]:
     columns = con.execute(f'DESCRIBE "{table}"').fetchall()  # name, type, null, key, default, extra
-    indexes = con.execute("SELECT expressions FROM duckdb_indexes() WHERE table_name = ?", [table]).fetchall()
-    return {"columns": columns, "indexed": sorted(expr.replace("'\"", "").replace("\"'", "") for (expr,) in indexes)}
+    indexes = con.execute(
+        "SELECT expressions, is_unique FROM duckdb_indexes() WHERE table_name = ?", [table]
+    ).fetchall()
+    indexed = sorted((expr.replace("'\"", "").replace("\"'", ""), unique) for expr, unique in indexes)
+    return {"columns": columns, "indexed": indexed}
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ import pytest
 from service.model.registry import ENTITIES
 from service.store.database import connect
 from service.store.ddl import apply_migrations
+from service.store.outbox import Change, OutboxRepository
 from service.store.repository import Repository
 from service.store.write_batch import WriteBatch
 
@@ -93,3 +94,39 @@ def test_forget_and_clear_make_the_batch_ask_the_table_again(con: duckdb.DuckDBP
     seen, cur = count_statements(con)
     batch.flush(cur)
     assert seen == [], "a rolled-back batch sends nothing"
+
+
+def change(n: int) -> Change:
+    return Change(f"e{n}", "wallets", "created", wallet(n).id, 1, T0, b"{}")
+
+
+def test_a_group_goes_in_with_one_statement_per_table_and_its_outbox_numbers_in_order(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    OutboxRepository(con).add(change(0))  # numbered by the column's DEFAULT, outside a batch
+    batch = WriteBatch()
+    seen, cur = count_statements(con)
+    repo, outbox = Repository(WALLETS, cur, batch), OutboxRepository(cur, batch)
+    for n in range(1, 301):
+        repo.insert(wallet(n))
+        outbox.add(change(n))
+    batch.flush(cur)
+    assert [s for s in seen if s == "INSERT"] == ["INSERT", "INSERT"], "one bulk INSERT per table"
+    OutboxRepository(con).add(change(301))
+    rows = con.execute("SELECT seq, event_id FROM outbox ORDER BY seq").fetchall()
+    assert rows == [(n + 1, f"e{n}") for n in range(302)], "consecutive numbers in the order changes were added"
+    assert Repository(WALLETS, con).get(wallet(300).id) == wallet(300)
+
+
+def test_a_unique_key_of_a_held_back_row_is_known_without_flushing(con: duckdb.DuckDBPyConnection) -> None:
+    key = WALLETS.unique[0]
+    batch = WriteBatch()
+    seen, cur = count_statements(con)
+    repo = Repository(WALLETS, cur, batch)
+    repo.insert(wallet(1))
+    same = {"blockchain_symbol": "eth", "address": wallet(1).address.upper().replace("0X", "0x")}
+    assert repo.find_duplicate(key, same, None) == wallet(1).id
+    assert repo.find_duplicate(key, same, wallet(1).id) is None
+    assert seen == [], "answered from the batch: the held-back row stays held back"
+    assert repo.find_duplicate(key, {**same, "address": wallet(2).address}, None) is None
+    assert seen == ["SELECT"], "an unknown key is one lookup, still without a flush"
