@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -42,6 +43,10 @@ class Column:
 
 
 _SCALARS = {str: Kind.TEXT, int: Kind.INTEGER, bool: Kind.BOOLEAN, Decimal: Kind.DECIMAL, datetime: Kind.TIMESTAMP}
+
+
+# Kinds whose DuckDB value already is the record's value: no conversion call per value.
+_AS_IS = frozenset({Kind.TEXT, Kind.INTEGER, Kind.BOOLEAN})
 
 
 def strip_optional(tp: Any) -> tuple[Any, bool]:
@@ -86,6 +91,11 @@ def from_db(column: Column, value: Any) -> Any:
     if column.kind is Kind.DECIMAL:
         return FixedDecimal(value)
     return value
+
+
+def row_values(columns: Sequence[Column], row: Sequence[Any]) -> dict[str, Any]:
+    """A DuckDB result row (columns in record order) as the record's field values."""
+    return {c.name: v if v is None or c.kind in _AS_IS else from_db(c, v) for c, v in zip(columns, row, strict=False)}
 
 
 def as_utc(value: datetime) -> datetime:
