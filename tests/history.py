@@ -53,7 +53,7 @@ def fill_children(con: duckdb.DuckDBPyConnection, table: str, rows: int, parents
     `parents` parents (ids `parent_id("parent", n)`); the parent rows themselves are not made."""
     spec = ENTITIES[table]
     fk = spec.foreign_keys[0].field
-    columns = [c for c in spec.columns]
+    columns = spec.columns
     values = ", ".join(_value_sql(c.name, c.kind, c.nullable, table, fk, parents) for c in columns)
     names = ", ".join(quote(c.name) for c in columns)
     con.execute(

@@ -115,7 +115,7 @@ class Repository(TableAccess, Generic[RecordT]):
 
     @timed("list")
     def list(self, query: ListQuery) -> list[RecordT]:
-        sql, params = list_sql(self.spec, self._select, query)
+        sql, params = list_sql(self.spec, query)
         return [self.to_record(r) for r in self._execute(sql, params).fetchall()]
 
     # `list` here is the method above, so the builtin is spelled out.
@@ -154,7 +154,7 @@ class Repository(TableAccess, Generic[RecordT]):
             self.batch.noted(self.spec.name, entity_id, exists=False)
 
 
-def list_sql(spec: EntitySpec, select: str, query: ListQuery) -> tuple[str, list[Any]]:
+def list_sql(spec: EntitySpec, query: ListQuery) -> tuple[str, list[Any]]:
     """The SELECT of one list page: WHERE (filters, then the keyset cursor), ORDER BY, LIMIT.
 
     Its shape decides how DuckDB finds the rows (docs/decisions.md, "Per-parent lists"):
@@ -178,6 +178,7 @@ def list_sql(spec: EntitySpec, select: str, query: ListQuery) -> tuple[str, list
         where.append(sql)
         params.extend(args)
     order = ", ".join(f"{quote(k.column)} {'DESC' if k.descending else 'ASC'}" for k in query.sort)
+    select = ", ".join(quote(c.name) for c in spec.columns)
     source = quote(spec.name)
     if where:
         source += " WHERE " + " AND ".join(where)
