@@ -26,7 +26,7 @@ def uuid_sql(salt: str, number: str) -> str:
     return f"md5('{salt}' || ({number})::VARCHAR)::UUID::VARCHAR"
 
 
-def parent_id(salt: str, n: int) -> str:
+def made_id(salt: str, n: int) -> str:
     """The id `uuid_sql(salt, str(n))` gives in DuckDB."""
     return str(uuid.UUID(hashlib.md5(f"{salt}{n}".encode()).hexdigest()))
 
@@ -50,7 +50,7 @@ def _value_sql(name: str, kind: Kind, nullable: bool, table: str, fk: str, paren
 
 def fill_children(con: duckdb.DuckDBPyConnection, table: str, rows: int, parents: int, *, start: int = 0) -> None:
     """Append rows start..start+rows-1 to an entity table whose first foreign key points at
-    `parents` parents (ids `parent_id("parent", n)`); the parent rows themselves are not made."""
+    `parents` parents (ids `made_id("parent", n)`); the parent rows themselves are not made."""
     spec = ENTITIES[table]
     fk = spec.foreign_keys[0].field
     columns = spec.columns

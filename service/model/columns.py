@@ -8,9 +8,10 @@ DuckDB boundary (timestamps are stored as naive UTC, JSON as text).
 from __future__ import annotations
 
 import enum
+import functools
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -96,6 +97,21 @@ def from_db(column: Column, value: Any) -> Any:
 def row_values(columns: Sequence[Column], row: Sequence[Any]) -> dict[str, Any]:
     """A DuckDB result row (columns in record order) as the record's field values."""
     return {c.name: v if v is None or c.kind in _AS_IS else from_db(c, v) for c, v in zip(columns, row, strict=False)}
+
+
+def reply_value(column: Column) -> Callable[[Any], Any] | None:
+    """What turns the column's DuckDB value into one the reply encoder writes exactly as it
+    writes the record field (None: the value as it comes): a decimal straight to its
+    fixed-point text, which is what FixedDecimal becomes in the encoder anyway."""
+    if column.kind is Kind.DECIMAL:
+        return _fixed_point
+    if column.kind in _AS_IS:
+        return None
+    return functools.partial(from_db, column)
+
+
+def _fixed_point(value: Decimal) -> str:
+    return format(value, "f")
 
 
 def as_utc(value: datetime) -> datetime:

@@ -8,6 +8,7 @@ also fills the outbox; the cache and the relay hear about it after commit.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -35,6 +36,7 @@ from service.store.database import Database
 from service.store.listing import build_query, encode_cursor
 from service.store.outbox import Change
 from service.store.repository import Repository
+from service.store.sql import Cursor
 from service.store.uow import UnitOfWork
 from service.store.write_batch import Lookup
 from service.usecases.cache import RecordCache
@@ -116,17 +118,18 @@ class EntityService:
 
     # -- get -----------------------------------------------------------------
     async def get_encoded(self, entity_id: str) -> bytes:
-        """The record as reply bytes: from the cache, else from DuckDB (and then cached)."""
+        """The record as reply bytes: from the cache, else from DuckDB (and then cached).
+        A miss is one pool-thread hop that returns the bytes: the row is encoded there,
+        never built into a record (service.store.repository.encode_row)."""
         entity_id = canonical_id(entity_id)
         if (data := self.cache.get(self.spec.name, entity_id)) is not None:
             return data
         token = self.cache.token(self.spec.name)
-        record = await self.db.read(lambda cur: Repository(self.spec, cur).get(entity_id))
-        if record is None:
+        found = await self.db.read(functools.partial(_read_encoded, self.spec, entity_id))
+        if found is None:
             raise NotFound(f"{self.spec.name} {entity_id} not found")
-        data = encode(record)
-        self.cache.fill(self.spec.name, entity_id, data, token)
-        return data
+        self.cache.fill(self.spec.name, entity_id, found, token)
+        return found
 
     # -- update --------------------------------------------------------------
     async def update(self, request: UpdateRequest, *, privileged: bool = False) -> Record:
@@ -197,6 +200,10 @@ class EntityService:
                 size -= len(items[count]) + 1
                 next_cursor = encode_cursor(self.spec, request, rows[count - 1], query.sort)
         return ListReply(items=[msgspec.Raw(item) for item in items[:count]], next_cursor=next_cursor)
+
+
+def _read_encoded(spec: EntitySpec, entity_id: str, cur: Cursor) -> bytes | None:
+    return Repository(spec, cur).get_encoded(entity_id)
 
 
 def refuse_privileged(spec: EntitySpec, values: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ from service.model.registry import ENTITIES
 from service.store.ddl import apply_migrations
 from service.store.listing import build_query, encode_cursor
 from service.store.repository import Repository, list_sql
-from tests.history import fill_children, parent_id
+from tests.history import fill_children, made_id
 
 LIMIT = 100
 # (table, rows, parents): 1M balances over 80 wallets (12,500 each, so page 100 exists)
@@ -68,7 +68,7 @@ def test_a_parents_time_ordered_page_scans_only_the_row_groups_it_lies_in(
 ) -> None:
     spec = ENTITIES[table]
     fk = spec.foreign_keys[0].field
-    parent = parent_id("parent", 7)
+    parent = made_id("parent", 7)
     first = ListRequest(filters={fk: parent}, sort=[TIME_SORT[table]], limit=LIMIT)
     request = page_query(con, table, first, page)
     query = build_query(spec, request)
@@ -86,7 +86,7 @@ def test_an_equality_filter_on_an_indexed_column_is_answered_from_the_index(con:
     """Sorted by a key the rows do not arrive in, no row group can be skipped: the ART index
     finds a small parent's rows instead (DuckDB uses it for at most max(2048, 0.1%) matches)."""
     spec = ENTITIES["alerts"]
-    parent = parent_id("parent", 500_000 + 11)  # one of the small parents: a single alert
+    parent = made_id("parent", 500_000 + 11)  # one of the small parents: a single alert
     query = build_query(spec, ListRequest(filters={"related_wallet_id": parent}, limit=LIMIT))
     assert [msgspec.to_builtins(r)["related_wallet_id"] for r in Repository(spec, con).list(query)] == [parent]
     sql, params = list_sql(spec, query)
