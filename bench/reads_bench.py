@@ -102,8 +102,9 @@ async def list_pages(url: str, rows: int) -> dict[int, list[bytes]]:
 async def measure(url: str, subject: str, payloads: Sequence[bytes], inflight: int) -> Run:
     nc = await connect(url)
     try:
-        await closed_loop(nc, subject, payloads[: max(20, len(payloads) // 10)], inflight)  # warm-up
-        run = await closed_loop(nc, subject, payloads, inflight)
+        # A list at 64 in flight on a loaded machine can wait seconds: a timeout would end the run.
+        await closed_loop(nc, subject, payloads[: max(20, len(payloads) // 10)], inflight, timeout=120)  # warm-up
+        run = await closed_loop(nc, subject, payloads, inflight, timeout=120)
     finally:
         await nc.drain()
     if run.errors:

@@ -154,7 +154,6 @@ ENTITIES: dict[str, EntitySpec] = registry_of(
             wallet_balances.WalletBalanceUpdate,
             foreign_keys=(ForeignKey("wallet_id", "wallets"),),
             sortable=("created_at", "updated_at", "version", "timestamp", "balance", "wallet_id"),
-            indexes=(("wallet_id", "timestamp"),),
         ),
         EntitySpec(
             "alert_rules",

@@ -149,10 +149,18 @@ CREATE TABLE integrity_log (
 );
 """
 
+# DuckDB scans only single-column ART indexes (a compound one is never used to find rows):
+# the (wallet_id, timestamp) index cost every insert and served no query. A wallet's
+# balances are found by its own index (small wallets) or by time (docs/decisions.md).
+V4 = """
+DROP INDEX wallet_balances_wallet_time;
+CREATE INDEX wallet_balances_wallet_id ON wallet_balances (wallet_id);
+"""
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "initial schema: eight entities and the outbox", V1),
     (2, "outbox dead letters: entries the relay cannot publish", V2),
     (3, "integrity_log: the latest integrity check, for health", V3),
+    (4, "wallet_balances: a wallet_id index DuckDB can scan, not (wallet_id, timestamp)", V4),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import duckdb
 import msgspec
@@ -14,6 +16,7 @@ import pytest
 
 from schema.common import ListRequest
 from service.model.registry import ENTITIES
+from service.store import ddl
 from service.store.ddl import apply_migrations
 from service.store.listing import build_query, encode_cursor
 from service.store.repository import Repository, list_sql
@@ -40,7 +43,7 @@ def con() -> Iterator[duckdb.DuckDBPyConnection]:
     con.close()
 
 
-def profile(con: duckdb.DuckDBPyConnection, sql: str, params: list[object]) -> tuple[int, int, str]:
+def profile(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> tuple[int, int, str]:
     """(row groups scanned, row groups in the table, scan type) of the query's table scan."""
     plan = con.execute("EXPLAIN ANALYZE " + sql, params).fetchall()[0][1]
     scanned = re.search(r"Row Groups Scanned: (\d+) / (\d+)", plan)
@@ -88,7 +91,39 @@ def test_an_equality_filter_on_an_indexed_column_is_answered_from_the_index(con:
     spec = ENTITIES["alerts"]
     parent = made_id("parent", 500_000 + 11)  # one of the small parents: a single alert
     query = build_query(spec, ListRequest(filters={"related_wallet_id": parent}, limit=LIMIT))
-    assert [msgspec.to_builtins(r)["related_wallet_id"] for r in Repository(spec, con).list(query)] == [parent]
+    assert [msgspec.structs.asdict(r)["related_wallet_id"] for r in Repository(spec, con).list(query)] == [parent]
     sql, params = list_sql(spec, query)
     scanned, _, kind = profile(con, sql, params)
     assert (scanned, kind) == (0, "Index Scan")
+
+
+def test_a_small_wallets_balances_in_any_other_order_come_from_the_wallet_id_index(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    spec = ENTITIES["wallet_balances"]
+    fill_children(con, "wallet_balances", 40, 2_000_000, start=1_000_000)  # 40 wallets of one balance each
+    wallet = made_id("parent", 1_000_000 + 3)
+    query = build_query(spec, ListRequest(filters={"wallet_id": wallet}, sort=["-balance"], limit=LIMIT))
+    assert [msgspec.structs.asdict(r)["wallet_id"] for r in Repository(spec, con).list(query)] == [wallet]
+    scanned, _, kind = profile(con, *list_sql(spec, query))
+    assert (scanned, kind) == (0, "Index Scan")
+
+
+def test_migration_4_gives_an_old_database_the_wallet_id_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    old = duckdb.connect(str(tmp_path / "old.db"))
+    monkeypatch.setattr(ddl, "MIGRATIONS", ddl.MIGRATIONS[:3])
+    assert apply_migrations(old) == 3
+    fill_children(old, "wallet_balances", 1000, 10)
+    monkeypatch.undo()
+    assert apply_migrations(old) == 4
+    indexes = {
+        name
+        for (name,) in old.execute(
+            "SELECT index_name FROM duckdb_indexes() WHERE table_name = 'wallet_balances'"
+        ).fetchall()
+    }
+    assert indexes == {"wallet_balances_wallet_id"}
+    spec = ENTITIES["wallet_balances"]
+    query = build_query(spec, ListRequest(filters={"wallet_id": made_id("parent", 4)}, sort=["balance"], limit=LIMIT))
+    assert len(Repository(spec, old).list(query)) == LIMIT
+    old.close()
