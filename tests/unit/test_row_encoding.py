@@ -7,7 +7,6 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -17,7 +16,6 @@ import pytest
 from schema.common import encode
 from service.model.registry import ENTITIES, EntitySpec
 from service.model.values import normalize
-from service.store.database import connect
 from service.store.ddl import apply_migrations
 from service.store.repository import Repository
 from tests.factories import payload_of
@@ -26,11 +24,10 @@ T0 = datetime(2024, 2, 29, 23, 59, 59, 123456, tzinfo=UTC)
 
 
 @pytest.fixture
-def con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    connection = connect(tmp_path / "ekko.db")
-    apply_migrations(connection)
-    yield connection
-    connection.close()
+def con() -> Iterator[duckdb.DuckDBPyConnection]:
+    with duckdb.connect(":memory:") as connection:  # values, not storage, are under test
+        apply_migrations(connection)
+        yield connection
 
 
 def stored(con: duckdb.DuckDBPyConnection, spec: EntitySpec, n: int, **fields: Any) -> Repository:
