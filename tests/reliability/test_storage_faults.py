@@ -86,6 +86,7 @@ async def test_a_full_disk_refuses_writes_with_503_and_they_resume_when_space_re
     ekko: Ekko, client: Client, make: Factory, disk: Path
 ) -> None:
     wallet = await make.create("wallets")
+    await make.parent("users")  # the agents' owner, made while there is room: only agents are refused
     with full(disk):
         # A small write can still fit in the slack of the WAL's last page: write until refused.
         for _ in range(50):
