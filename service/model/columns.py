@@ -11,7 +11,7 @@ import enum
 import functools
 import types
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -44,10 +44,6 @@ class Column:
 
 
 _SCALARS = {str: Kind.TEXT, int: Kind.INTEGER, bool: Kind.BOOLEAN, Decimal: Kind.DECIMAL, datetime: Kind.TIMESTAMP}
-
-
-# Kinds whose DuckDB value already is the record's value: no conversion call per value.
-_AS_IS = frozenset({Kind.TEXT, Kind.INTEGER, Kind.BOOLEAN})
 
 
 def strip_optional(tp: Any) -> tuple[Any, bool]:
@@ -83,31 +79,31 @@ def to_db(column: Column, value: Any) -> Any:
 
 def from_db(column: Column, value: Any) -> Any:
     """A DuckDB result value as the record field's Python value."""
-    if value is None:
-        return None
+    convert = record_value(column)
+    return value if value is None or convert is None else convert(value)
+
+
+def record_value(column: Column) -> Callable[[Any], Any] | None:
+    """What turns the column's DuckDB value into the record field's value (None: the value
+    as it comes). Chosen once per column, so a row costs one call per converted value."""
     if column.kind is Kind.TIMESTAMP:
-        return value.replace(tzinfo=UTC)
+        return _aware_utc
     if column.kind is Kind.JSON:
-        return msgspec.json.decode(value, type=column.python_type)
+        return functools.partial(msgspec.json.decode, type=column.python_type)
     if column.kind is Kind.DECIMAL:
-        return FixedDecimal(value)
-    return value
-
-
-def row_values(columns: Sequence[Column], row: Sequence[Any]) -> dict[str, Any]:
-    """A DuckDB result row (columns in record order) as the record's field values."""
-    return {c.name: v if v is None or c.kind in _AS_IS else from_db(c, v) for c, v in zip(columns, row, strict=False)}
+        return FixedDecimal
+    return None
 
 
 def reply_value(column: Column) -> Callable[[Any], Any] | None:
     """What turns the column's DuckDB value into one the reply encoder writes exactly as it
     writes the record field (None: the value as it comes): a decimal straight to its
     fixed-point text, which is what FixedDecimal becomes in the encoder anyway."""
-    if column.kind is Kind.DECIMAL:
-        return _fixed_point
-    if column.kind in _AS_IS:
-        return None
-    return functools.partial(from_db, column)
+    return _fixed_point if column.kind is Kind.DECIMAL else record_value(column)
+
+
+def _aware_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC)
 
 
 def _fixed_point(value: Decimal) -> str:

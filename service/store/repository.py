@@ -15,7 +15,7 @@ import msgspec
 from typing_extensions import TypeVar
 
 from schema.common import Record, encode
-from service.model.columns import Kind, reply_value, row_values, to_db
+from service.model.columns import Kind, record_value, reply_value, to_db
 from service.model.registry import EntitySpec, UniqueKey
 from service.store.sql import Cursor, count_rows, quote
 from service.store.tables import index_columns
@@ -67,7 +67,15 @@ class Repository(TableAccess, Generic[RecordT]):
 
     # -- reads ---------------------------------------------------------------
     def to_record(self, row: Sequence[Any]) -> RecordT:
-        return self.spec.record(**row_values(self.spec.columns, row))
+        """A DuckDB row of the record's columns as the record."""
+        conversions = _RECORD_CONVERSIONS.get(self.spec.name)
+        if conversions is None:
+            conversions = _RECORD_CONVERSIONS[self.spec.name] = tuple(
+                (c.name, record_value(c)) for c in self.spec.columns
+            )
+        return self.spec.record(
+            **{name: v if f is None or v is None else f(v) for (name, f), v in zip(conversions, row, strict=False)}
+        )
 
     @timed("get")
     def get(self, entity_id: str) -> RecordT | None:
@@ -169,6 +177,8 @@ class _RowEncoding:
 
 
 _ROW_ENCODINGS: dict[str, _RowEncoding] = {}
+# Per entity: (field name, conversion or None) of each column, for to_record.
+_RECORD_CONVERSIONS: dict[str, tuple[tuple[str, Callable[[Any], Any] | None], ...]] = {}
 
 
 def encode_row(spec: EntitySpec, row: Sequence[Any]) -> bytes:
