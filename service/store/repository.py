@@ -234,12 +234,12 @@ def list_sql(spec: EntitySpec, query: ListQuery) -> tuple[str, list[Any]]:
 
 
 def _index_lookup(spec: EntitySpec, query: ListQuery) -> bool:
-    """Whether a condition is `column = value` on a column with an index of its own (DuckDB
-    scans only single-column ART indexes)."""
+    """Whether a top-level condition (not one inside an `or` group) is `column = value` on a
+    column with an index of its own (DuckDB scans only single-column ART indexes)."""
     indexed = _INDEXED.get(spec.name)
     if indexed is None:
         indexed = _INDEXED[spec.name] = frozenset(["id", *(cols[0] for cols in index_columns(spec) if len(cols) == 1)])
-    return any(c.op == "eq" and c.column in indexed for c in query.conditions)
+    return any(isinstance(c, Condition) and c.op == "eq" and c.column in indexed for c in query.conditions)
 
 
 def _condition_sql(cond: Condition) -> tuple[str, list[Any]]:
