@@ -19,6 +19,7 @@ BENCHMARKS = (
     "get_bench",
     "relay_bench",
     "write_bench",
+    "reads_bench",
     "migration_bench",
     "login_bench",
     "client_bench",

@@ -128,7 +128,7 @@ def median_of(runs: Sequence[Run], metric: Callable[[Run], float]) -> float:
 
 
 # -- load generators ---------------------------------------------------------
-async def closed_loop(nc: NATS, subject: str, payloads: Sequence[bytes], inflight: int) -> Run:
+async def closed_loop(nc: NATS, subject: str, payloads: Sequence[bytes], inflight: int, timeout: float = 10.0) -> Run:
     """Send every payload as a request, `inflight` outstanding at all times."""
     latencies: list[float] = []
     errors = 0
@@ -138,7 +138,7 @@ async def closed_loop(nc: NATS, subject: str, payloads: Sequence[bytes], infligh
         nonlocal errors
         for payload in items:  # the shared iterator hands each payload to one worker
             start = time.perf_counter()
-            msg = await nc.request(subject, payload, timeout=10)
+            msg = await nc.request(subject, payload, timeout=timeout)
             latencies.append(time.perf_counter() - start)
             errors += is_error(msg)
 

@@ -1,6 +1,6 @@
 """A responder in its own process, so the load generator never shares its event loop.
 
-    python -m bench.serve ekko --nats URL --db PATH [--cache-entries N] [--prefix P] [--no-stats]
+    python -m bench.serve ekko --nats URL --db PATH [--cache-entries N] [--prefix P] [--no-stats] [--pool-size N]
     python -m bench.serve noop --nats URL [--prefix P] [--workers N]
 
 Prints READY once it answers requests, serves until SIGTERM, then stops cleanly.
@@ -40,6 +40,7 @@ async def serve_ekko(args: argparse.Namespace) -> None:
         cache_entries=args.cache_entries,
         write_workers_per_subject=args.write_workers,
         endpoint_stats=not args.no_stats,
+        duckdb_pool_size=args.pool_size,
     )
     ekko = Ekko(settings, args.nats)
     await ekko.start()
@@ -76,7 +77,7 @@ def main() -> None:
     parser.add_argument("--prefix", default="ekko")
     parser.add_argument("--cache-entries", type=int, default=DEFAULTS.cache_entries)
     parser.add_argument("--workers", type=int, default=DEFAULTS.workers_per_subject)
-    parser.add_argument("--write-workers", type=int, default=DEFAULTS.write_workers_per_subject)
+    parser.add_argument("--pool-size", type=int, default=DEFAULTS.duckdb_pool_size, help="read cursors (threads)")
     parser.add_argument("--no-stats", action="store_true", help="no per-endpoint counts ($SRV.STATS): their cost")
     args = parser.parse_args()
     asyncio.run(serve_ekko(args) if args.kind == "ekko" else serve_noop(args))

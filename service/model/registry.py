@@ -183,7 +183,6 @@ ENTITIES: dict[str, EntitySpec] = registry_of(
             wallet_balances.WalletBalanceCreate,
             wallet_balances.WalletBalanceUpdate,
             foreign_keys=(ForeignKey("wallet_id", "wallets"),),
-            indexes=(("wallet_id", "timestamp"),),
         ),
         EntitySpec(
             "alert_rules",

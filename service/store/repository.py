@@ -7,16 +7,18 @@ value is bound as a parameter.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic
 
+import msgspec
 from typing_extensions import TypeVar
 
-from schema.common import Record
-from service.model.columns import from_db, to_db
+from schema.common import Record, encode
+from service.model.columns import Kind, record_value, reply_value, to_db
 from service.model.registry import EntitySpec, UniqueKey
 from service.store.sql import Cursor, count_rows, first_row, quote
+from service.store.tables import index_columns
 from service.store.timings import timed
 from service.store.write_batch import TableAccess, Unknown, WriteBatch
 
@@ -58,6 +60,8 @@ class ListQuery:
     after: tuple[Any, ...] | None = None  # the sort values of the last row of the previous page
 
 
+# Per entity: the columns with an ART index of their own (the primary key included).
+_INDEXED: dict[str, frozenset[str]] = {}
 _OPS = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 # The pattern was checked (service.store.listing): a backslash escapes only %, _ and itself.
 _PATTERNS = {"like": "LIKE", "ilike": "ILIKE"}
@@ -79,13 +83,27 @@ class Repository(TableAccess, Generic[RecordT]):
 
     # -- reads ---------------------------------------------------------------
     def to_record(self, row: Sequence[Any]) -> RecordT:
-        values = {c.name: from_db(c, v) for c, v in zip(self.spec.columns, row, strict=False)}
-        return self.spec.record(**values)
+        """A DuckDB row of the record's columns as the record."""
+        conversions = _RECORD_CONVERSIONS.get(self.spec.name)
+        if conversions is None:
+            conversions = _RECORD_CONVERSIONS[self.spec.name] = tuple(
+                (c.name, record_value(c)) for c in self.spec.columns
+            )
+        return self.spec.record(
+            **{name: v if f is None or v is None else f(v) for (name, f), v in zip(conversions, row, strict=False)}
+        )
 
     @timed("get")
     def get(self, entity_id: str) -> RecordT | None:
         row = self._first(f"SELECT {self._select} FROM {self._table} WHERE id = ?", [entity_id])
         return None if row is None else self.to_record(row)
+
+    @timed("get")
+    def get_encoded(self, entity_id: str) -> bytes | None:
+        """The record as reply bytes, the same as `encode(get(...))`, without building the
+        record: the row's values go positionally into a Struct of the same fields."""
+        row = self._first(f"SELECT {self._select} FROM {self._table} WHERE id = ?", [entity_id])
+        return None if row is None else encode_row(self.spec, row)
 
     @timed("exists")
     def exists(self, entity_id: str) -> bool:
@@ -131,13 +149,7 @@ class Repository(TableAccess, Generic[RecordT]):
 
     @timed("list")
     def list(self, query: ListQuery) -> list[RecordT]:
-        where, params = _where_sql(query.conditions)
-        if query.after is not None:
-            sql, args = _after_sql(query.sort, query.after)
-            where = sql if where == "TRUE" else f"{where} AND {sql}"
-            params.extend(args)
-        sql = f"SELECT {self._select} FROM {self._table} WHERE {where} ORDER BY {_order_sql(query.sort)} LIMIT ?"
-        params.append(query.limit)
+        sql, params = list_sql(self.spec, query)
         return [self.to_record(r) for r in self._execute(sql, params).fetchall()]
 
     @timed("count_where")
@@ -209,6 +221,70 @@ class Repository(TableAccess, Generic[RecordT]):
         self._change(f"DELETE FROM {self._table} WHERE id = ?", [entity_id])
         if self.batch is not None:
             self.batch.noted(self.spec.name, entity_id, exists=False)
+
+
+@dataclass(frozen=True)
+class _RowEncoding:
+    struct: type[msgspec.Struct]  # the record's fields, in its order, positional and untyped
+    convert: tuple[tuple[int, Callable[[Any], Any]], ...]  # (position, conversion) of the values to convert
+
+
+_ROW_ENCODINGS: dict[str, _RowEncoding] = {}
+# Per entity: (field name, conversion or None) of each column, for to_record.
+_RECORD_CONVERSIONS: dict[str, tuple[tuple[str, Callable[[Any], Any] | None], ...]] = {}
+
+
+def encode_row(spec: EntitySpec, row: Sequence[Any]) -> bytes:
+    """A DuckDB row of the record's columns as the bytes `encode(record)` gives.
+
+    The encoder writes a Struct's fields in order by name and value only, so a Struct with
+    the record's field names in its order writes the same JSON; the values need only the
+    conversions the encoder cannot do (service.model.columns.reply_value)."""
+    encoding = _ROW_ENCODINGS.get(spec.name)
+    if encoding is None:
+        struct = msgspec.defstruct(f"{spec.record.__name__}Row", [(c.name, Any) for c in spec.columns])
+        converters = ((i, reply_value(c)) for i, c in enumerate(spec.columns))
+        encoding = _ROW_ENCODINGS[spec.name] = _RowEncoding(struct, tuple((i, f) for i, f in converters if f))
+    values = list(row)
+    for i, convert in encoding.convert:
+        if values[i] is not None:
+            values[i] = convert(values[i])
+    return encode(encoding.struct(*values))
+
+
+def list_sql(spec: EntitySpec, query: ListQuery) -> tuple[str, list[Any]]:
+    """The SELECT of one list page: WHERE (filters, then the keyset cursor), ORDER BY, LIMIT.
+
+    Its shape decides how DuckDB finds the rows (docs/decisions.md, "Per-parent lists"):
+    - first sort key a timestamp: `... ORDER BY ... LIMIT` over the table. DuckDB's Top-N
+      then scans row groups newest-first and stops at the first one that cannot hold a
+      row of the page: rows arrive in time order, so a parent's recent page (and, through
+      the cursor, any later one) costs the row groups it lies in, not the table.
+    - otherwise, with an equality filter on an indexed column: the filtered rows in a
+      subquery of their own (`OFFSET 0` keeps the optimizer from merging it), so the scan
+      carries no Top-N filter and DuckDB may answer it from the ART index (it does when at
+      most max(2048, 0.1% of the rows) match; a Top-N over an unordered key prunes nothing).
+    """
+    where, params = _where_sql(query.conditions)
+    if query.after is not None:
+        sql, args = _after_sql(query.sort, query.after)
+        where = sql if where == "TRUE" else f"{where} AND {sql}"
+        params.extend(args)
+    select = ", ".join(quote(c.name) for c in spec.columns)
+    source = f"{quote(spec.name)} WHERE {where}"
+    if spec.column_map[query.sort[0].column].kind is not Kind.TIMESTAMP and _index_lookup(spec, query):
+        source = f"(SELECT {select} FROM {source} OFFSET 0)"
+    params.append(query.limit)
+    return f"SELECT {select} FROM {source} ORDER BY {_order_sql(query.sort)} LIMIT ?", params
+
+
+def _index_lookup(spec: EntitySpec, query: ListQuery) -> bool:
+    """Whether a top-level condition (not one inside an `or` group) is `column = value` on a
+    column with an index of its own (DuckDB scans only single-column ART indexes)."""
+    indexed = _INDEXED.get(spec.name)
+    if indexed is None:
+        indexed = _INDEXED[spec.name] = frozenset(["id", *(cols[0] for cols in index_columns(spec) if len(cols) == 1)])
+    return any(isinstance(c, Condition) and c.op == "eq" and c.column in indexed for c in query.conditions)
 
 
 def _where_sql(conditions: Sequence[Filter]) -> tuple[str, list[Any]]:

@@ -3,7 +3,8 @@
 Columns come from the record Struct (service/model/columns.py): the DuckDB type of the
 column's kind, NOT NULL unless the field allows None, `id` the primary key. Secret
 columns (never part of the record) are text and required. Indexes: one per unique key,
-one per foreign key field that no other index starts with, plus the spec's own.
+one of its own per foreign key field, plus the spec's own. DuckDB finds rows through
+single-column indexes only, so an index that merely starts with the field would not do.
 
 A migration, once released, is frozen text (tests/unit/test_released_migrations.py): paste the SQL
 this prints into the new migration rather than calling it there, so a later change to
@@ -44,9 +45,7 @@ def key_sql(key: UniqueKey, alias: str) -> str:
 def index_columns(spec: EntitySpec) -> list[tuple[str, ...]]:
     """The column lists to index, in a stable order, without duplicates."""
     wanted = [key.fields for key in spec.unique] + list(spec.indexes)
-    for fk in spec.foreign_keys:
-        if not any(columns[0] == fk.field for columns in wanted):
-            wanted.append((fk.field,))
+    wanted += [(fk.field,) for fk in spec.foreign_keys]
     return list(dict.fromkeys(wanted))
 
 

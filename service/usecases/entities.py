@@ -7,6 +7,7 @@ also fills the outbox; the cache and the relay hear about it after commit.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -33,6 +34,7 @@ from service.model.values import canonical_id, check_integer, normalize
 from service.store.database import Database
 from service.store.outbox import Change
 from service.store.repository import Repository
+from service.store.sql import Cursor
 from service.store.uow import UnitOfWork
 from service.store.write_batch import Lookup
 from service.usecases.cache import RecordCache
@@ -117,17 +119,18 @@ class EntityService:
 
     # -- get -----------------------------------------------------------------
     async def get_encoded(self, entity_id: str) -> bytes:
-        """The record as reply bytes: from the cache, else from DuckDB (and then cached)."""
+        """The record as reply bytes: from the cache, else from DuckDB (and then cached).
+        A miss is one pool-thread hop that returns the bytes: the row is encoded there,
+        never built into a record (service.store.repository.encode_row)."""
         entity_id = canonical_id(entity_id)
         if (data := self.cache.get(self.spec.name, entity_id)) is not None:
             return data
         token = self.cache.token(self.spec.name)
-        record = await self.db.read(lambda cur: Repository(self.spec, cur).get(entity_id))
-        if record is None:
+        found = await self.db.read(functools.partial(_read_encoded, self.spec, entity_id))
+        if found is None:
             raise NotFound(f"{self.spec.name} {entity_id} not found")
-        data = encode(record)
-        self.cache.fill(self.spec.name, entity_id, data, token)
-        return data
+        self.cache.fill(self.spec.name, entity_id, found, token)
+        return found
 
     # -- update --------------------------------------------------------------
     async def update(self, request: UpdateRequest, *, privileged: bool = False) -> Record:
@@ -175,6 +178,10 @@ class EntityService:
     # -- list ----------------------------------------------------------------
     async def list(self, request: ListRequest) -> ListReply:
         return await list_page(self.spec, self.db, self.limit, request)
+
+
+def _read_encoded(spec: EntitySpec, entity_id: str, cur: Cursor) -> bytes | None:
+    return Repository(spec, cur).get_encoded(entity_id)
 
 
 def refuse_privileged(spec: EntitySpec, values: dict[str, Any]) -> None:
