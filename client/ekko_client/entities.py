@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from typing import Any, Generic, TypeVar, overload
+from collections.abc import AsyncIterator
+from typing import Any, Generic, TypeVar, Unpack, overload
 
 import msgspec
 from msgspec import UNSET, Raw, Struct, UnsetType
 
 from .errors import Conflict, NotFound
-from .listing import Filters, JsonObject, list_request
+from .listing import JsonObject, Names, PageOptions, Walk, list_request
 from .schema.common import CreateRequest, DeleteReply, DeleteRequest, GetRequest, Record, UpdateRequest
 from .schema.events import NO_RECORD
 from .schema.users import AuthenticateRequest, User, UserCreate
@@ -89,116 +89,50 @@ class Entity(Generic[R, C]):
         return _DELETE_REPLY.decode(await self._ask("delete", request, idempotent=False))
 
     @overload
-    async def list(
-        self,
-        *,
-        filters: Filters | None = None,
-        sort: Sequence[str] | None = None,
-        limit: int | None = None,
-        cursor: str | None = None,
-        count: bool = False,
-        select: None = None,
-        include: None = None,
-    ) -> Page[R]: ...
+    async def list(self, *, select: None = None, include: None = None, **options: Unpack[PageOptions]) -> Page[R]: ...
     @overload
     async def list(
-        self,
-        *,
-        filters: Filters | None = None,
-        sort: Sequence[str] | None = None,
-        limit: int | None = None,
-        cursor: str | None = None,
-        count: bool = False,
-        select: Sequence[str],
-        include: Sequence[str] | None = None,
+        self, *, select: Names, include: Names | None = None, **options: Unpack[PageOptions]
     ) -> Page[JsonObject]: ...
     @overload
     async def list(
-        self,
-        *,
-        filters: Filters | None = None,
-        sort: Sequence[str] | None = None,
-        limit: int | None = None,
-        cursor: str | None = None,
-        count: bool = False,
-        select: Sequence[str] | None = None,
-        include: Sequence[str],
+        self, *, select: Names | None = None, include: Names, **options: Unpack[PageOptions]
     ) -> Page[JsonObject]: ...
     async def list(
-        self,
-        *,
-        filters: Filters | None = None,
-        sort: Sequence[str] | None = None,
-        limit: int | None = None,
-        cursor: str | None = None,
-        count: bool = False,
-        select: Sequence[str] | None = None,
-        include: Sequence[str] | None = None,
-    ) -> Page[R] | Page[JsonObject]:
-        """One page: `items` (records, or with `select`/`include` plain JSON objects shaped as
-        asked), `next_cursor`, and `total` (the rows matching `filters`) when `count=True`."""
-        return await self._list(filters, sort, limit, cursor, count, select, include)
-
-    async def _list(
-        self,
-        filters: Filters | None,
-        sort: Sequence[str] | None,
-        limit: int | None,
-        cursor: str | None,
-        count: bool,
-        select: Sequence[str] | None,
-        include: Sequence[str] | None,
+        self, *, select: Names | None = None, include: Names | None = None, **options: Unpack[PageOptions]
     ) -> Page[Any]:
-        request = list_request(
-            filters=filters, sort=sort, limit=limit, cursor=cursor, count=count, select=select, include=include
-        )
+        """One page (`filters`, `sort`, `limit`, `cursor`, `count`: see `PageOptions`): `items`
+        are records, or with `select`/`include` plain JSON objects shaped as asked;
+        `next_cursor`; `total` (the rows matching `filters`) when `count=True`."""
+        request = list_request(select, include, options)
         decoder = self._page if select is None and include is None else _OBJECT_PAGE
         return decoder.decode(await self._ask("list", request, idempotent=True))
 
     @overload
     def iter(
-        self,
-        *,
-        filters: Filters | None = None,
-        sort: Sequence[str] | None = None,
-        page_size: int | None = None,
-        select: None = None,
-        include: None = None,
+        self, *, page_size: int | None = None, select: None = None, include: None = None, **options: Unpack[Walk]
     ) -> AsyncIterator[R]: ...
     @overload
     def iter(
-        self,
-        *,
-        filters: Filters | None = None,
-        sort: Sequence[str] | None = None,
-        page_size: int | None = None,
-        select: Sequence[str],
-        include: Sequence[str] | None = None,
+        self, *, page_size: int | None = None, select: Names, include: Names | None = None, **options: Unpack[Walk]
     ) -> AsyncIterator[JsonObject]: ...
     @overload
     def iter(
-        self,
-        *,
-        filters: Filters | None = None,
-        sort: Sequence[str] | None = None,
-        page_size: int | None = None,
-        select: Sequence[str] | None = None,
-        include: Sequence[str],
+        self, *, page_size: int | None = None, select: Names | None = None, include: Names, **options: Unpack[Walk]
     ) -> AsyncIterator[JsonObject]: ...
     async def iter(
         self,
         *,
-        filters: Filters | None = None,
-        sort: Sequence[str] | None = None,
         page_size: int | None = None,
-        select: Sequence[str] | None = None,
-        include: Sequence[str] | None = None,
-    ) -> AsyncIterator[R | JsonObject]:
-        """Every matching item, one page at a time (`async for wallet in client.wallets.iter()`);
-        records, or plain JSON objects with `select`/`include` as in `list`."""
+        select: Names | None = None,
+        include: Names | None = None,
+        **options: Unpack[Walk],
+    ) -> AsyncIterator[Any]:
+        """Every matching item, one page of `page_size` at a time (`async for wallet in
+        client.wallets.iter(filters=...)`): records, or JSON objects with `select`/`include`."""
         cursor: str | None = None
         while True:
-            page = await self._list(filters, sort, page_size, cursor, False, select, include)
+            page = await self.list(select=select, include=include, limit=page_size, cursor=cursor, **options)
             for item in page.items:
                 yield item
             if page.next_cursor is None:

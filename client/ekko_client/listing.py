@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypedDict
 
 from .schema.common import ListRequest
 
@@ -21,27 +21,35 @@ Filters: TypeAlias = Mapping[str, "Scalar | Operators | Sequence[Filters]"]
 `{"and": [Filters, ...]}` whose members are filters objects too."""
 
 JsonObject: TypeAlias = dict[str, Any]
+Names: TypeAlias = Sequence[str]
 
 
-def list_request(
-    *,
-    filters: Filters | None,
-    sort: Sequence[str] | None,
-    limit: int | None,
-    cursor: str | None,
-    count: bool,
-    select: Sequence[str] | None,
-    include: Sequence[str] | None,
-) -> ListRequest:
+class Walk(TypedDict, total=False):
+    """Which rows, in which order: what `iter` and every page of it share."""
+
+    filters: Filters | None
+    sort: Names | None
+    """Field names, `-` for descending; any scalar field."""
+
+
+class PageOptions(Walk, total=False):
+    """One page of `list`."""
+
+    limit: int | None
+    """1 to 1000 (the service's default: 50)."""
+    cursor: str | None
+    """The previous page's `next_cursor`."""
+    count: bool
+    """Fill `Page.total` with the number of rows matching `filters`."""
+
+
+def list_request(select: Names | None, include: Names | None, options: PageOptions) -> ListRequest:
     """The request with only what the caller gave: left out, a field keeps the service's
     default."""
-    given: dict[str, Any] = {
-        "filters": None if filters is None else dict(filters),
-        "sort": None if sort is None else list(sort),
-        "limit": limit,
-        "cursor": cursor,
-        "count": count or None,
-        "select": None if select is None else list(select),
-        "include": None if include is None else list(include),
-    }
+    given: dict[str, Any] = {**options, "select": select, "include": include}
+    for name in ("sort", "select", "include"):
+        if given.get(name) is not None:
+            given[name] = list(given[name])
+    if given.get("filters") is not None:
+        given["filters"] = dict(given["filters"])
     return ListRequest(**{name: value for name, value in given.items() if value is not None})
