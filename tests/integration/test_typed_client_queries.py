@@ -8,30 +8,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import msgspec
 import pytest
 
 from ekko_client import EkkoClient, Filters, InvalidRequest, NotFound
 from ekko_client.schema.reports import AlertStats, SearchReply, WalletOverview
 from ekko_client.schema.wallets import Wallet
-from tests.client import Client
+from tests.client import Client, as_sent
 from tests.factories import Factory
-
-
-def as_sent(value: Any) -> Any:
-    """A typed reply as the JSON the service sends: money as fixed-point text ("0.00000000"),
-    timestamps as ISO text."""
-    return fixed_point(msgspec.to_builtins(value, builtin_types=(Decimal,)))
-
-
-def fixed_point(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, dict):
-        return {key: fixed_point(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [fixed_point(item) for item in value]
-    return value
 
 
 @pytest.fixture
