@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
+import msgspec
 from nats.aio.client import Client as NATS
 
 
@@ -63,3 +65,19 @@ def assert_rejected(reply: Reply, status: int, field: str | None = None) -> None
     assert reply.status == status, reply.body
     if field is not None:
         assert field in [d.get("field") for d in reply.error["details"]], reply.error
+
+
+def as_sent(value: Any) -> Any:
+    """A typed reply as the JSON the service sends: money as fixed-point text ("0.00000000"),
+    timestamps as ISO text."""
+    return fixed_point(msgspec.to_builtins(value, builtin_types=(Decimal,)))
+
+
+def fixed_point(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, dict):
+        return {key: fixed_point(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [fixed_point(item) for item in value]
+    return value

@@ -4,6 +4,7 @@ Requests and replies are the service's own msgspec Structs (`ekko_client.schema`
 replies raise one `EkkoError` subclass per status; change events decode into `ChangeEvent`.
 """
 
+from .calls import Reports
 from .client import Admin, EkkoClient
 from .entities import Entity, Page, Users
 from .errors import (
@@ -22,6 +23,7 @@ from .errors import (
     Unavailable,
 )
 from .events import EventStream
+from .listing import Filters
 from .transport import RetryPolicy
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "EkkoError",
     "Entity",
     "EventStream",
+    "Filters",
     "Forbidden",
     "InsufficientStorage",
     "InternalError",
@@ -39,6 +42,7 @@ __all__ = [
     "NotFound",
     "Page",
     "PayloadTooLarge",
+    "Reports",
     "RequestTimeout",
     "RetryPolicy",
     "TooManyAttempts",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
@@ -9,11 +10,13 @@ import msgspec
 import nats
 from nats.aio.client import Client
 
+from .calls import Calls, Reports
 from .entities import Entity, Users
 from .events import Events
 from .schema.agents import Agent, AgentCreate, AgentUpdate
 from .schema.alert_rules import AlertRule, AlertRuleCreate, AlertRuleUpdate
 from .schema.alerts import Alert, AlertCreate, AlertUpdate
+from .schema.reports import SearchReply, SearchRequest, SearchType
 from .schema.users import User, UserCreate, UserUpdate
 from .schema.wallet_balances import WalletBalance, WalletBalanceCreate, WalletBalanceUpdate
 from .schema.wallets import Wallet, WalletCreate, WalletUpdate
@@ -91,6 +94,8 @@ class EkkoClient:
         )
         self.agents = Entity(t, "agents", Agent, AgentCreate, AgentUpdate)
         self.admin = Admin(t)
+        self.reports = Reports(t)
+        self._calls = Calls(t)
         self.events = Events(nc, t.prefix)
 
     @classmethod
@@ -123,6 +128,11 @@ class EkkoClient:
         default). Error replies raise as in the typed calls. For subjects without a typed call."""
         data = await self._transport.request(name, body, idempotent=idempotent)
         return msgspec.json.decode(data, type=reply)
+
+    async def search(self, q: str, *, types: Sequence[SearchType] | None = None, limit: int = 20) -> SearchReply:
+        """`ekko.search`: records whose text fields hold `q`, best hits first."""
+        request = SearchRequest(q, types=None if types is None else list(types), limit=limit)
+        return await self._calls.call("search", request, SearchReply)
 
     async def health(self) -> JsonObject:
         """`ekko.health`: status (healthy, degraded, unhealthy), NATS, JetStream, database."""

@@ -2,30 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from typing import Any, Generic, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any, Generic, TypeVar, Unpack, overload
 
 import msgspec
 from msgspec import UNSET, Raw, Struct, UnsetType
 
 from .errors import Conflict, NotFound
-from .schema.common import CreateRequest, DeleteReply, DeleteRequest, GetRequest, ListRequest, Record, UpdateRequest
+from .listing import JsonObject, Names, PageOptions, Walk, list_request
+from .schema.common import CreateRequest, DeleteReply, DeleteRequest, GetRequest, Record, UpdateRequest
 from .schema.events import NO_RECORD
 from .schema.users import AuthenticateRequest, User, UserCreate
 from .transport import Transport
 
 R = TypeVar("R", bound=Record)
+Item = TypeVar("Item")
 C = TypeVar("C", bound=CreateRequest)
 
 
-class Page(Struct, Generic[R]):
-    """One page of `<entity>.list`. Fields the service adds later are ignored, not an error."""
+class Page(Struct, Generic[Item]):
+    """One page of `<entity>.list`: `total` is the number of rows matching the filters when
+    the request asked for `count`, else None. Fields the service adds later are ignored."""
 
-    items: list[R]
+    items: list[Item]
     next_cursor: str | None = None
+    total: int | None = None
 
 
 _DELETE_REPLY = msgspec.json.Decoder(DeleteReply)
+# With `select` or `include` an item is not a whole record: it stays the JSON object it is.
+_OBJECT_PAGE: msgspec.json.Decoder[Page[JsonObject]] = msgspec.json.Decoder(Page[JsonObject])
 
 
 class Entity(Generic[R, C]):
@@ -82,38 +88,51 @@ class Entity(Generic[R, C]):
         request = DeleteRequest(id, cascade=cascade, expected_version=expected_version)
         return _DELETE_REPLY.decode(await self._ask("delete", request, idempotent=False))
 
+    @overload
+    async def list(self, *, select: None = None, include: None = None, **options: Unpack[PageOptions]) -> Page[R]: ...
+    @overload
     async def list(
-        self,
-        *,
-        filters: dict[str, Any] | None = None,
-        sort: Sequence[str] | None = None,
-        limit: int | None = None,
-        cursor: str | None = None,
-        **options: Any,
-    ) -> Page[R]:
-        """One page. `options` are any further fields of the list request the service takes."""
-        given = {
-            "filters": filters,
-            "sort": None if sort is None else list(sort),
-            "limit": limit,
-            "cursor": cursor,
-            **options,
-        }
-        request = ListRequest(**{name: value for name, value in given.items() if value is not None})
-        return self._page.decode(await self._ask("list", request, idempotent=True))
+        self, *, select: Names, include: Names | None = None, **options: Unpack[PageOptions]
+    ) -> Page[JsonObject]: ...
+    @overload
+    async def list(
+        self, *, select: Names | None = None, include: Names, **options: Unpack[PageOptions]
+    ) -> Page[JsonObject]: ...
+    async def list(
+        self, *, select: Names | None = None, include: Names | None = None, **options: Unpack[PageOptions]
+    ) -> Page[Any]:
+        """One page (`filters`, `sort`, `limit`, `cursor`, `count`: see `PageOptions`): `items`
+        are records, or with `select`/`include` plain JSON objects shaped as asked;
+        `next_cursor`; `total` (the rows matching `filters`) when `count=True`."""
+        request = list_request(select, include, options)
+        decoder = self._page if select is None and include is None else _OBJECT_PAGE
+        return decoder.decode(await self._ask("list", request, idempotent=True))
 
+    @overload
+    def iter(
+        self, *, page_size: int | None = None, select: None = None, include: None = None, **options: Unpack[Walk]
+    ) -> AsyncIterator[R]: ...
+    @overload
+    def iter(
+        self, *, page_size: int | None = None, select: Names, include: Names | None = None, **options: Unpack[Walk]
+    ) -> AsyncIterator[JsonObject]: ...
+    @overload
+    def iter(
+        self, *, page_size: int | None = None, select: Names | None = None, include: Names, **options: Unpack[Walk]
+    ) -> AsyncIterator[JsonObject]: ...
     async def iter(
         self,
         *,
-        filters: dict[str, Any] | None = None,
-        sort: Sequence[str] | None = None,
         page_size: int | None = None,
-        **options: Any,
-    ) -> AsyncIterator[R]:
-        """Every matching record, one page at a time (`async for wallet in client.wallets.iter()`)."""
+        select: Names | None = None,
+        include: Names | None = None,
+        **options: Unpack[Walk],
+    ) -> AsyncIterator[Any]:
+        """Every matching item, one page of `page_size` at a time (`async for wallet in
+        client.wallets.iter(filters=...)`): records, or JSON objects with `select`/`include`."""
         cursor: str | None = None
         while True:
-            page = await self.list(filters=filters, sort=sort, limit=page_size, cursor=cursor, **options)
+            page = await self.list(select=select, include=include, limit=page_size, cursor=cursor, **options)
             for item in page.items:
                 yield item
             if page.next_cursor is None:

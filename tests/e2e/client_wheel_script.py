@@ -38,6 +38,12 @@ async def main(client_url: str, reader_url: str) -> int:
         walked = [w async for w in ekko.wallets.iter(sort=["address"], page_size=2)]
         assert walked == created, walked
         checks += 4
+        page = await ekko.wallets.list(filters={"or": [{"address": {"like": "%1"}}]}, select=["id"], count=True)
+        assert (page.items, page.total) == ([{"id": created[0].id}], 1), page
+        hits = (await ekko.search(created[1].address, types=["wallets"])).hits
+        assert [(h.id, h.score) for h in hits] == [(created[1].id, 3)], hits
+        assert (await ekko.reports.alert_stats()).total == 0
+        checks += 3
         try:
             await ekko.wallets.get(str(uuid.uuid4()))
             raise AssertionError("get of a missing id did not raise")

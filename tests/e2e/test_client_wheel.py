@@ -85,4 +85,4 @@ async def test_the_wheel_works_in_a_fresh_venv(tmp_path: Path, ekko: Ekko, nats_
     assert {line.split("==")[0].lower() for line in installed.split()} == {"ekko-client", *CLIENT_DEPENDENCIES}
 
     out = await run(python, "-I", SCRIPT, nats_server.url_for("client"), nats_server.url_for("reader"), timeout=60)
-    assert out.strip() == "ok 8 checks", out
+    assert out.strip() == "ok 11 checks", out
