@@ -22,6 +22,7 @@ from typing import Any
 import msgspec
 
 from schema.admin import MigrateRequest
+from schema.balances import SUBJECTS as BALANCE_SUBJECTS
 from schema.common import DeleteReply, DeleteRequest, ErrorReply, GetRequest, ListRequest
 from schema.users import AuthenticateRequest
 from service.config import Settings
@@ -58,6 +59,7 @@ def subjects() -> dict[str, tuple[Any, Any]]:
         table[f"{PREFIX}.{name}.update"] = (spec.update, spec.record)
         table[f"{PREFIX}.{name}.delete"] = (DeleteRequest, DeleteReply)
         table[f"{PREFIX}.{name}.list"] = (ListRequest, page_of(spec.record))
+    table.update({f"{PREFIX}.{subject}": shapes for subject, shapes in BALANCE_SUBJECTS.items()})
     table[f"{PREFIX}.users.authenticate"] = (AuthenticateRequest, ENTITIES["users"].record)
     table[f"{PREFIX}.health"] = (Empty, ServiceHealth)
     table[f"{PREFIX}.database.health"] = (Empty, DatabaseHealth)

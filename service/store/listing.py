@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 
 from schema.common import ListRequest, encode
-from service.model.columns import Column, Kind, strip_optional, to_db
+from service.model.columns import DEFAULT_DECIMAL, Column, Kind, strip_optional, to_db
 from service.model.errors import ValidationFailed, invalid
 from service.model.registry import EntitySpec
 from service.model.values import canonical_id, check_integer, to_decimal, to_utc
@@ -27,7 +27,7 @@ def _coerce(spec: EntitySpec, column: Column, field: str, value: Any) -> Any:
     if value is None:
         raise invalid(field, 'use {"is_null": true} to match null')
     if column.kind is Kind.DECIMAL:
-        return to_decimal(field, value)
+        return to_decimal(field, value, column.decimal or DEFAULT_DECIMAL)
     inner, _ = strip_optional(column.python_type)
     try:
         converted = msgspec.convert(value, inner, strict=False)

@@ -7,6 +7,8 @@ to JetStream and a rolled-back one never reaches it."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from typing import TypeVar
 
 from schema.common import Record, encode
 from schema.events import Action
@@ -16,6 +18,8 @@ from service.store.outbox import Change, OutboxRepository
 from service.store.repository import Repository
 from service.store.sql import Cursor
 from service.store.write_batch import WriteBatch
+
+StoreT = TypeVar("StoreT")
 
 
 class UnitOfWork:
@@ -47,6 +51,11 @@ class UnitOfWork:
         if spec.name not in self._repos:
             self._repos[spec.name] = Repository(spec, self._cursor, self.batch)
         return self._repos[spec.name]
+
+    def store(self, factory: Callable[[Cursor, WriteBatch | None], StoreT]) -> StoreT:
+        """A store of one's own (SQL beyond the generic repository) on this transaction's
+        cursor, sharing its batch so held-back rows are sent before its statements."""
+        return factory(self._cursor, self.batch)
 
     @property
     def outbox(self) -> OutboxRepository:
