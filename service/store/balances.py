@@ -16,6 +16,7 @@ from typing import Any
 
 import duckdb
 
+from schema.common import Record
 from schema.wallet_balances import WalletBalance
 from service.model.columns import to_db
 from service.model.registry import ENTITIES
@@ -36,8 +37,8 @@ COLUMN_NAMES = tuple(c.name for c in BALANCES.columns)  # balance_latest has wal
 _KEYS = "(SELECT unnest(?::VARCHAR[]) AS wallet_id, unnest(?::TIMESTAMP[]) AS start)"
 
 
-def to_row(record: WalletBalance) -> list[Any]:
-    return [to_db(c, getattr(record, c.name)) for c in BALANCES.columns]
+def to_row(record: WalletBalance) -> tuple[Any, ...]:
+    return tuple(to_db(c, getattr(record, c.name)) for c in BALANCES.columns)
 
 
 def bucket(interval: str, at: datetime) -> datetime:
@@ -54,7 +55,7 @@ class BalanceStore(TableAccess):
 
     def __init__(self, cursor: Cursor, batch: WriteBatch | None = None) -> None:
         super().__init__(cursor, BALANCES.name, batch)
-        self.rows: Repository[WalletBalance] = Repository(BALANCES, cursor)
+        self.rows = Repository(BALANCES, cursor)
 
     # -- the writer: derived state ------------------------------------------
     def refresh(self, touched: Iterable[tuple[str, datetime]], known: dict[str, WalletBalance]) -> set[str]:
@@ -133,7 +134,7 @@ class BalanceStore(TableAccess):
             self.cur.execute(f"DELETE FROM {table} WHERE wallet_id = ?", [wallet_id])
 
     # -- reads ----------------------------------------------------------------
-    def latest(self, wallets: Sequence[str] | None, limit: int) -> list[WalletBalance]:
+    def latest(self, wallets: Sequence[str] | None, limit: int) -> list[Record]:
         where = "" if wallets is None else " WHERE wallet_id IN (SELECT unnest(?::VARCHAR[]))"
         params: list[Any] = [] if wallets is None else [list(wallets)]
         rows = self.cur.execute(
@@ -141,7 +142,7 @@ class BalanceStore(TableAccess):
         ).fetchall()
         return [self.rows.to_record(r) for r in rows]
 
-    def at(self, wallet_id: str, at: datetime) -> WalletBalance | None:
+    def at(self, wallet_id: str, at: datetime) -> Record | None:
         """The newest row at or before `at`: its hour is found in the hourly roll-ups first, so
         only that hour's rows are read."""
         hour = first_row(

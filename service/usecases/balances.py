@@ -26,7 +26,7 @@ from schema.balances import (
     PortfolioRequest,
     WalletStatsReply,
 )
-from schema.common import UNSET, FixedDecimal, encode
+from schema.common import UNSET, FixedDecimal, Record, encode
 from schema.wallet_balances import WalletBalance
 from schema.wallets import Wallet
 from service.model.columns import utc_now
@@ -155,11 +155,11 @@ class BalanceService:
         rows = await self.db.read(lambda cur: BalanceStore(cur).latest(wallets, MAX_LATEST_ROWS))
         if len(rows) == MAX_LATEST_ROWS and wallets is None:
             raise invalid("wallet_ids", f"more than {MAX_LATEST_ROWS - 1} wallets have balances: name the wallets")
-        data = encode(LatestReply(items=rows))
+        data = encode(LatestReply(items=cast(list[WalletBalance], rows)))
         self.limit_reply(len(data), "the latest balances")
         return data
 
-    async def at(self, request: AtRequest) -> WalletBalance:
+    async def at(self, request: AtRequest) -> Record:
         wallet_id, at = canonical_id(request.wallet_id), naive(to_utc("at", request.at))
         row = await self.db.read(lambda cur: BalanceStore(cur).at(wallet_id, at))
         if row is None:
