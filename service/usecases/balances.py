@@ -122,7 +122,8 @@ class BalanceService:
                     raise prefixed(exc, i) from None
                 repo.insert(record)
                 uow.record(BALANCES, "created", record)
-            follow(uow, {(r.wallet_id, naive(r.timestamp)) for r in records}, {r.id: r for r in records})
+            # normalize() made every timestamp aware UTC: dropping tzinfo is enough.
+            follow(uow, {(r.wallet_id, r.timestamp.replace(tzinfo=None)) for r in records}, {r.id: r for r in records})
             return uow.changes
 
         client_ids = {r.id for r, item in zip(records, request.items, strict=True) if item.id is not UNSET}
