@@ -85,9 +85,10 @@ async def wallet_stats_kv(js: JetStreamContext, data: Dataset) -> object:
         by_status[wallet["status"]] = by_status.get(wallet["status"], 0) + 1
         entry = chains.setdefault(wallet["blockchain_symbol"], [0, Decimal(0), Decimal(0)])
         entry[0] += 1
-        if (row := latest.get(wallet["id"])) is not None:
-            entry[1] = EXACT.add(entry[1], Decimal(row["balance"]))
-            entry[2] = EXACT.add(entry[2], Decimal(row["fiat_value"] or 0))
+        newest = latest.get(wallet["id"])
+        if newest is not None:
+            entry[1] = EXACT.add(entry[1], Decimal(newest["balance"]))
+            entry[2] = EXACT.add(entry[2], Decimal(newest["fiat_value"] or 0))
     return {
         "total": len(wallets),
         "by_status": by_status,

@@ -141,6 +141,7 @@ class Ekko:
             )
             for name, spec in ENTITIES.items()
         }
+        self.db.on_deferred_changes = self._deferred_changes
         self.balances = BalanceService(self.db, self.cache, after_commit=self._after_commit, limit=self.limit)
         self.auth = AuthService(
             self.db,
@@ -199,6 +200,11 @@ class Ekko:
         self.broker.include_router(
             discovery_router(Identity(self.instance_id, __version__, self.started, metadata), self.endpoints)
         )
+
+    def _deferred_changes(self, changes: Sequence[Change]) -> None:
+        """Changes a group's shared work recorded (wallets whose balance followed their rows)."""
+        self.cache.apply(changes)
+        self._after_commit(changes)
 
     def _after_commit(self, changes: Sequence[Change]) -> None:
         if self.relay is not None and changes:

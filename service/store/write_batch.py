@@ -22,12 +22,22 @@ statement on it; the repositories build on it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol, TypeVar, cast
 
 from service.store.sql import Cursor, first_row, insert_sql, quote
 
 Lookup = tuple[str, str]  # (table, id)
+
+
+class Deferred(Protocol):
+    """Work a group's writes share, run once at the end of its transaction with a unit of
+    work of its own (service.store.uow.UnitOfWork)."""
+
+    def run(self, uow: Any) -> None: ...
+
+
+DeferredT = TypeVar("DeferredT", bound=Deferred)
 
 
 class WriteBatch:
@@ -37,6 +47,19 @@ class WriteBatch:
         self._present: dict[str, set[str]] = {}
         self._absent: dict[str, set[str]] = {}
         self.writes = 0  # rows written or held back so far: did a refused write change anything?
+        self._deferred: dict[str, Deferred] = {}
+
+    # -- work done once per transaction --------------------------------------
+    def deferred(self, name: str, factory: Callable[[], DeferredT]) -> DeferredT:
+        """The transaction's one `name` task (made by factory the first time): the writes of a
+        group add to it, the writer runs it once before COMMIT (Database.transaction)."""
+        task = self._deferred.setdefault(name, factory())
+        return cast(DeferredT, task)
+
+    def take_deferred(self) -> list[Deferred]:
+        tasks = list(self._deferred.values())
+        self._deferred.clear()
+        return tasks
 
     def wrote(self) -> None:
         """A repository changed rows directly (UPDATE, DELETE)."""
@@ -108,8 +131,9 @@ class WriteBatch:
         self._absent.clear()
 
     def clear(self) -> None:
-        """The transaction rolled back: drop held rows and known ids."""
+        """The transaction rolled back: drop held rows, known ids and deferred work."""
         self._rows.clear()
+        self._deferred.clear()
         self.forget()
 
 

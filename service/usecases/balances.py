@@ -5,6 +5,7 @@ every write's transaction (docs/decisions.md, "Balances")."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Any, cast
@@ -59,24 +60,41 @@ def fixed(value: Decimal | None) -> FixedDecimal | None:
     return None if value is None else FixedDecimal(value)
 
 
+class FollowBalances:
+    """The balance rows a group's writes touched, brought into the derived state once, at the
+    end of the group's transaction (one set of statements per group, not per write)."""
+
+    def __init__(self) -> None:
+        self.inserted: list[WalletBalance] = []
+        self.changed: set[tuple[str, datetime]] = set()  # (wallet, naive UTC time) of changed rows
+
+    def run(self, uow: UnitOfWork) -> None:
+        if self.changed:
+            follow(uow, self.changed | {(r.wallet_id, naive(r.timestamp)) for r in self.inserted}, [])
+        elif self.inserted:
+            follow(uow, set(), self.inserted)
+
+
 def derive(uow: UnitOfWork, touched: list[Touched]) -> None:
-    """Roll-ups, latest rows and wallets.balance follow the balance rows this write touched.
+    """Roll-ups, latest rows and wallets.balance follow the balance rows this write touched:
+    new rows are merged in; a changed or deleted row has its intervals recomputed. Done once
+    per transaction (FollowBalances).
 
     A direct change of wallets.balance is refused while the wallet has balance rows: its
     balance is then its newest row's (docs/decisions.md, "Balances")."""
-    pairs: set[tuple[str, datetime]] = set()
-    known: dict[str, WalletBalance] = {}
+    task: FollowBalances | None = None
     for entity, before, after in touched:
         if entity == BALANCES.name:
+            task = task or uow.deferred("follow_balances", FollowBalances)
+            if before is None and isinstance(after, WalletBalance):
+                task.inserted.append(after)
             for row in (before, after):
-                if row is not None:
-                    pairs.add((row.wallet_id, naive(row.timestamp)))  # type: ignore[attr-defined]
-            if isinstance(after, WalletBalance):
-                known[after.id] = after
+                if isinstance(row, WalletBalance) and before is not None:
+                    task.changed.add((row.wallet_id, naive(row.timestamp)))
         elif entity == WALLETS.name and isinstance(before, Wallet) and isinstance(after, Wallet):
             refuse_direct_balance(uow, before, after)
-    if pairs:
-        follow(uow, pairs, known)
+    if task is not None and uow.batch is None:  # nothing runs deferred work: do it now
+        task.run(uow)
 
 
 def refuse_direct_balance(uow: UnitOfWork, before: Wallet, after: Wallet) -> None:
@@ -87,9 +105,11 @@ def refuse_direct_balance(uow: UnitOfWork, before: Wallet, after: Wallet) -> Non
         )
 
 
-def follow(uow: UnitOfWork, pairs: set[tuple[str, datetime]], known: dict[str, WalletBalance]) -> None:
+def follow(uow: UnitOfWork, changed: set[tuple[str, datetime]], inserted: Sequence[WalletBalance]) -> None:
+    """Bring the derived state up to date, then every touched wallet's balance (a wallet whose
+    balance moved gets a new version and goes through the outbox like any update)."""
     store = uow.store(BalanceStore)
-    wallets = store.refresh(pairs, known)
+    wallets = store.refresh(changed, {}) if changed else store.merge(inserted)
     wallet_repo = Repository(WALLETS, store.cur)
     for row in store.follow_latest(sorted(wallets), naive(utc_now())):
         uow.record(WALLETS, "updated", wallet_repo.to_record(row))
@@ -122,8 +142,7 @@ class BalanceService:
                     raise prefixed(exc, i) from None
                 repo.insert(record)
                 uow.record(BALANCES, "created", record)
-            # normalize() made every timestamp aware UTC: dropping tzinfo is enough.
-            follow(uow, {(r.wallet_id, r.timestamp.replace(tzinfo=None)) for r in records}, {r.id: r for r in records})
+            follow(uow, set(), records)
             return uow.changes
 
         client_ids = {r.id for r, item in zip(records, request.items, strict=True) if item.id is not UNSET}

@@ -4,6 +4,7 @@ wallets without rows, carried-forward values, empty ranges, and the rows changin
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Any
@@ -221,6 +222,15 @@ async def test_every_balance_subject_agrees_with_python_over_the_same_rows(clien
     await client.ok("ekko.wallet_balances.delete", {"id": rows[1]["id"]})
     del rows[1]
     await check_every_answer(client, rows, wallets)
+
+
+async def test_concurrent_writes_of_one_wallet_in_group_commits_keep_the_derived_state(
+    client: Client, make: Factory
+) -> None:
+    wallet = await make.create("wallets")
+    bodies = [item(wallet["id"], (n * 37) % 200, f"{n}.{n:018d}", str(n)) for n in range(60)]
+    rows = await asyncio.gather(*(client.ok("ekko.wallet_balances.create", b) for b in bodies))
+    await check_every_answer(client, list(rows), [wallet])
 
 
 async def test_a_wallets_balance_cannot_be_set_by_hand_once_it_has_rows(client: Client, make: Factory) -> None:

@@ -99,3 +99,25 @@ def expected() -> tuple[list[tuple], list[tuple]]:
                 )
             )
     return rollups, [(WALLET, ordered[-1][0])]
+
+
+def test_a_derived_key_can_be_replaced_twice_in_one_transaction(tmp_path: Path) -> None:
+    """A group commit refreshes one wallet's derived rows once per write: delete and insert
+    of the same primary key, repeated in one transaction, must commit (DuckDB once refused
+    such re-inserts under a unique index)."""
+    con = old_database(tmp_path / "old.db")
+    apply_migrations(con)
+    con.execute("BEGIN")
+    for _ in range(3):
+        con.execute("DELETE FROM balance_latest WHERE wallet_id = ?", [WALLET])
+        con.execute("INSERT INTO balance_latest SELECT * FROM wallet_balances WHERE id = 'b1'")
+        con.execute("DELETE FROM balance_rollups WHERE wallet_id = ? AND interval = '1w'", [WALLET])
+        rebuilt = "SELECT * FROM balance_rollups WHERE false"  # same columns, no rows
+        con.execute(f"INSERT INTO balance_rollups {rebuilt}")
+        con.execute(
+            "INSERT INTO balance_rollups VALUES (?, '1w', ?, 1, 1, 1, 1, 1, NULL, ?, 'b1', ?, 'b1')",
+            [WALLET, datetime(2025, 12, 29), T0, T0],
+        )
+    con.execute("COMMIT")
+    assert con.execute("SELECT count(*) FROM balance_rollups WHERE interval = '1w'").fetchall() == [(1,)]
+    assert con.execute("SELECT id FROM balance_latest").fetchall() == [("b1",)]

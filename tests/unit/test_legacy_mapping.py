@@ -32,8 +32,8 @@ def rejection(entity: str, value: dict[str, Any] | bytes) -> str:
 def test_float_amounts_become_exact_decimals_at_their_columns_scale() -> None:
     """On-chain amounts keep 18 places, fiat values 8; read from the JSON text, never a float."""
     wallet = mapped("wallets", {**legacy.wallet(1), "balance": 0.1}).record
-    data = b'{"id": "b1", "wallet_id": "00000000-0000-4000-8000-000000000001", "timestamp": "2025-01-01T00:00:00", "balance": 1.1234567890123456789,'
-    data += b' "token_price": 3e-19, "fiat_value": 12345678901234567890.123456789}'
+    data = b'{"id": "b1", "wallet_id": "00000000-0000-4000-8000-000000000001", "timestamp": "2025-01-01T00:00:00",'
+    data += b' "balance": 1.1234567890123456789, "token_price": 3e-19, "fiat_value": 12345678901234567890.123456789}'
     balance = map_value(ENTITIES["wallet_balances"], "b1", data, NOW)
     assert wallet.balance == Decimal("0.1")
     assert balance.record.balance == Decimal("1.123456789012345679")  # 19 places rounded to 18
