@@ -37,7 +37,7 @@ async def test_the_python_example_runs_and_prints_the_balance(
     script.write_text(example("python", nats_server))
     code, output = await run(sys.executable, str(script), cwd=tmp_path)
     assert code == 0, output
-    assert output.strip() == "['0.25000000']"
+    assert output.strip() == "['0.250000000000000000']"
 
 
 async def test_the_javascript_example_runs_and_disables_the_rule(
