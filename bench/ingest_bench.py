@@ -142,7 +142,7 @@ async def run(requests: int) -> bool:
             ["what", "rows", "seconds", "rows/s", "vs bulk INSERT"],
             [
                 [
-                    "ekko.wallet_balances.ingest (10,000/request, 2 in flight)",
+                    f"ekko.wallet_balances.ingest ({ITEMS:,}/request, {INFLIGHT} in flight)",
                     committed,
                     f"{elapsed:.2f}",
                     f"{ingest_rate:,.0f}",
