@@ -182,11 +182,6 @@ class BalanceStore(TableAccess):
         """Asks the rows themselves: the derived tables catch up only at the end of a transaction."""
         return self._first("SELECT 1 FROM wallet_balances WHERE wallet_id = ? LIMIT 1", [wallet_id]) is not None
 
-    def forget_wallet(self, wallet_id: str) -> None:
-        """The wallet is gone (with its rows): so are its derived rows."""
-        for table in ("balance_rollups", "balance_latest"):
-            self.cur.execute(f"DELETE FROM {table} WHERE wallet_id = ?", [wallet_id])
-
     # -- reads ----------------------------------------------------------------
     def latest(self, wallets: Sequence[str] | None, limit: int) -> list[Record]:
         where = "" if wallets is None else " WHERE wallet_id IN (SELECT unnest(?::VARCHAR[]))"
