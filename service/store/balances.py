@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from decimal import Context, Decimal
 from typing import Any
 
 import duckdb
@@ -26,6 +27,7 @@ from service.store.write_batch import TableAccess, WriteBatch
 
 BALANCES = ENTITIES["wallet_balances"]
 WALLETS = ENTITIES["wallets"]
+_EXACT = Context(prec=80)  # sums of DECIMAL(38,18) need more than the default 28 digits
 # interval -> date_trunc unit. DuckDB's 'week' starts on Monday (ISO weeks).
 INTERVALS = {"1h": "hour", "1d": "day", "1w": "week"}
 LENGTHS = {"1h": timedelta(hours=1), "1d": timedelta(days=1), "1w": timedelta(weeks=1)}
@@ -68,6 +70,20 @@ _MERGE_LATEST = (
     + ", ".join(f"{quote(c.name)} = excluded.{quote(c.name)}" for c in BALANCES.columns if c.name != "wallet_id")
     + " WHERE (excluded.timestamp, excluded.id) > (balance_latest.timestamp, balance_latest.id)"
 )
+
+
+def exact_sum(column: str, scale: int) -> str:
+    """Two sums that cannot overflow where sum() of a DECIMAL(38,s) would past 10^(38-s) (and
+    abort a snapshot's transaction): of the integer parts, and of the fractions scaled to
+    integers, both HUGEINT. `joined` puts them back together exactly."""
+    return (
+        f"coalesce(sum(trunc({column})::HUGEINT), 0),"
+        f" coalesce(sum((({column} - trunc({column})) * {10**scale})::HUGEINT), 0)"
+    )
+
+
+def joined(integers: int, fractions: int, scale: int) -> Decimal:
+    return _EXACT.add(Decimal(integers), Decimal(fractions).scaleb(-scale, _EXACT))
 
 
 def to_row(record: WalletBalance) -> tuple[Any, ...]:
@@ -234,10 +250,12 @@ class BalanceStore(TableAccess):
     def wallet_stats(self) -> tuple[list[tuple], list[tuple]]:
         """(status, wallets) and (chain, wallets, summed latest balance, summed latest fiat value)."""
         statuses = self.cur.execute("SELECT status, count(*) FROM wallets GROUP BY status ORDER BY status").fetchall()
-        chains = self.cur.execute(
-            "SELECT w.blockchain_symbol, l.balance, l.fiat_value FROM wallets w"
-            " LEFT JOIN balance_latest l ON l.wallet_id = w.id"
+        rows = self.cur.execute(
+            f"SELECT w.blockchain_symbol, count(*), {exact_sum('l.balance', 18)}, {exact_sum('l.fiat_value', 8)}"
+            " FROM wallets w LEFT JOIN balance_latest l ON l.wallet_id = w.id"
+            " GROUP BY w.blockchain_symbol ORDER BY w.blockchain_symbol"
         ).fetchall()
+        chains = [(c, n, joined(bi, bf, 18), joined(fi, ff, 8)) for c, n, bi, bf, fi, ff in rows]
         return statuses, chains
 
     def portfolio(self, interval: str, high: datetime, chain: str | None) -> list[tuple]:

@@ -226,12 +226,6 @@ class BalanceService:
     # -- reports ---------------------------------------------------------------
     async def wallet_stats(self) -> WalletStatsReply:
         statuses, chains = await self.db.read(in_one_snapshot(lambda cur: BalanceStore(cur).wallet_stats()))
-        by_chain: dict[str, list[Any]] = {}
-        for chain, balance, fiat in chains:
-            entry = by_chain.setdefault(chain, [0, Decimal(0), Decimal(0)])
-            entry[0] += 1
-            entry[1] = _EXACT.add(entry[1], balance or 0)  # exact: the default context keeps 28 digits
-            entry[2] = _EXACT.add(entry[2], fiat or 0)
         return WalletStatsReply(
             total=sum(n for _, n in statuses),
             by_status=dict(statuses),
@@ -239,10 +233,10 @@ class BalanceService:
                 ChainStats(
                     chain,
                     n,
-                    FixedDecimal(b.quantize(_PLACES18, context=_EXACT)),
-                    FixedDecimal(f.quantize(_PLACES8, context=_EXACT)),
+                    FixedDecimal(Decimal(b).quantize(_PLACES18, context=_EXACT)),
+                    FixedDecimal(Decimal(f).quantize(_PLACES8, context=_EXACT)),
                 )
-                for chain, (n, b, f) in sorted(by_chain.items())
+                for chain, n, b, f in chains
             ],
         )
 

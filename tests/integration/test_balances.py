@@ -325,3 +325,20 @@ async def test_a_caller_without_rights_gets_no_answer(reader: Client, subject: s
         or "responders" in type(caught.value).__name__.lower()
         or "Timeout" in type(caught.value).__name__
     )
+
+
+async def test_wallet_stats_sums_exactly_past_what_one_column_holds(client: Client, make: Factory) -> None:
+    """Two balances just under 10^20 sum past DECIMAL(38,18): the sum is still exact."""
+    wallets = [await make.create("wallets") for _ in range(2)]
+    top = "99999999999999999999.999999999999999999"
+    items = [{"wallet_id": w["id"], "balance": top, "fiat_value": "9" * 29 + ".99999999"} for w in wallets]
+    await client.ok("ekko.wallet_balances.ingest", {"items": items})
+    stats = await client.ok("ekko.reports.wallet_stats", {})
+    assert stats["by_chain"] == [
+        {
+            "blockchain_symbol": "ETH",
+            "wallets": 2,
+            "balance": "199999999999999999999.999999999999999998",
+            "fiat_value": "1" + "9" * 29 + ".99999998",
+        }
+    ]
