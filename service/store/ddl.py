@@ -208,17 +208,17 @@ INSERT INTO balance_rollups SELECT wallet_id, '1h', date_trunc('hour', timestamp
     arg_min(balance, (timestamp, id)), arg_max(balance, (timestamp, id)), min(balance), max(balance),
     count(*), arg_max_null(fiat_value, (timestamp, id)),
     min(timestamp), arg_min(id, (timestamp, id)), max(timestamp), arg_max(id, (timestamp, id))
-    FROM wallet_balances GROUP BY wallet_id, s;
+    FROM wallet_balances GROUP BY wallet_id, s ORDER BY wallet_id, s;
 INSERT INTO balance_rollups SELECT wallet_id, '1d', date_trunc('day', timestamp) AS s,
     arg_min(balance, (timestamp, id)), arg_max(balance, (timestamp, id)), min(balance), max(balance),
     count(*), arg_max_null(fiat_value, (timestamp, id)),
     min(timestamp), arg_min(id, (timestamp, id)), max(timestamp), arg_max(id, (timestamp, id))
-    FROM wallet_balances GROUP BY wallet_id, s;
+    FROM wallet_balances GROUP BY wallet_id, s ORDER BY wallet_id, s;
 INSERT INTO balance_rollups SELECT wallet_id, '1w', date_trunc('week', timestamp) AS s,
     arg_min(balance, (timestamp, id)), arg_max(balance, (timestamp, id)), min(balance), max(balance),
     count(*), arg_max_null(fiat_value, (timestamp, id)),
     min(timestamp), arg_min(id, (timestamp, id)), max(timestamp), arg_max(id, (timestamp, id))
-    FROM wallet_balances GROUP BY wallet_id, s;
+    FROM wallet_balances GROUP BY wallet_id, s ORDER BY wallet_id, s;
 INSERT INTO balance_latest SELECT * FROM wallet_balances WHERE id IN (
     SELECT arg_max(last_id, start) FROM balance_rollups WHERE interval = '1w' GROUP BY wallet_id);
 """
