@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from bench.harness import ROOT
 
-BENCHMARKS = ("get_bench", "relay_bench", "migration_bench", "login_bench", "ingest_bench")
+BENCHMARKS = ("get_bench", "relay_bench", "migration_bench", "login_bench", "ingest_bench", "balance_scale")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
