@@ -1,55 +1,65 @@
 """The balance part of the report benchmark: what to ask, and the KV way to compare with.
 
-Interface (bench.report_bench wires it in):
+Interface (what bench.report_bench uses, as bench.measures defines it on main):
 
-    MEASURES: tuple[Measure, ...]   # wallet_stats, portfolio_history (30 days, 1d),
-                                    # history (one wallet, one year, 1d)
-    Measure.name      label for the table
-    Measure.subject   the NATS subject to request
-    Measure.request(data: Dataset) -> dict
-                      the JSON body, built from the dataset's wallet ids and time range
-    Measure.kv_way(js: JetStreamContext, data: Dataset) -> Awaitable[object]
-                      the KV way, timed as one run: read every key of the legacy buckets
-                      it needs (service.sync.buckets.read_bucket) and compute the same answer
-                      in plain Python; returns that answer (a JSON-like dict shaped like the
-                      subject's reply, decimals as Decimal), so a run can also compare it with
-                      the reply (`same_answer`).
-    Dataset(wallet_ids, start, end)
-                      the wallets the dataset made and the span its balance rows cover
-                      (aware UTC); history asks for wallet_ids[0] over the last 365 days
-                      before `end`, portfolio_history for the last 30 days.
+    MEASURES: list of Measure(name, subject, body, kv_way):
+        wallet_stats, portfolio_history (30 days, 1d), history (one wallet, one year, 1d)
+    Measure.body(ds, i) -> dict
+        the i-th request's JSON body, from the dataset's wallets (ds.wallet_id(i)) and its
+        time range (the year before ds.now, naive UTC)
+    Measure.kv_way(kv, ds, body) -> Awaitable[answer]
+        the KV way: read every key of the legacy buckets it needs (kv.bucket(name): every
+        value decoded) and compute the answer to `body` in plain Python; the answer is shaped
+        like the reply (decimals as Decimal, times as aware datetimes), so `same_answer(reply,
+        answer)` can check the service against it
+    prepare(cursor, ds)
+        called after the raw fill: derives the balance roll-ups and latest rows from the rows
+        the fill inserted (service.store.balances.rebuild), as a migration does
+
+`ds` needs `wallet_id(i)` and `now`; `kv` needs `bucket(name)` (duck-typed below, so this
+module runs beside any bench.measures).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Context, Decimal
-from typing import Any
+from typing import Any, Protocol
 
-import msgspec
-from nats.js import JetStreamContext
-
-from service.sync.buckets import read_bucket
+from service.store.balances import rebuild
+from service.store.sql import Cursor
 
 EXACT = Context(prec=80)
 DAY = timedelta(days=1)
 
 
-@dataclass(frozen=True)
-class Dataset:
-    wallet_ids: Sequence[str]
-    start: datetime  # the oldest balance row's time (aware UTC)
-    end: datetime  # just after the newest one
+class Dataset(Protocol):
+    @property
+    def now(self) -> datetime: ...  # naive UTC
+
+    def wallet_id(self, i: int) -> str: ...
+
+
+class KvReader(Protocol):
+    async def bucket(self, name: str) -> list[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True)
 class Measure:
     name: str
     subject: str
-    request: Callable[[Dataset], dict[str, Any]]
-    kv_way: Callable[[JetStreamContext, Dataset], Awaitable[object]]
+    body: Callable[[Any, int], dict[str, Any]]
+    kv_way: Callable[[Any, Any, dict[str, Any]], Awaitable[Any]] | None = None
+
+
+def prepare(cur: Cursor, ds: Any) -> None:
+    rebuild(cur)
+
+
+def end_of(ds: Dataset) -> datetime:
+    return ds.now.replace(tzinfo=UTC)
 
 
 def iso(at: datetime) -> str:
@@ -64,20 +74,15 @@ def parse(at: str) -> datetime:
     return datetime.fromisoformat(at.replace("Z", "+00:00"))
 
 
-async def records(js: JetStreamContext, bucket: str) -> list[dict[str, Any]]:
-    snapshot = await read_bucket(js, bucket)
-    return [msgspec.json.decode(value) for value in snapshot.values.values()]
-
-
 def newest_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (parse(r["timestamp"]), r["id"]), reverse=True)
 
 
 # -- wallet_stats --------------------------------------------------------------------
-async def wallet_stats_kv(js: JetStreamContext, data: Dataset) -> object:
-    wallets = await records(js, "wallets")
+async def wallet_stats_kv(kv: KvReader, ds: Dataset, body: dict[str, Any]) -> object:
+    wallets = await kv.bucket("wallets")
     latest: dict[str, dict[str, Any]] = {}
-    for row in newest_first(await records(js, "wallet_balances")):
+    for row in newest_first(await kv.bucket("wallet_balances")):
         latest.setdefault(row["wallet_id"], row)
     by_status: dict[str, int] = {}
     chains: dict[str, list[Any]] = {}
@@ -100,15 +105,15 @@ async def wallet_stats_kv(js: JetStreamContext, data: Dataset) -> object:
 
 
 # -- portfolio_history (30 days, 1d) ----------------------------------------------------
-def portfolio_range(data: Dataset) -> tuple[datetime, datetime]:
-    end = day_of(data.end) + DAY
-    return end - 30 * DAY, end
+def portfolio_body(ds: Dataset, i: int) -> dict[str, Any]:
+    end = day_of(end_of(ds)) + DAY
+    return {"from": iso(end - 30 * DAY), "to": iso(end), "interval": "1d"}
 
 
-async def portfolio_kv(js: JetStreamContext, data: Dataset) -> object:
-    start, end = portfolio_range(data)
+async def portfolio_kv(kv: KvReader, ds: Dataset, body: dict[str, Any]) -> object:
+    start, end = day_of(parse(body["from"])), parse(body["to"])
     per_wallet: dict[str, list[tuple[datetime, str, Decimal]]] = {}
-    for row in await records(js, "wallet_balances"):
+    for row in await kv.bucket("wallet_balances"):
         at = parse(row["timestamp"])
         per_wallet.setdefault(row["wallet_id"], []).append((at, row["id"], Decimal(row["fiat_value"] or 0)))
     points = []
@@ -125,15 +130,16 @@ async def portfolio_kv(js: JetStreamContext, data: Dataset) -> object:
 
 
 # -- history (one wallet, one year, 1d) -------------------------------------------------
-def history_range(data: Dataset) -> tuple[datetime, datetime]:
-    return data.end - 365 * DAY, data.end
+def history_body(ds: Dataset, i: int) -> dict[str, Any]:
+    end = end_of(ds)
+    return {"wallet_id": ds.wallet_id(i), "interval": "1d", "from": iso(end - 365 * DAY), "to": iso(end)}
 
 
-async def history_kv(js: JetStreamContext, data: Dataset) -> object:
-    start, end = history_range(data)
-    wallet = data.wallet_ids[0]
+async def history_kv(kv: KvReader, ds: Dataset, body: dict[str, Any]) -> object:
+    start, end = parse(body["from"]), parse(body["to"])
+    wallet = body["wallet_id"]
     groups: dict[datetime, list[dict[str, Any]]] = {}
-    for row in sorted(await records(js, "wallet_balances"), key=lambda r: (parse(r["timestamp"]), r["id"])):
+    for row in sorted(await kv.bucket("wallet_balances"), key=lambda r: (parse(r["timestamp"]), r["id"])):
         at = parse(row["timestamp"])
         if row["wallet_id"] == wallet and day_of(start) <= day_of(at) < end:
             groups.setdefault(day_of(at), []).append(row)
@@ -155,26 +161,11 @@ async def history_kv(js: JetStreamContext, data: Dataset) -> object:
     return {"points": points}
 
 
-MEASURES: tuple[Measure, ...] = (
-    Measure("wallet_stats", "ekko.reports.wallet_stats", lambda data: {}, wallet_stats_kv),
-    Measure(
-        "portfolio_history (30 days, 1d)",
-        "ekko.reports.portfolio_history",
-        lambda data: {"from": iso(portfolio_range(data)[0]), "to": iso(portfolio_range(data)[1]), "interval": "1d"},
-        portfolio_kv,
-    ),
-    Measure(
-        "history (one wallet, one year, 1d)",
-        "ekko.wallet_balances.history",
-        lambda data: {
-            "wallet_id": data.wallet_ids[0],
-            "interval": "1d",
-            "from": iso(history_range(data)[0]),
-            "to": iso(history_range(data)[1]),
-        },
-        history_kv,
-    ),
-)
+MEASURES: list[Measure] = [
+    Measure("wallet_stats", "ekko.reports.wallet_stats", lambda ds, i: {}, wallet_stats_kv),
+    Measure("portfolio_history (30 days, 1d)", "ekko.reports.portfolio_history", portfolio_body, portfolio_kv),
+    Measure("history (one wallet, one year, 1d)", "ekko.wallet_balances.history", history_body, history_kv),
+]
 
 
 def same_answer(reply: Any, kv_answer: Any) -> bool:
