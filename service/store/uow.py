@@ -23,7 +23,9 @@ from service.model.registry import EntitySpec
 from service.store.outbox import Change, OutboxRepository
 from service.store.repository import Repository
 from service.store.sql import Cursor
-from service.store.write_batch import WriteBatch
+from service.store.write_batch import DeferredT, WriteBatch
+
+StoreT = TypeVar("StoreT")
 
 T = TypeVar("T")
 
@@ -68,6 +70,16 @@ class UnitOfWork:
         if spec.name not in self._repos:
             self._repos[spec.name] = Repository(spec, self._cursor, self.batch)
         return self._repos[spec.name]
+
+    def store(self, factory: Callable[[Cursor, WriteBatch | None], StoreT]) -> StoreT:
+        """A store of one's own (SQL beyond the generic repository) on this transaction's
+        cursor, sharing its batch so held-back rows are sent before its statements."""
+        return factory(self._cursor, self.batch)
+
+    def deferred(self, name: str, factory: Callable[[], DeferredT]) -> DeferredT:
+        """The transaction's shared `name` task (service.store.write_batch.WriteBatch.deferred).
+        Without a batch there is nothing to share: the caller gets a fresh one to run itself."""
+        return factory() if self.batch is None else self.batch.deferred(name, factory)
 
     @property
     def outbox(self) -> OutboxRepository:
