@@ -60,6 +60,6 @@ def balance_router(
             workers=count,
             queue=queue,
             endpoints=listed,
-            reply=reply.__name__,
+            reply=reply,
         )
     return router

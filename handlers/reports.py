@@ -32,7 +32,5 @@ def reports_router(
         ("search", shapes.SearchRequest, reports.search, shapes.SearchReply),
     ):
         handler = _replying(answer)
-        subscribe(
-            router, subject, request, handler, workers=workers, queue=queue, endpoints=listed, reply=reply.__name__
-        )
+        subscribe(router, subject, request, handler, workers=workers, queue=queue, endpoints=listed, reply=reply)
     return router
