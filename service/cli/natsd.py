@@ -53,8 +53,10 @@ def local_passwords(settings: Settings) -> dict[str, str]:
     found = read_local_credentials(settings)
     if all(variable in found for variable in NATS_PASSWORD_VARIABLES.values()):
         return found
+    # nats-server reads a `$VARIABLE` as a config value: one starting with a digit or `-` parses
+    # as a number ("Expected a digit") and the server refuses to start. A letter first, then hex.
     passwords = {
-        variable: found.get(variable) or secrets.token_urlsafe(24) for variable in NATS_PASSWORD_VARIABLES.values()
+        variable: found.get(variable) or "p" + secrets.token_hex(24) for variable in NATS_PASSWORD_VARIABLES.values()
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     text = "".join(f"{variable}={password}\n" for variable, password in passwords.items())

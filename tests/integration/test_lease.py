@@ -24,7 +24,8 @@ from tests.natsd import NatsServer
 from tests.sync_helpers import eventually
 
 TTL = 3  # bare leases: nothing else runs on the loop
-APP_TTL = 6  # a whole service: starting it blocks the loop for a moment (DuckDB opens synchronously)
+APP_TTL = 12  # a whole service: starting it blocks the loop for a moment (DuckDB opens synchronously),
+# and on a loaded 2-core machine a heartbeat may be seconds late
 
 
 def owner(deployment: str = "ekko", database: str = "/srv/a.db", host: str = "host-a") -> LeaseOwner:
@@ -116,6 +117,8 @@ async def test_an_instance_that_loses_its_lease_stops_serving(
                 await nc.request("ekko.health", b"", timeout=0.5)
             except nats.errors.NoRespondersError:
                 return True
+            except nats.errors.TimeoutError:  # a subscriber still closing, or a loaded machine
+                return False
             return False
 
         await eventually(deaf, timeout=10, what="subscribers stopped")

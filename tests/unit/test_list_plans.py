@@ -109,9 +109,7 @@ def test_a_small_wallets_balances_in_any_other_order_come_from_the_wallet_id_ind
     assert (scanned, kind) == (0, "Index Scan")
 
 
-def test_the_wallet_id_index_migration_gives_an_old_database_the_index(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_old_database_gains_the_wallet_id_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     old = duckdb.connect(str(tmp_path / "old.db"))
     monkeypatch.setattr(ddl, "MIGRATIONS", ddl.MIGRATIONS[:3])
     assert apply_migrations(old) == 3
