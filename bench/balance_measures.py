@@ -49,7 +49,9 @@ def day_of(at: datetime) -> datetime:
 
 
 def parse(at: str) -> datetime:
-    return datetime.fromisoformat(at.replace("Z", "+00:00"))
+    """A time from a request or a KV value (the legacy format writes them without offset: UTC)."""
+    parsed = datetime.fromisoformat(at.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def newest_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
