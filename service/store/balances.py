@@ -19,7 +19,7 @@ import duckdb
 
 from schema.common import Record
 from schema.wallet_balances import WalletBalance
-from service.model.columns import to_db
+from service.model.columns import as_utc, to_db
 from service.model.registry import ENTITIES
 from service.store.repository import Repository
 from service.store.sql import Cursor, first_row, quote
@@ -37,39 +37,75 @@ _AGGREGATES = f"""arg_min(b.balance, {_ORDER}), arg_max(b.balance, {_ORDER}), mi
     count(*), arg_max_null(b.fiat_value, {_ORDER}), min(b.timestamp), arg_min(b.id, {_ORDER}),
     max(b.timestamp), arg_max(b.id, {_ORDER})"""
 # New rows, one list per column, as table `b`.
-_NEW_ROWS = (
-    "(SELECT unnest(?::VARCHAR[]) AS wallet_id, unnest(?::TIMESTAMP[]) AS timestamp, unnest(?::VARCHAR[]) AS id,"
-    " unnest(?::DECIMAL(38,18)[]) AS balance, unnest(?::DECIMAL(38,8)[]) AS fiat_value) b"
-)
-_UNITS = "(VALUES " + ", ".join(f"('{i}', '{u}')" for i, u in INTERVALS.items()) + ") u(interval, unit)"
-_EARLIER = "(excluded.first_at, excluded.first_id) < (r.first_at, r.first_id)"
-_LATER = "(excluded.last_at, excluded.last_id) > (r.last_at, r.last_id)"
-# New rows folded into the intervals they fall in (SET reads the old values throughout).
-_MERGE_ROLLUPS = f"""INSERT INTO balance_rollups AS r
-SELECT b.wallet_id, u.interval, date_trunc(u.unit, b.timestamp) AS s, {_AGGREGATES}
-FROM {_NEW_ROWS}, {_UNITS} GROUP BY b.wallet_id, u.interval, s
-ON CONFLICT (wallet_id, interval, start) DO UPDATE SET
-    first = CASE WHEN {_EARLIER} THEN excluded.first ELSE r.first END,
-    first_at = CASE WHEN {_EARLIER} THEN excluded.first_at ELSE r.first_at END,
-    first_id = CASE WHEN {_EARLIER} THEN excluded.first_id ELSE r.first_id END,
-    last = CASE WHEN {_LATER} THEN excluded.last ELSE r.last END,
-    last_fiat_value = CASE WHEN {_LATER} THEN excluded.last_fiat_value ELSE r.last_fiat_value END,
-    last_at = CASE WHEN {_LATER} THEN excluded.last_at ELSE r.last_at END,
-    last_id = CASE WHEN {_LATER} THEN excluded.last_id ELSE r.last_id END,
-    min = least(r.min, excluded.min), max = greatest(r.max, excluded.max), count = r.count + excluded.count"""
+# A roll-up row's columns and types, in the table's order (schema: service.store.ddl).
+_ROLLUP = (
+    ("wallet_id", "VARCHAR"), ("interval", "VARCHAR"), ("start", "TIMESTAMP"), ("first", "DECIMAL(38,18)"),
+    ("last", "DECIMAL(38,18)"), ("min", "DECIMAL(38,18)"), ("max", "DECIMAL(38,18)"), ("count", "BIGINT"),
+    ("last_fiat_value", "DECIMAL(38,8)"), ("first_at", "TIMESTAMP"), ("first_id", "VARCHAR"),
+    ("last_at", "TIMESTAMP"), ("last_id", "VARCHAR"),
+)  # fmt: skip
+_FOLDED = "(SELECT " + ", ".join(f"unnest(?::{t}[]) AS {quote(n)}" for n, t in _ROLLUP) + ") k"
+_EARLIER = "(k.first_at, k.first_id) < (r.first_at, r.first_id)"
+_LATER = "(k.last_at, k.last_id) > (r.last_at, r.last_id)"
+# The group's rows, folded per interval in Python, folded into the intervals that have rows
+# already (SET reads the old values throughout); the keys it found come back. An UPDATE from
+# a list of keys costs about half of INSERT ... ON CONFLICT DO UPDATE in DuckDB 2.0
+# (docs/decisions.md, "Balances").
+_UPDATE_ROLLUPS = f"""UPDATE balance_rollups AS r SET
+    first = CASE WHEN {_EARLIER} THEN k.first ELSE r.first END,
+    first_at = CASE WHEN {_EARLIER} THEN k.first_at ELSE r.first_at END,
+    first_id = CASE WHEN {_EARLIER} THEN k.first_id ELSE r.first_id END,
+    last = CASE WHEN {_LATER} THEN k.last ELSE r.last END,
+    last_fiat_value = CASE WHEN {_LATER} THEN k.last_fiat_value ELSE r.last_fiat_value END,
+    last_at = CASE WHEN {_LATER} THEN k.last_at ELSE r.last_at END,
+    last_id = CASE WHEN {_LATER} THEN k.last_id ELSE r.last_id END,
+    min = least(r.min, k.min), max = greatest(r.max, k.max), count = r.count + k.count
+FROM {_FOLDED} WHERE r.wallet_id = k.wallet_id AND r.interval = k.interval AND r.start = k.start
+RETURNING r.wallet_id, r.interval, r.start"""
+_INSERT_ROLLUPS = "INSERT INTO balance_rollups SELECT " + ", ".join(f"unnest(?::{t}[])" for _, t in _ROLLUP)
 # balance_latest has wallet_balances' columns, in its order.
 _INSERT_LATEST = "INSERT INTO balance_latest SELECT " + ", ".join(
     f"unnest(?::{c.sql_type}[])" for c in BALANCES.columns
 )
-
-
-_MERGED = [BALANCES.column_map[n] for n in ("wallet_id", "timestamp", "id", "balance", "fiat_value")]
 _MERGE_LATEST = (
     _INSERT_LATEST
     + " ON CONFLICT (wallet_id) DO UPDATE SET "
     + ", ".join(f"{quote(c.name)} = excluded.{quote(c.name)}" for c in BALANCES.columns if c.name != "wallet_id")
     + " WHERE (excluded.timestamp, excluded.id) > (balance_latest.timestamp, balance_latest.id)"
 )
+# A wallet known to have a latest row: replaced when the new row is newer.
+_UPDATE_LATEST = (
+    "UPDATE balance_latest AS l SET "
+    + ", ".join(f"{quote(c.name)} = k.{quote(c.name)}" for c in BALANCES.columns if c.name != "wallet_id")
+    + " FROM (SELECT "
+    + ", ".join(f"unnest(?::{c.sql_type}[]) AS {quote(c.name)}" for c in BALANCES.columns)
+    + ") k WHERE l.wallet_id = k.wallet_id AND (k.timestamp, k.id) > (l.timestamp, l.id)"
+)
+
+
+def fold(rows: Sequence[tuple[Any, ...]]) -> dict[tuple[str, str, datetime], list[Any]]:
+    """(wallet_id, naive UTC timestamp, id, balance, fiat_value) rows -> per (wallet, interval,
+    start) key the roll-up of these rows alone: first, last, min, max, count, last fiat value,
+    first_at, first_id, last_at, last_id (the order of _ROLLUP after the key)."""
+    folded: dict[tuple[str, str, datetime], list[Any]] = {}
+    for wallet, at, row_id, balance, fiat in rows:
+        for interval in INTERVALS:
+            key = (wallet, interval, bucket(interval, at))
+            acc = folded.get(key)
+            if acc is None:
+                folded[key] = [balance, balance, balance, balance, 1, fiat, at, row_id, at, row_id]
+                continue
+            if (at, row_id) < (acc[6], acc[7]):
+                acc[0], acc[6], acc[7] = balance, at, row_id
+            if (at, row_id) > (acc[8], acc[9]):
+                acc[1], acc[5], acc[8], acc[9] = balance, fiat, at, row_id
+            acc[2], acc[3], acc[4] = min(acc[2], balance), max(acc[3], balance), acc[4] + 1
+    return folded
+
+
+def _columns(rows: Iterable[Sequence[Any]]) -> list[list[Any]]:
+    """Rows as one list per column: each a list parameter of an unnest."""
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 def exact_sum(column: str, scale: int) -> str:
@@ -88,6 +124,10 @@ def joined(integers: int, fractions: int, scale: int) -> Decimal:
 
 def to_row(record: WalletBalance) -> tuple[Any, ...]:
     return tuple(to_db(c, getattr(record, c.name)) for c in BALANCES.columns)
+
+
+def naive_utc(at: datetime) -> datetime:
+    return as_utc(at).replace(tzinfo=None)
 
 
 def bucket(interval: str, at: datetime) -> datetime:
@@ -109,18 +149,27 @@ class BalanceStore(TableAccess):
     # -- the writer: derived state ------------------------------------------
     def merge(self, rows: Sequence[WalletBalance]) -> set[str]:
         """New rows only: fold them into their intervals and latest rows without reading the
-        other rows (3 statements whatever the history). Returns their wallets."""
+        other rows. The common case (intervals and latest rows that exist: appends) costs two
+        UPDATEs; a first row of an interval or a wallet adds an INSERT. Returns the wallets."""
         if self.batch is not None:
             self.batch.wrote("balance_rollups")  # a refusal after this rolls the transaction back
-        columns = [[to_db(c, getattr(r, c.name)) for r in rows] for c in _MERGED]
-        self.cur.execute(_MERGE_ROLLUPS, columns)
+        folded = fold([(r.wallet_id, naive_utc(r.timestamp), r.id, r.balance, r.fiat_value) for r in rows])
+        found = set(self.cur.execute(_UPDATE_ROLLUPS, _columns((*k, *v) for k, v in folded.items())).fetchall())
+        if len(found) < len(folded):
+            self.cur.execute(_INSERT_ROLLUPS, _columns((*k, *v) for k, v in folded.items() if k not in found))
         newest: dict[str, WalletBalance] = {}
         for row in rows:
             held = newest.get(row.wallet_id)
             if held is None or (row.timestamp, row.id) > (held.timestamp, held.id):
                 newest[row.wallet_id] = row
-        latest = [to_row(r) for r in newest.values()]
-        self.cur.execute(_MERGE_LATEST, [list(column) for column in zip(*latest, strict=True)])
+        # A weekly roll-up that existed before means the wallet has a latest row to compare with.
+        has_rows = {w for w, r in newest.items() if (w, "1w", bucket("1w", naive_utc(r.timestamp))) in found}
+        known = [r for w, r in newest.items() if w in has_rows]
+        first = [r for w, r in newest.items() if w not in has_rows]
+        if known:
+            self.cur.execute(_UPDATE_LATEST, _columns(to_row(r) for r in known))
+        if first:
+            self.cur.execute(_MERGE_LATEST, _columns(to_row(r) for r in first))
         return set(newest)
 
     def refresh(self, touched: Iterable[tuple[str, datetime]], known: dict[str, WalletBalance]) -> set[str]:
