@@ -23,7 +23,7 @@ from service.model.columns import as_utc, to_db
 from service.model.registry import ENTITIES
 from service.store.repository import Repository
 from service.store.sql import Cursor, first_row, quote
-from service.store.write_batch import TableAccess, WriteBatch
+from service.store.write_batch import TableAccess, WriteBatch, as_text, unnest_sql
 
 BALANCES = ENTITIES["wallet_balances"]
 WALLETS = ENTITIES["wallets"]
@@ -36,21 +36,24 @@ _ORDER = "(b.timestamp, b.id)"
 _AGGREGATES = f"""arg_min(b.balance, {_ORDER}), arg_max(b.balance, {_ORDER}), min(b.balance), max(b.balance),
     count(*), arg_max_null(b.fiat_value, {_ORDER}), min(b.timestamp), arg_min(b.id, {_ORDER}),
     max(b.timestamp), arg_max(b.id, {_ORDER})"""
-# New rows, one list per column, as table `b`.
-# A roll-up row's columns and types, in the table's order (schema: service.store.ddl).
-_ROLLUP = (
-    ("wallet_id", "VARCHAR"), ("interval", "VARCHAR"), ("start", "TIMESTAMP"), ("first", "DECIMAL(38,18)"),
-    ("last", "DECIMAL(38,18)"), ("min", "DECIMAL(38,18)"), ("max", "DECIMAL(38,18)"), ("count", "BIGINT"),
-    ("last_fiat_value", "DECIMAL(38,8)"), ("first_at", "TIMESTAMP"), ("first_id", "VARCHAR"),
-    ("last_at", "TIMESTAMP"), ("last_id", "VARCHAR"),
-)  # fmt: skip
-_FOLDED = "(SELECT " + ", ".join(f"unnest(?::{t}[]) AS {quote(n)}" for n, t in _ROLLUP) + ") k"
+_ROLLUP_NAMES = "first, last, min, max, count, last_fiat_value, first_at, first_id, last_at, last_id"
+# New rows, one list per column (decimals as text: write_batch.as_text), as table `b`.
+_NEW_ROWS = (
+    "(SELECT unnest(?::VARCHAR[]) AS wallet_id, unnest(?::TIMESTAMP[]) AS timestamp, unnest(?::VARCHAR[]) AS id,"
+    " unnest(?::VARCHAR[])::DECIMAL(38,18) AS balance, unnest(?::VARCHAR[])::DECIMAL(38,8) AS fiat_value) b"
+)
+_UNITS = "(VALUES " + ", ".join(f"('{i}', '{u}')" for i, u in INTERVALS.items()) + ") u(interval, unit)"
+# The new rows' roll-up per key, as table `k` (the aggregates in _ROLLUP_NAMES' order).
+_FOLDED_SELECT = (
+    f"SELECT b.wallet_id, u.interval, date_trunc(u.unit, b.timestamp) AS start, {_AGGREGATES}"
+    f" FROM {_NEW_ROWS}, {_UNITS} GROUP BY b.wallet_id, u.interval, start"
+)
+_FOLDED = f"({_FOLDED_SELECT}) k(wallet_id, interval, start, {_ROLLUP_NAMES})"
 _EARLIER = "(k.first_at, k.first_id) < (r.first_at, r.first_id)"
 _LATER = "(k.last_at, k.last_id) > (r.last_at, r.last_id)"
-# The group's rows, folded per interval in Python, folded into the intervals that have rows
-# already (SET reads the old values throughout); the keys it found come back. An UPDATE from
-# a list of keys costs about half of INSERT ... ON CONFLICT DO UPDATE in DuckDB 2.0
-# (docs/decisions.md, "Balances").
+# The new rows folded into the intervals that have rows already (SET reads the old values
+# throughout); the keys it found come back. An UPDATE costs about half of INSERT ... ON
+# CONFLICT DO UPDATE in DuckDB 2.0 (docs/decisions.md, "Balances").
 _UPDATE_ROLLUPS = f"""UPDATE balance_rollups AS r SET
     first = CASE WHEN {_EARLIER} THEN k.first ELSE r.first END,
     first_at = CASE WHEN {_EARLIER} THEN k.first_at ELSE r.first_at END,
@@ -62,10 +65,12 @@ _UPDATE_ROLLUPS = f"""UPDATE balance_rollups AS r SET
     min = least(r.min, k.min), max = greatest(r.max, k.max), count = r.count + k.count
 FROM {_FOLDED} WHERE r.wallet_id = k.wallet_id AND r.interval = k.interval AND r.start = k.start
 RETURNING r.wallet_id, r.interval, r.start"""
-_INSERT_ROLLUPS = "INSERT INTO balance_rollups SELECT " + ", ".join(f"unnest(?::{t}[])" for _, t in _ROLLUP)
+# Intervals that had no rows: every new row of such a key is sent, so its roll-up is whole;
+# keys that existed were merged by _UPDATE_ROLLUPS already.
+_INSERT_ROLLUPS = f"INSERT INTO balance_rollups {_FOLDED_SELECT} ON CONFLICT DO NOTHING"
 # balance_latest has wallet_balances' columns, in its order.
 _INSERT_LATEST = "INSERT INTO balance_latest SELECT " + ", ".join(
-    f"unnest(?::{c.sql_type}[])" for c in BALANCES.columns
+    unnest_sql(c.sql_type, quote(c.name)) for c in BALANCES.columns
 )
 _MERGE_LATEST = (
     _INSERT_LATEST
@@ -78,34 +83,19 @@ _UPDATE_LATEST = (
     "UPDATE balance_latest AS l SET "
     + ", ".join(f"{quote(c.name)} = k.{quote(c.name)}" for c in BALANCES.columns if c.name != "wallet_id")
     + " FROM (SELECT "
-    + ", ".join(f"unnest(?::{c.sql_type}[]) AS {quote(c.name)}" for c in BALANCES.columns)
+    + ", ".join(unnest_sql(c.sql_type, quote(c.name)) for c in BALANCES.columns)
     + ") k WHERE l.wallet_id = k.wallet_id AND (k.timestamp, k.id) > (l.timestamp, l.id)"
 )
 
 
-def fold(rows: Sequence[tuple[Any, ...]]) -> dict[tuple[str, str, datetime], list[Any]]:
-    """(wallet_id, naive UTC timestamp, id, balance, fiat_value) rows -> per (wallet, interval,
-    start) key the roll-up of these rows alone: first, last, min, max, count, last fiat value,
-    first_at, first_id, last_at, last_id (the order of _ROLLUP after the key)."""
-    folded: dict[tuple[str, str, datetime], list[Any]] = {}
-    for wallet, at, row_id, balance, fiat in rows:
-        for interval in INTERVALS:
-            key = (wallet, interval, bucket(interval, at))
-            acc = folded.get(key)
-            if acc is None:
-                folded[key] = [balance, balance, balance, balance, 1, fiat, at, row_id, at, row_id]
-                continue
-            if (at, row_id) < (acc[6], acc[7]):
-                acc[0], acc[6], acc[7] = balance, at, row_id
-            if (at, row_id) > (acc[8], acc[9]):
-                acc[1], acc[5], acc[8], acc[9] = balance, fiat, at, row_id
-            acc[2], acc[3], acc[4] = min(acc[2], balance), max(acc[3], balance), acc[4] + 1
-    return folded
+def _columns(rows: Iterable[Sequence[Any]], types: Sequence[str]) -> list[list[Any]]:
+    """Rows as one list parameter per column (decimals as text, as unnest_sql takes them)."""
+    columns = zip(*rows, strict=True)
+    return [as_text(c) if t.startswith("DECIMAL") else list(c) for c, t in zip(columns, types, strict=True)]
 
 
-def _columns(rows: Iterable[Sequence[Any]]) -> list[list[Any]]:
-    """Rows as one list per column: each a list parameter of an unnest."""
-    return [list(column) for column in zip(*rows, strict=True)]
+_NEW_TYPES = ("VARCHAR", "TIMESTAMP", "VARCHAR", "DECIMAL", "DECIMAL")
+_LATEST_TYPES = tuple(c.sql_type for c in BALANCES.columns)
 
 
 def exact_sum(column: str, scale: int) -> str:
@@ -149,14 +139,16 @@ class BalanceStore(TableAccess):
     # -- the writer: derived state ------------------------------------------
     def merge(self, rows: Sequence[WalletBalance]) -> set[str]:
         """New rows only: fold them into their intervals and latest rows without reading the
-        other rows. The common case (intervals and latest rows that exist: appends) costs two
-        UPDATEs; a first row of an interval or a wallet adds an INSERT. Returns the wallets."""
+        other rows. Appends into intervals and latest rows that exist cost two UPDATEs; a first
+        row of an interval or of a wallet adds an INSERT. Returns the wallets."""
         if self.batch is not None:
             self.batch.wrote("balance_rollups")  # a refusal after this rolls the transaction back
-        folded = fold([(r.wallet_id, naive_utc(r.timestamp), r.id, r.balance, r.fiat_value) for r in rows])
-        found = set(self.cur.execute(_UPDATE_ROLLUPS, _columns((*k, *v) for k, v in folded.items())).fetchall())
-        if len(found) < len(folded):
-            self.cur.execute(_INSERT_ROLLUPS, _columns((*k, *v) for k, v in folded.items() if k not in found))
+        new = [(r.wallet_id, naive_utc(r.timestamp), r.id, r.balance, r.fiat_value) for r in rows]
+        found = set(self.cur.execute(_UPDATE_ROLLUPS, _columns(new, _NEW_TYPES)).fetchall())
+        keys = {hour: [(i, bucket(i, hour)) for i in INTERVALS] for hour in {bucket("1h", at) for _, at, *_ in new}}
+        fresh = [row for row in new if any((row[0], i, s) not in found for i, s in keys[bucket("1h", row[1])])]
+        if fresh:
+            self.cur.execute(_INSERT_ROLLUPS, _columns(fresh, _NEW_TYPES))
         newest: dict[str, WalletBalance] = {}
         for row in rows:
             held = newest.get(row.wallet_id)
@@ -164,12 +156,12 @@ class BalanceStore(TableAccess):
                 newest[row.wallet_id] = row
         # A weekly roll-up that existed before means the wallet has a latest row to compare with.
         has_rows = {w for w, r in newest.items() if (w, "1w", bucket("1w", naive_utc(r.timestamp))) in found}
-        known = [r for w, r in newest.items() if w in has_rows]
-        first = [r for w, r in newest.items() if w not in has_rows]
+        known = [to_row(r) for w, r in newest.items() if w in has_rows]
+        first = [to_row(r) for w, r in newest.items() if w not in has_rows]
         if known:
-            self.cur.execute(_UPDATE_LATEST, _columns(to_row(r) for r in known))
+            self.cur.execute(_UPDATE_LATEST, _columns(known, _LATEST_TYPES))
         if first:
-            self.cur.execute(_MERGE_LATEST, _columns(to_row(r) for r in first))
+            self.cur.execute(_MERGE_LATEST, _columns(first, _LATEST_TYPES))
         return set(newest)
 
     def refresh(self, touched: Iterable[tuple[str, datetime]], known: dict[str, WalletBalance]) -> set[str]:
@@ -227,7 +219,7 @@ class BalanceStore(TableAccess):
                 wanted = sorted(set(wanted) - {r[0] for r in rows})
         self.cur.execute("DELETE FROM balance_latest WHERE wallet_id IN (SELECT unnest(?::VARCHAR[]))", [wallets])
         if rows:  # one list per column: a multi-row VALUES costs ~1 ms per row here
-            self.cur.execute(_INSERT_LATEST, [list(column) for column in zip(*rows, strict=True)])
+            self.cur.execute(_INSERT_LATEST, _columns(rows, _LATEST_TYPES))
 
     def follow_latest(self, wallets: Sequence[str], now: datetime) -> list[tuple[Any, ...]]:
         """Set wallets.balance to the newest row's balance (0 once a wallet has none left), a new
