@@ -49,22 +49,36 @@ _FOLDED_SELECT = (
     f" FROM {_NEW_ROWS}, {_UNITS} GROUP BY b.wallet_id, u.interval, start"
 )
 _FOLDED = f"({_FOLDED_SELECT}) k(wallet_id, interval, start, {_ROLLUP_NAMES})"
-_EARLIER = "(k.first_at, k.first_id) < (r.first_at, r.first_id)"
-_LATER = "(k.last_at, k.last_id) > (r.last_at, r.last_id)"
-# The new rows folded into the intervals that have rows already (SET reads the old values
-# throughout); the keys it found come back. An UPDATE costs about half of INSERT ... ON
-# CONFLICT DO UPDATE in DuckDB 2.0 (docs/decisions.md, "Balances").
-_UPDATE_ROLLUPS = f"""UPDATE balance_rollups AS r SET
-    first = CASE WHEN {_EARLIER} THEN k.first ELSE r.first END,
-    first_at = CASE WHEN {_EARLIER} THEN k.first_at ELSE r.first_at END,
-    first_id = CASE WHEN {_EARLIER} THEN k.first_id ELSE r.first_id END,
-    last = CASE WHEN {_LATER} THEN k.last ELSE r.last END,
-    last_fiat_value = CASE WHEN {_LATER} THEN k.last_fiat_value ELSE r.last_fiat_value END,
-    last_at = CASE WHEN {_LATER} THEN k.last_at ELSE r.last_at END,
-    last_id = CASE WHEN {_LATER} THEN k.last_id ELSE r.last_id END,
-    min = least(r.min, k.min), max = greatest(r.max, k.max), count = r.count + k.count
-FROM {_FOLDED} WHERE r.wallet_id = k.wallet_id AND r.interval = k.interval AND r.start = k.start
-RETURNING r.wallet_id, r.interval, r.start"""
+
+
+def _merged(new: str) -> str:
+    """SET clauses folding roll-up `new` into `r`; both read the old values throughout."""
+    earlier = f"({new}.first_at, {new}.first_id) < (r.first_at, r.first_id)"
+    later = f"({new}.last_at, {new}.last_id) > (r.last_at, r.last_id)"
+    return ", ".join(
+        [f"{c} = CASE WHEN {earlier} THEN {new}.{c} ELSE r.{c} END" for c in ("first", "first_at", "first_id")]
+        + [
+            f"{c} = CASE WHEN {later} THEN {new}.{c} ELSE r.{c} END"
+            for c in ("last", "last_fiat_value", "last_at", "last_id")
+        ]
+        + [f"min = least(r.min, {new}.min), max = greatest(r.max, {new}.max), count = r.count + {new}.count"]
+    )
+
+
+# The new rows folded into the intervals that have rows already; the keys it found come
+# back. For a few rows this UPDATE costs about half of INSERT ... ON CONFLICT DO UPDATE in
+# DuckDB 2.0 (docs/decisions.md, "Balances").
+_UPDATE_ROLLUPS = (
+    f"UPDATE balance_rollups AS r SET {_merged('k')} FROM {_FOLDED}"
+    " WHERE r.wallet_id = k.wallet_id AND r.interval = k.interval AND r.start = k.start"
+    " RETURNING r.wallet_id, r.interval, r.start"
+)
+# Thousands of rows (an ingest) mostly open intervals: one upsert costs less than UPDATE + INSERT.
+_UPSERT_ROLLUPS = (
+    f"INSERT INTO balance_rollups AS r {_FOLDED_SELECT}"
+    f" ON CONFLICT (wallet_id, interval, start) DO UPDATE SET {_merged('excluded')}"
+)
+BULK_ROWS = 1_000
 # Intervals that had no rows: every new row of such a key is sent, so its roll-up is whole;
 # keys that existed were merged by _UPDATE_ROLLUPS already.
 _INSERT_ROLLUPS = f"INSERT INTO balance_rollups {_FOLDED_SELECT} ON CONFLICT DO NOTHING"
@@ -144,11 +158,16 @@ class BalanceStore(TableAccess):
         if self.batch is not None:
             self.batch.wrote("balance_rollups")  # a refusal after this rolls the transaction back
         new = [(r.wallet_id, naive_utc(r.timestamp), r.id, r.balance, r.fiat_value) for r in rows]
-        found = set(self.cur.execute(_UPDATE_ROLLUPS, _columns(new, _NEW_TYPES)).fetchall())
-        keys = {hour: [(i, bucket(i, hour)) for i in INTERVALS] for hour in {bucket("1h", at) for _, at, *_ in new}}
-        fresh = [row for row in new if any((row[0], i, s) not in found for i, s in keys[bucket("1h", row[1])])]
-        if fresh:
-            self.cur.execute(_INSERT_ROLLUPS, _columns(fresh, _NEW_TYPES))
+        if len(new) >= BULK_ROWS:
+            self.cur.execute(_UPSERT_ROLLUPS, _columns(new, _NEW_TYPES))
+            found: set[tuple[str, str, datetime]] = set()  # every latest row goes through the upsert
+        else:
+            found = set(self.cur.execute(_UPDATE_ROLLUPS, _columns(new, _NEW_TYPES)).fetchall())
+            hours = {bucket("1h", at) for _, at, *_ in new}
+            keys = {hour: [(i, bucket(i, hour)) for i in INTERVALS] for hour in hours}
+            fresh = [row for row in new if any((row[0], i, s) not in found for i, s in keys[bucket("1h", row[1])])]
+            if fresh:
+                self.cur.execute(_INSERT_ROLLUPS, _columns(fresh, _NEW_TYPES))
         newest: dict[str, WalletBalance] = {}
         for row in rows:
             held = newest.get(row.wallet_id)

@@ -1,7 +1,7 @@
 """The writer's merge of new balance rows (BalanceStore.merge: UPDATEs of the intervals and
 latest rows that exist, INSERTs of the new ones) leaves exactly what a rebuild from every row
 derives: rows out of order, equal timestamps, first rows of wallets and intervals, across
-several transactions and several rows of one key in one."""
+several transactions and several rows of one key in one, in small groups and in bulk."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def test_merged_groups_equal_a_rebuild_from_every_row(tmp_path: Path) -> None:
                 [wallet, f"0x{n:040x}", f"ETH:0x{n:040x}"],
             )
         number = 0
-        for size in (1, 5, 40, 3, 60, 1, 25):
+        for size in (1, 5, 40, 3, 60, 1, 1_200, 25):  # 1,200: the bulk upsert (BULK_ROWS)
             group = []
             for _ in range(size):
                 number += 1
