@@ -77,6 +77,7 @@ def main() -> None:
     parser.add_argument("--prefix", default="ekko")
     parser.add_argument("--cache-entries", type=int, default=DEFAULTS.cache_entries)
     parser.add_argument("--workers", type=int, default=DEFAULTS.workers_per_subject)
+    parser.add_argument("--write-workers", type=int, default=DEFAULTS.write_workers_per_subject)
     parser.add_argument("--pool-size", type=int, default=DEFAULTS.duckdb_pool_size, help="read cursors (threads)")
     parser.add_argument("--write-workers", type=int, default=DEFAULTS.write_workers_per_subject)
     parser.add_argument("--no-stats", action="store_true", help="no per-endpoint counts ($SRV.STATS): their cost")

@@ -19,11 +19,11 @@ import duckdb
 
 from schema.common import Record
 from schema.wallet_balances import WalletBalance
-from service.model.columns import to_db
+from service.model.columns import as_utc, to_db
 from service.model.registry import ENTITIES
 from service.store.repository import Repository
 from service.store.sql import Cursor, first_row, quote
-from service.store.write_batch import TableAccess, WriteBatch
+from service.store.write_batch import TableAccess, WriteBatch, as_text, unnest_sql
 
 BALANCES = ENTITIES["wallet_balances"]
 WALLETS = ENTITIES["wallets"]
@@ -36,40 +36,80 @@ _ORDER = "(b.timestamp, b.id)"
 _AGGREGATES = f"""arg_min(b.balance, {_ORDER}), arg_max(b.balance, {_ORDER}), min(b.balance), max(b.balance),
     count(*), arg_max_null(b.fiat_value, {_ORDER}), min(b.timestamp), arg_min(b.id, {_ORDER}),
     max(b.timestamp), arg_max(b.id, {_ORDER})"""
-# New rows, one list per column, as table `b`.
+_ROLLUP_NAMES = "first, last, min, max, count, last_fiat_value, first_at, first_id, last_at, last_id"
+# New rows, one list per column (decimals as text: write_batch.as_text), as table `b`.
 _NEW_ROWS = (
     "(SELECT unnest(?::VARCHAR[]) AS wallet_id, unnest(?::TIMESTAMP[]) AS timestamp, unnest(?::VARCHAR[]) AS id,"
-    " unnest(?::DECIMAL(38,18)[]) AS balance, unnest(?::DECIMAL(38,8)[]) AS fiat_value) b"
+    " unnest(?::VARCHAR[])::DECIMAL(38,18) AS balance, unnest(?::VARCHAR[])::DECIMAL(38,8) AS fiat_value) b"
 )
 _UNITS = "(VALUES " + ", ".join(f"('{i}', '{u}')" for i, u in INTERVALS.items()) + ") u(interval, unit)"
-_EARLIER = "(excluded.first_at, excluded.first_id) < (r.first_at, r.first_id)"
-_LATER = "(excluded.last_at, excluded.last_id) > (r.last_at, r.last_id)"
-# New rows folded into the intervals they fall in (SET reads the old values throughout).
-_MERGE_ROLLUPS = f"""INSERT INTO balance_rollups AS r
-SELECT b.wallet_id, u.interval, date_trunc(u.unit, b.timestamp) AS s, {_AGGREGATES}
-FROM {_NEW_ROWS}, {_UNITS} GROUP BY b.wallet_id, u.interval, s
-ON CONFLICT (wallet_id, interval, start) DO UPDATE SET
-    first = CASE WHEN {_EARLIER} THEN excluded.first ELSE r.first END,
-    first_at = CASE WHEN {_EARLIER} THEN excluded.first_at ELSE r.first_at END,
-    first_id = CASE WHEN {_EARLIER} THEN excluded.first_id ELSE r.first_id END,
-    last = CASE WHEN {_LATER} THEN excluded.last ELSE r.last END,
-    last_fiat_value = CASE WHEN {_LATER} THEN excluded.last_fiat_value ELSE r.last_fiat_value END,
-    last_at = CASE WHEN {_LATER} THEN excluded.last_at ELSE r.last_at END,
-    last_id = CASE WHEN {_LATER} THEN excluded.last_id ELSE r.last_id END,
-    min = least(r.min, excluded.min), max = greatest(r.max, excluded.max), count = r.count + excluded.count"""
+# The new rows' roll-up per key, as table `k` (the aggregates in _ROLLUP_NAMES' order).
+_FOLDED_SELECT = (
+    f"SELECT b.wallet_id, u.interval, date_trunc(u.unit, b.timestamp) AS start, {_AGGREGATES}"
+    f" FROM {_NEW_ROWS}, {_UNITS} GROUP BY b.wallet_id, u.interval, start"
+)
+_FOLDED = f"({_FOLDED_SELECT}) k(wallet_id, interval, start, {_ROLLUP_NAMES})"
+
+
+def _merged(new: str) -> str:
+    """SET clauses folding roll-up `new` into `r`; both read the old values throughout."""
+    earlier = f"({new}.first_at, {new}.first_id) < (r.first_at, r.first_id)"
+    later = f"({new}.last_at, {new}.last_id) > (r.last_at, r.last_id)"
+    return ", ".join(
+        [f"{c} = CASE WHEN {earlier} THEN {new}.{c} ELSE r.{c} END" for c in ("first", "first_at", "first_id")]
+        + [
+            f"{c} = CASE WHEN {later} THEN {new}.{c} ELSE r.{c} END"
+            for c in ("last", "last_fiat_value", "last_at", "last_id")
+        ]
+        + [f"min = least(r.min, {new}.min), max = greatest(r.max, {new}.max), count = r.count + {new}.count"]
+    )
+
+
+# The new rows folded into the intervals that have rows already; the keys it found come
+# back. For a few rows this UPDATE costs about half of INSERT ... ON CONFLICT DO UPDATE in
+# DuckDB 2.0 (docs/decisions.md, "Balances").
+_UPDATE_ROLLUPS = (
+    f"UPDATE balance_rollups AS r SET {_merged('k')} FROM {_FOLDED}"
+    " WHERE r.wallet_id = k.wallet_id AND r.interval = k.interval AND r.start = k.start"
+    " RETURNING r.wallet_id, r.interval, r.start"
+)
+# Thousands of rows (an ingest) mostly open intervals: one upsert costs less than UPDATE + INSERT.
+_UPSERT_ROLLUPS = (
+    f"INSERT INTO balance_rollups AS r {_FOLDED_SELECT}"
+    f" ON CONFLICT (wallet_id, interval, start) DO UPDATE SET {_merged('excluded')}"
+)
+BULK_ROWS = 1_000
+# Intervals that had no rows: every new row of such a key is sent, so its roll-up is whole;
+# keys that existed were merged by _UPDATE_ROLLUPS already.
+_INSERT_ROLLUPS = f"INSERT INTO balance_rollups {_FOLDED_SELECT} ON CONFLICT DO NOTHING"
 # balance_latest has wallet_balances' columns, in its order.
 _INSERT_LATEST = "INSERT INTO balance_latest SELECT " + ", ".join(
-    f"unnest(?::{c.sql_type}[])" for c in BALANCES.columns
+    unnest_sql(c.sql_type, quote(c.name)) for c in BALANCES.columns
 )
-
-
-_MERGED = [BALANCES.column_map[n] for n in ("wallet_id", "timestamp", "id", "balance", "fiat_value")]
 _MERGE_LATEST = (
     _INSERT_LATEST
     + " ON CONFLICT (wallet_id) DO UPDATE SET "
     + ", ".join(f"{quote(c.name)} = excluded.{quote(c.name)}" for c in BALANCES.columns if c.name != "wallet_id")
     + " WHERE (excluded.timestamp, excluded.id) > (balance_latest.timestamp, balance_latest.id)"
 )
+# A wallet known to have a latest row: replaced when the new row is newer.
+_UPDATE_LATEST = (
+    "UPDATE balance_latest AS l SET "
+    + ", ".join(f"{quote(c.name)} = k.{quote(c.name)}" for c in BALANCES.columns if c.name != "wallet_id")
+    + " FROM (SELECT "
+    + ", ".join(unnest_sql(c.sql_type, quote(c.name)) for c in BALANCES.columns)
+    + ") k WHERE l.wallet_id = k.wallet_id AND (k.timestamp, k.id) > (l.timestamp, l.id)"
+)
+
+
+def _columns(rows: Iterable[Sequence[Any]], types: Sequence[str]) -> list[list[Any]]:
+    """Rows as one list parameter per column (decimals as text, as unnest_sql takes them)."""
+    columns = zip(*rows, strict=True)
+    return [as_text(c) if t.startswith("DECIMAL") else list(c) for c, t in zip(columns, types, strict=True)]
+
+
+_NEW_TYPES = ("VARCHAR", "TIMESTAMP", "VARCHAR", "DECIMAL", "DECIMAL")
+_LATEST_TYPES = tuple(c.sql_type for c in BALANCES.columns)
 
 
 def exact_sum(column: str, scale: int) -> str:
@@ -88,6 +128,10 @@ def joined(integers: int, fractions: int, scale: int) -> Decimal:
 
 def to_row(record: WalletBalance) -> tuple[Any, ...]:
     return tuple(to_db(c, getattr(record, c.name)) for c in BALANCES.columns)
+
+
+def naive_utc(at: datetime) -> datetime:
+    return as_utc(at).replace(tzinfo=None)
 
 
 def bucket(interval: str, at: datetime) -> datetime:
@@ -109,18 +153,34 @@ class BalanceStore(TableAccess):
     # -- the writer: derived state ------------------------------------------
     def merge(self, rows: Sequence[WalletBalance]) -> set[str]:
         """New rows only: fold them into their intervals and latest rows without reading the
-        other rows (3 statements whatever the history). Returns their wallets."""
+        other rows. Appends into intervals and latest rows that exist cost two UPDATEs; a first
+        row of an interval or of a wallet adds an INSERT. Returns the wallets."""
         if self.batch is not None:
             self.batch.wrote("balance_rollups")  # a refusal after this rolls the transaction back
-        columns = [[to_db(c, getattr(r, c.name)) for r in rows] for c in _MERGED]
-        self.cur.execute(_MERGE_ROLLUPS, columns)
+        new = [(r.wallet_id, naive_utc(r.timestamp), r.id, r.balance, r.fiat_value) for r in rows]
+        if len(new) >= BULK_ROWS:
+            self.cur.execute(_UPSERT_ROLLUPS, _columns(new, _NEW_TYPES))
+            found: set[tuple[str, str, datetime]] = set()  # every latest row goes through the upsert
+        else:
+            found = set(self.cur.execute(_UPDATE_ROLLUPS, _columns(new, _NEW_TYPES)).fetchall())
+            hours = {bucket("1h", at) for _, at, *_ in new}
+            keys = {hour: [(i, bucket(i, hour)) for i in INTERVALS] for hour in hours}
+            fresh = [row for row in new if any((row[0], i, s) not in found for i, s in keys[bucket("1h", row[1])])]
+            if fresh:
+                self.cur.execute(_INSERT_ROLLUPS, _columns(fresh, _NEW_TYPES))
         newest: dict[str, WalletBalance] = {}
         for row in rows:
             held = newest.get(row.wallet_id)
             if held is None or (row.timestamp, row.id) > (held.timestamp, held.id):
                 newest[row.wallet_id] = row
-        latest = [to_row(r) for r in newest.values()]
-        self.cur.execute(_MERGE_LATEST, [list(column) for column in zip(*latest, strict=True)])
+        # A weekly roll-up that existed before means the wallet has a latest row to compare with.
+        has_rows = {w for w, r in newest.items() if (w, "1w", bucket("1w", naive_utc(r.timestamp))) in found}
+        known = [to_row(r) for w, r in newest.items() if w in has_rows]
+        first = [to_row(r) for w, r in newest.items() if w not in has_rows]
+        if known:
+            self.cur.execute(_UPDATE_LATEST, _columns(known, _LATEST_TYPES))
+        if first:
+            self.cur.execute(_MERGE_LATEST, _columns(first, _LATEST_TYPES))
         return set(newest)
 
     def refresh(self, touched: Iterable[tuple[str, datetime]], known: dict[str, WalletBalance]) -> set[str]:
@@ -178,7 +238,7 @@ class BalanceStore(TableAccess):
                 wanted = sorted(set(wanted) - {r[0] for r in rows})
         self.cur.execute("DELETE FROM balance_latest WHERE wallet_id IN (SELECT unnest(?::VARCHAR[]))", [wallets])
         if rows:  # one list per column: a multi-row VALUES costs ~1 ms per row here
-            self.cur.execute(_INSERT_LATEST, [list(column) for column in zip(*rows, strict=True)])
+            self.cur.execute(_INSERT_LATEST, _columns(rows, _LATEST_TYPES))
 
     def follow_latest(self, wallets: Sequence[str], now: datetime) -> list[tuple[Any, ...]]:
         """Set wallets.balance to the newest row's balance (0 once a wallet has none left), a new

@@ -11,7 +11,6 @@ reach the outbox in `seal`, which the writer calls after the work returns."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -116,7 +115,10 @@ class UnitOfWork:
     def seal(self) -> None:
         """The work is done: count its changes into each and queue them in the outbox (when sync is on)."""
         count = len(self.changes)
-        self.changes[:] = [dataclasses.replace(change, tx_count=count) for change in self.changes]
+        for change in self.changes:
+            # Set in place: until sealed, the changes are this unit's alone (nothing has seen them),
+            # and a copy of each cost ~8 us: a tenth of an ingest's Python per row.
+            object.__setattr__(change, "tx_count", count)
         if self.fill_outbox:
             for change in self.changes:
                 self.outbox.add(change)
