@@ -79,7 +79,6 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=DEFAULTS.workers_per_subject)
     parser.add_argument("--write-workers", type=int, default=DEFAULTS.write_workers_per_subject)
     parser.add_argument("--pool-size", type=int, default=DEFAULTS.duckdb_pool_size, help="read cursors (threads)")
-    parser.add_argument("--write-workers", type=int, default=DEFAULTS.write_workers_per_subject)
     parser.add_argument("--no-stats", action="store_true", help="no per-endpoint counts ($SRV.STATS): their cost")
     args = parser.parse_args()
     asyncio.run(serve_ekko(args) if args.kind == "ekko" else serve_noop(args))
