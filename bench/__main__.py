@@ -23,6 +23,8 @@ BENCHMARKS = (
     "migration_bench",
     "login_bench",
     "client_bench",
+    "ingest_bench",
+    "balance_scale",
     "report_bench",
 )
 

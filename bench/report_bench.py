@@ -19,13 +19,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
-import importlib.util
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import msgspec
@@ -33,6 +30,7 @@ import nats
 import nats.errors
 from nats.aio.client import Client as NATS
 
+from bench import balance_measures
 from bench.harness import closed_loop, connect, nats_server, percentile, responder, table, verdict
 from bench.measures import ALERT_STATUSES, ALERT_TYPES, CHAINS, KINDS, MEASURES, PRIORITIES, Dataset, KvReader, Measure
 from service.store.database import Cursor, Database
@@ -112,13 +110,12 @@ def fill(cur: Cursor, ds: Dataset) -> None:
         )
 
 
-def build(path: Path, ds: Dataset, extra: ModuleType | None) -> float:
+def build(path: Path, ds: Dataset) -> float:
     start = time.perf_counter()
     db = Database(path, 1).open()
     try:
         db.transaction(lambda cur: fill(cur, ds))
-        if extra is not None and hasattr(extra, "prepare"):
-            db.transaction(lambda cur: extra.prepare(cur, ds))
+        db.transaction(lambda cur: balance_measures.prepare(cur, ds))  # the derived balance tables
     finally:
         db.close()
     return time.perf_counter() - start
@@ -152,12 +149,9 @@ async def copy_to_kv(url: str, path: Path, chunk: int = 2000) -> tuple[int, floa
     return total, time.perf_counter() - start
 
 
-def measures() -> tuple[list[Measure], ModuleType | None]:
-    """Ours, then those of bench/balance_measures.py when that module exists."""
-    if importlib.util.find_spec("bench.balance_measures") is None:
-        return list(MEASURES), None
-    extra = importlib.import_module("bench.balance_measures")
-    return [*extra.MEASURES, *MEASURES], extra
+def measures() -> list[Measure]:
+    """The balance questions (bench.balance_measures), then the others."""
+    return [*balance_measures.MEASURES, *MEASURES]
 
 
 def payload(body: dict[str, Any]) -> bytes:
@@ -217,13 +211,13 @@ def ms(seconds: float) -> str:
 
 
 async def run(args: argparse.Namespace) -> bool:
-    wanted, extra = measures()
+    wanted = measures()
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     sizes = {"big": args.balances, "small": args.balances // 10}
     sets = {k: Dataset(args.wallets, n, args.alerts, args.others, now) for k, n in sizes.items()}
     with nats_server() as (server, tmp), nats_server() as (kv_server, _):
         for key, ds in sets.items():
-            seconds = build(tmp / key / "ekko.db", ds, extra)
+            seconds = build(tmp / key / "ekko.db", ds)
             print(
                 f"built DuckDB with {ds.balances:,} balance rows (+ {ds.wallets:,} wallets,"
                 f" {ds.alerts:,} alerts) in {seconds:.1f} s"

@@ -11,12 +11,14 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 __all__ = [
     "UNSET",
+    "Amount",
     "CreateRequest",
     "DeleteReply",
     "DeleteRequest",
     "ErrorBody",
     "ErrorDetail",
     "ErrorReply",
+    "Fiat",
     "FixedDecimal",
     "GetRequest",
     "Id",
@@ -30,6 +32,7 @@ __all__ = [
     "ShortText",
     "UnsetType",
     "UpdateRequest",
+    "decimal_type",
 ]
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -38,9 +41,28 @@ Id = Annotated[str, Meta(pattern=UUID_PATTERN, description="UUID string")]
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
 ShortText = Annotated[str, Meta(max_length=64)]
 LongText = Annotated[str, Meta(max_length=10_000)]
-# Exact decimals: DECIMAL(24,8) in DuckDB, JSON strings in replies, numbers or
-# strings on input. Scale and magnitude are checked by service.model.values.
-Money = Decimal
+
+
+def decimal_type(precision: int, scale: int) -> Any:
+    """An exact decimal field stored as DECIMAL(precision, scale): JSON strings in replies,
+    numbers or strings on input. Scale and magnitude are checked by service.model.values,
+    the column type is derived by service.model.columns (both read Meta.extra)."""
+    return Annotated[
+        Decimal,
+        Meta(
+            extra={"decimal": (precision, scale)},
+            extra_json_schema={
+                "description": f"exact decimal, at most {scale} places, {precision - scale} digits before the point"
+            },
+        ),
+    ]
+
+
+Money = decimal_type(24, 8)  # prices of things: budgets
+# On-chain amounts and token prices: 18 decimals (wei), 20 integer digits.
+Amount = decimal_type(38, 18)
+# Fiat values: 8 decimals like Money, with the integer digits an Amount times a price needs.
+Fiat = decimal_type(38, 8)
 
 
 class FixedDecimal(Decimal):

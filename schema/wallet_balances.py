@@ -2,24 +2,24 @@
 
 from datetime import datetime
 
-from .common import UNSET, CreateRequest, Id, Money, Record, UnsetType, update_struct
+from .common import UNSET, Amount, CreateRequest, Fiat, Id, Record, UnsetType, update_struct
 
 
 class WalletBalance(Record, kw_only=True):
     wallet_id: str
     timestamp: datetime
-    balance: Money
-    token_price: Money | None = None
-    fiat_value: Money | None = None
+    balance: Amount
+    token_price: Amount | None = None
+    fiat_value: Fiat | None = None
 
 
 class WalletBalanceCreate(CreateRequest, kw_only=True):
     wallet_id: Id
-    balance: Money
+    balance: Amount
     # Defaults to the time of the write.
     timestamp: datetime | UnsetType = UNSET
-    token_price: Money | None = None
-    fiat_value: Money | None = None
+    token_price: Amount | None = None
+    fiat_value: Fiat | None = None
 
 
 WalletBalanceUpdate = update_struct("WalletBalanceUpdate", WalletBalanceCreate)

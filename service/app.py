@@ -22,6 +22,7 @@ from fast_depends.msgspec import MsgSpecSerializer
 from faststream.nats import NatsBroker
 from faststream.nats.security import NatsCredentials, NatsNKey, NatsSecurity, NatsUserPassword
 
+from handlers.balances import balance_router
 from handlers.crud import entity_router
 from handlers.discovery import Identity, discovery_router
 from handlers.errors import ErrorReplyMiddleware
@@ -44,6 +45,7 @@ from service.sync.lease import LeaseOwner, WriterLease
 from service.sync.relay import Relay
 from service.usecases.admin import MigrationAdmin
 from service.usecases.auth import AuthService
+from service.usecases.balances import BalanceService, derive
 from service.usecases.cache import RecordCache
 from service.usecases.entities import EntityService
 from service.usecases.health import Instance
@@ -51,6 +53,8 @@ from service.usecases.metrics import MetricsService, RequestMetrics
 from service.usecases.reports import ReportService
 from service.usecases.status import IntegrityLog, StatusService
 
+# Entities whose writes change derived balance state (service.usecases.balances.derive).
+DERIVED_FROM = frozenset({"wallets", "wallet_balances"})
 NATS_DRAIN_TIMEOUT = 5.0  # seconds a clean shutdown waits for NATS to drain
 
 log = logging.getLogger(__name__)
@@ -133,9 +137,12 @@ class Ekko:
                 rules.get(name, Rules()),
                 after_commit=self._after_commit,
                 limit=self.limit,
+                derive=derive if name in DERIVED_FROM else None,
             )
             for name, spec in ENTITIES.items()
         }
+        self.db.on_deferred_changes = self._deferred_changes
+        self.balances = BalanceService(self.db, self.cache, after_commit=self._after_commit, limit=self.limit)
         self.auth = AuthService(
             self.db,
             settings.bcrypt_rounds,
@@ -163,6 +170,16 @@ class Ekko:
                     endpoints=self.endpoints,
                 )
             )
+        self.broker.include_router(
+            balance_router(
+                self.balances,
+                prefix=settings.subject_prefix,
+                workers=settings.workers_per_subject,
+                write_workers=settings.write_workers_per_subject,
+                queue=settings.queue_group,
+                endpoints=self.endpoints,
+            )
+        )
         self.broker.include_router(
             system_router(
                 settings,
@@ -193,6 +210,11 @@ class Ekko:
         self.broker.include_router(
             discovery_router(Identity(self.instance_id, __version__, self.started, metadata), self.endpoints)
         )
+
+    def _deferred_changes(self, changes: Sequence[Change]) -> None:
+        """Changes a group's shared work recorded (wallets whose balance followed their rows)."""
+        self.cache.apply(changes)
+        self._after_commit(changes)
 
     def _after_commit(self, changes: Sequence[Change]) -> None:
         if self.relay is not None and changes:

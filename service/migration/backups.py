@@ -32,6 +32,7 @@ from service.migration.report import BackupInfo, MigrationError
 from service.model.columns import utc_now
 from service.model.errors import InsufficientStorage
 from service.model.registry import ENTITY_ORDER
+from service.store.balances import rebuild as rebuild_balances
 from service.store.database import Cursor, Database, in_one_snapshot
 from service.store.ddl import LATEST_VERSION, apply_pending, drop_all
 from service.store.sql import schema_version, table_counts
@@ -250,7 +251,9 @@ async def restore(db: Database, js: JetStreamContext | None, path: Path, *, rest
         counts = table_counts(cur)
         if wrong := {t: (n, counts.get(t)) for t, n in manifest.tables.items() if counts.get(t) != n}:
             raise MigrationError(f"{path}: restored row counts differ from the manifest (expected, got): {wrong}")
-        return apply_pending(cur), counts
+        version = apply_pending(cur)
+        rebuild_balances(cur)  # derived from the restored rows, whatever version made the backup
+        return version, counts
 
     version, tables = await db.write(lambda uow: work(uow.cursor), alone=True)
     db.schema_version = version

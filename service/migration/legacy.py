@@ -32,7 +32,7 @@ from typing import Any
 import msgspec
 
 from schema.common import Record
-from service.model.columns import Kind, from_db, to_db
+from service.model.columns import DEFAULT_DECIMAL, Kind, from_db, to_db
 from service.model.errors import ValidationFailed
 from service.model.registry import ENTITIES, EntitySpec
 from service.model.rules import Rules, build_rules
@@ -83,7 +83,7 @@ class _Mapper:
         self.spec = spec
         self.decoder = msgspec.json.Decoder(_legacy_type(spec))
         kinds = {c.name: c.kind for c in spec.columns}
-        self.decimals = tuple(n for n, k in kinds.items() if k is Kind.DECIMAL)
+        self.decimals = tuple((c.name, c.decimal or DEFAULT_DECIMAL) for c in spec.columns if c.kind is Kind.DECIMAL)
         self.timestamps = tuple(n for n, k in kinds.items() if k is Kind.TIMESTAMP)
         self.json = tuple(c for c in spec.columns if c.kind is Kind.JSON)
         self.fields = tuple(kinds)
@@ -129,10 +129,10 @@ class _Mapper:
                 row = self.rules.clean(row)
             # The rules of service.model.values.normalize (exact decimals rounded to 8 places, naive
             # timestamps are UTC), applied only to the fields they concern, then to_db's forms.
-            for name in self.decimals:
+            for name, decimal in self.decimals:
                 if (value := row[name]) is not None:
                     # As text: exact, and ~5x cheaper to encode to NDJSON than a Decimal subclass.
-                    row[name] = str(to_decimal(name, value, round_excess=True))
+                    row[name] = format(to_decimal(name, value, decimal, round_excess=True), "f")
             for name in self.timestamps:
                 if (value := row[name]) is not None and value.tzinfo is not None:
                     row[name] = to_utc(name, value).replace(tzinfo=None)  # past year 9999: a failure, not a crash

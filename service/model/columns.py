@@ -26,9 +26,33 @@ class Kind(enum.Enum):
     TEXT = "VARCHAR"
     INTEGER = "BIGINT"
     BOOLEAN = "BOOLEAN"
-    DECIMAL = "DECIMAL(24,8)"
+    DECIMAL = "DECIMAL"  # precision and scale are the field's: Column.decimal
     TIMESTAMP = "TIMESTAMP"
     JSON = "JSON"
+
+
+@dataclass(frozen=True)
+class DecimalType:
+    """DECIMAL(precision, scale): `scale` digits after the point, `precision - scale` before."""
+
+    precision: int
+    scale: int
+
+    @property
+    def sql(self) -> str:
+        return f"DECIMAL({self.precision},{self.scale})"
+
+    @property
+    def quantum(self) -> Decimal:
+        return Decimal(1).scaleb(-self.scale)
+
+    @property
+    def integer_digits(self) -> int:
+        return self.precision - self.scale
+
+
+# A Decimal field without its own precision (schema.common.decimal_type) is DECIMAL(24,8).
+DEFAULT_DECIMAL = DecimalType(24, 8)
 
 
 @dataclass(frozen=True)
@@ -37,10 +61,15 @@ class Column:
     kind: Kind
     nullable: bool
     python_type: Any
+    decimal: DecimalType | None = None  # set for Kind.DECIMAL
 
     @property
     def scalar(self) -> bool:
         return self.kind is not Kind.JSON
+
+    @property
+    def sql_type(self) -> str:
+        return self.decimal.sql if self.decimal is not None else self.kind.value
 
 
 _SCALARS = {str: Kind.TEXT, int: Kind.INTEGER, bool: Kind.BOOLEAN, Decimal: Kind.DECIMAL, datetime: Kind.TIMESTAMP}
@@ -57,12 +86,24 @@ def strip_optional(tp: Any) -> tuple[Any, bool]:
     return tp, tp is Any
 
 
+def decimal_of(tp: Any) -> DecimalType:
+    """The precision a Decimal field declares through its msgspec Meta (schema.common.decimal_type)."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return next((decimal_of(a) for a in typing.get_args(tp) if a is not type(None)), DEFAULT_DECIMAL)
+    if typing.get_origin(tp) is typing.Annotated:
+        for meta in typing.get_args(tp)[1:]:
+            if isinstance(meta, msgspec.Meta) and meta.extra and "decimal" in meta.extra:
+                precision, scale = meta.extra["decimal"]
+                return DecimalType(precision, scale)
+    return DEFAULT_DECIMAL
+
+
 def columns_of(record: type[msgspec.Struct]) -> tuple[Column, ...]:
     cols = []
     for f in msgspec.structs.fields(record):
         inner, nullable = strip_optional(f.type)
         kind = _SCALARS.get(inner, Kind.JSON)
-        cols.append(Column(f.name, kind, nullable, f.type))
+        cols.append(Column(f.name, kind, nullable, f.type, decimal_of(f.type) if kind is Kind.DECIMAL else None))
     return tuple(cols)
 
 

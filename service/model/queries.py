@@ -16,9 +16,9 @@ from typing import Annotated, Any
 import msgspec
 
 from schema.common import ListReply, ListRequest
-from service.model.columns import Kind
+from service.model.columns import Column, Kind
 from service.model.registry import EntitySpec
-from service.model.values import DECIMAL_INPUT_SCHEMA, INT_MAX, INT_MIN, TIMESTAMP_SCHEMA
+from service.model.values import DECIMAL_INPUT_SCHEMA, INT_MAX, INT_MIN, TIMESTAMP_SCHEMA, decimal_input_schema
 
 # Every filter operator and the column kinds it accepts: the one table filter validation
 # (service.store.listing) and the JSON Schema of filters read. JSON columns are not filterable.
@@ -63,8 +63,11 @@ FILTER_VALUE_SCHEMAS: dict[Kind, dict[str, Any]] = {
 }
 
 
-def operand_schema(kind: Kind, op: str) -> dict[str, Any]:
+def operand_schema(column: Column, op: str) -> dict[str, Any]:
+    kind = column.kind
     value = FILTER_VALUE_SCHEMAS[kind]
+    if column.decimal is not None:  # the field's own DECIMAL(p,s)
+        value = decimal_input_schema(column.decimal.integer_digits, column.decimal.scale)
     if op == "is_null":
         return {"type": "boolean"}
     if op == "in":
@@ -83,9 +86,9 @@ def filters_schema(spec: EntitySpec) -> dict[str, Any]:
     for column in spec.columns:
         if column.name not in spec.filterable:
             continue
-        operators = {op: operand_schema(column.kind, op) for op in operators_of(column.kind)}
+        operators = {op: operand_schema(column, op) for op in operators_of(column.kind)}
         by_operator = {"type": "object", "properties": operators, "additionalProperties": False, "minProperties": 1}
-        fields[column.name] = {"anyOf": [FILTER_VALUE_SCHEMAS[column.kind], by_operator]}
+        fields[column.name] = {"anyOf": [operand_schema(column, "eq"), by_operator]}
     member = {
         "type": "object",
         "description": f"a filters object like this one; groups nest at most {MAX_GROUP_DEPTH} deep",

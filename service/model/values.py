@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
 from schema.common import FixedDecimal
-from service.model.columns import Kind, as_utc
+from service.model.columns import DEFAULT_DECIMAL, DecimalType, Kind, as_utc
 from service.model.errors import invalid
 from service.model.registry import EntitySpec
 
-SCALE = Decimal("0.00000001")  # DECIMAL(24,8)
-MAX_DIGITS_BEFORE_POINT = 16  # DECIMAL(24,8): |value| < 10^16
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1  # BIGINT
 # Strict decimal text: Python's Decimal() also takes " 1 ", "1_000", "NaN", "sNaN" and "Infinity".
 # ASCII digits only: Python reads other Unicode digits ("\u0661") as numbers too, JSON Schema does not.
@@ -23,7 +21,7 @@ DECIMAL_TEXT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.A
 NOT_FINITE_TEXT = re.compile(r"[+-]?(?:s?nan\d*|inf(?:inity)?)", re.IGNORECASE)
 
 
-def decimal_input_schema(integer_digits: int = MAX_DIGITS_BEFORE_POINT, scale: int = 8) -> dict[str, Any]:
+def decimal_input_schema(integer_digits: int = 16, scale: int = 8) -> dict[str, Any]:
     """What a decimal field of a request accepts, as JSON Schema (docs/schemas.json). Every value
     it admits is accepted by to_decimal, except a JSON number with more than `scale` places (JSON
     Schema cannot bound them). Text: at most `integer_digits` digits before the point (leading
@@ -67,8 +65,11 @@ def check_decimal_text(field: str, text: str) -> None:
         raise invalid(field, "must be a decimal number")
 
 
-def to_decimal(field: str, value: Any, *, round_excess: bool = False) -> Decimal:
-    """A DECIMAL(24,8) value. Floats go through their shortest repr (0.1 -> 0.1, not 0.1000000000000000055)."""
+def to_decimal(
+    field: str, value: Any, decimal: DecimalType = DEFAULT_DECIMAL, *, round_excess: bool = False
+) -> Decimal:
+    """A value of the column's DECIMAL(p,s). Floats go through their shortest repr (0.1 -> 0.1,
+    not 0.1000000000000000055)."""
     if isinstance(value, bool):
         raise invalid(field, "must be a decimal number")
     if isinstance(value, str):
@@ -81,12 +82,16 @@ def to_decimal(field: str, value: Any, *, round_excess: bool = False) -> Decimal
         raise invalid(field, "must be a finite number")
     # adjusted() reads the exponent without arithmetic: abs() or a comparison of 1e999999999
     # overflows the decimal context.
-    if number and number.adjusted() >= MAX_DIGITS_BEFORE_POINT:
-        raise invalid(field, "must be less than 10^16 in magnitude")
-    quantized = number.quantize(SCALE)
+    if number and number.adjusted() >= decimal.integer_digits:
+        raise invalid(field, f"must be less than 10^{decimal.integer_digits} in magnitude")
+    # The default context's 28 digits cannot hold DECIMAL(38,18): quantize in one that can.
+    quantized = number.quantize(decimal.quantum, context=_CONTEXT)
     if quantized != number and not round_excess:
-        raise invalid(field, "has more than 8 decimal places")
+        raise invalid(field, f"has more than {decimal.scale} decimal places")
     return FixedDecimal(quantized)
+
+
+_CONTEXT = Context(prec=40)
 
 
 def to_utc(field: str, value: datetime) -> datetime:
@@ -110,7 +115,7 @@ def canonical_id(value: str) -> str:
 
 
 def normalize(spec: EntitySpec, values: dict[str, Any], *, round_excess: bool = False) -> dict[str, Any]:
-    """Decimals to DECIMAL(24,8), timestamps to aware UTC, integers within BIGINT and ids
+    """Decimals to their column's DECIMAL(p,s), timestamps to aware UTC, integers within BIGINT and ids
     lower-case, for the record fields present."""
     out = dict(values)
     for name, value in values.items():
@@ -118,7 +123,7 @@ def normalize(spec: EntitySpec, values: dict[str, Any], *, round_excess: bool = 
         if column is None or value is None:
             continue
         if column.kind is Kind.DECIMAL:
-            out[name] = to_decimal(name, value, round_excess=round_excess)
+            out[name] = to_decimal(name, value, column.decimal or DEFAULT_DECIMAL, round_excess=round_excess)
         elif column.kind is Kind.TIMESTAMP and isinstance(value, datetime):
             out[name] = to_utc(name, value)
         elif column.kind is Kind.INTEGER and isinstance(value, int):

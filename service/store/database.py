@@ -27,6 +27,7 @@ import duckdb
 from service.model.correlation import CORRELATION_ID
 from service.model.errors import DatabaseLocked, ServiceError, StorageUnavailable
 from service.store.ddl import apply_migrations
+from service.store.outbox import Change
 from service.store.sql import Cursor
 from service.store.storage import probe, storage_cause
 from service.store.timings import Distribution
@@ -124,6 +125,10 @@ class Database:
         self.pool_waits = 0
         self.pool_wait_seconds = 0.0
         self._batch = WriteBatch()  # the writer thread's; its units of work share it
+        # Changes recorded by deferred tasks (no single write owns them), committed: handed to
+        # on_deferred_changes on the event loop (the app updates the cache and wakes the relay).
+        self._deferred_changes: list[Change] = []
+        self.on_deferred_changes: Callable[[list[Change]], None] = lambda changes: None
 
     # -- lifecycle -----------------------------------------------------------
     def open(self) -> Database:
@@ -247,6 +252,9 @@ class Database:
             except BaseException as exc:  # a bug or a dying interpreter: fail these writes, never hang them
                 settled = [(item, None, exc) for item in batch]
                 log.exception("writer: a group failed outside its transaction")
+            if self._deferred_changes:  # heard before the replies: a caller then reads them everywhere
+                changes, self._deferred_changes = self._deferred_changes, []
+                loop.call_soon_threadsafe(self.on_deferred_changes, changes)
             for item, result, error in settled:
                 loop.call_soon_threadsafe(_settle, item.future, result, error)
 
@@ -314,9 +322,11 @@ class Database:
         cur.execute("BEGIN TRANSACTION")
         try:
             result = fn(cur)
+            deferred = self._run_deferred(cur)
             self._batch.flush(cur)
             cur.execute("COMMIT")
             self._batch.forget()  # what it knew held inside this transaction only
+            self._deferred_changes.extend(deferred)
         except BaseException as exc:
             self._batch.clear()
             with contextlib.suppress(duckdb.TransactionException):  # a failed COMMIT rolled back already
@@ -331,6 +341,15 @@ class Database:
             log.warning("the database can be written again")
             self.storage_error = None
         return result
+
+    def _run_deferred(self, cur: Cursor) -> list[Change]:
+        """The group's shared tasks (WriteBatch.deferred), once each; the changes they recorded."""
+        changes: list[Change] = []
+        for task in self._batch.take_deferred():
+            unit = self._unit(cur)
+            unit.run(task.run)  # sealed like a write: its changes reach the outbox, one tx of their own
+            changes += unit.changes
+        return changes
 
     def stats(self) -> PoolStats:
         idle = self._idle.qsize() if self._idle is not None else 0

@@ -198,6 +198,83 @@ V6 = """
 DROP INDEX wallet_balances_wallet_time;
 CREATE INDEX wallet_balances_wallet_id ON wallet_balances (wallet_id);
 """
+
+# Exact on-chain amounts (18 decimals, 20 integer digits) and the derived state the balance
+# questions read instead of the whole history (docs/decisions.md, "Balances"). DuckDB cannot
+# change a column's type while an index covers the table: each index is dropped and remade.
+# The writer deletes and re-inserts a derived row's key, several times in one group-commit
+# transaction; DuckDB 2.0 takes that under a primary key (checked in
+# tests/unit/test_balance_migration.py), so the keys are declared and enforced.
+V7 = """
+DROP INDEX wallet_balances_wallet_id;
+ALTER TABLE wallet_balances ALTER balance TYPE DECIMAL(38,18);
+ALTER TABLE wallet_balances ALTER token_price TYPE DECIMAL(38,18);
+ALTER TABLE wallet_balances ALTER fiat_value TYPE DECIMAL(38,8);
+CREATE INDEX wallet_balances_wallet_id ON wallet_balances (wallet_id);
+DROP INDEX wallets_chain_address;
+DROP INDEX wallets_unique_blockchain_symbol_address;
+ALTER TABLE wallets ALTER balance TYPE DECIMAL(38,18);
+CREATE INDEX wallets_chain_address ON wallets (blockchain_symbol, address);
+CREATE UNIQUE INDEX wallets_unique_blockchain_symbol_address ON wallets (unique_blockchain_symbol_address);
+
+-- Per wallet, per interval ('1h', '1d', '1w'; start = date_trunc of hour, day, ISO week):
+-- first/last balance by (timestamp, id), min, max, count, the last row's fiat value.
+CREATE TABLE balance_rollups (
+    wallet_id VARCHAR NOT NULL,
+    interval VARCHAR NOT NULL,
+    start TIMESTAMP NOT NULL,
+    first DECIMAL(38,18) NOT NULL,
+    last DECIMAL(38,18) NOT NULL,
+    min DECIMAL(38,18) NOT NULL,
+    max DECIMAL(38,18) NOT NULL,
+    count BIGINT NOT NULL,
+    last_fiat_value DECIMAL(38,8),
+    -- (timestamp, id) of the first and last row: a new row is merged without reading the others.
+    first_at TIMESTAMP NOT NULL,
+    first_id VARCHAR NOT NULL,
+    last_at TIMESTAMP NOT NULL,
+    last_id VARCHAR NOT NULL,
+    -- One row per key; its index serves history and at (one wallet's intervals of one
+    -- size, by start) and the writer's refresh of the keys a write touched.
+    PRIMARY KEY (wallet_id, interval, start)
+);
+
+-- Each wallet's newest wallet_balances row (by timestamp, then id), whole.
+CREATE TABLE balance_latest (
+    id VARCHAR NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    updated_at TIMESTAMP NOT NULL,
+    version BIGINT NOT NULL,
+    wallet_id VARCHAR NOT NULL,
+    timestamp TIMESTAMP NOT NULL,
+    balance DECIMAL(38,18) NOT NULL,
+    token_price DECIMAL(38,18),
+    fiat_value DECIMAL(38,8),
+    -- One row per wallet; its index serves latest with wallet_ids and the writer replacing
+    -- a wallet's row.
+    PRIMARY KEY (wallet_id)
+);
+
+-- The rows an existing database holds, as service.store.balances.rebuild derives them.
+INSERT INTO balance_rollups SELECT wallet_id, '1h', date_trunc('hour', timestamp) AS s,
+    arg_min(balance, (timestamp, id)), arg_max(balance, (timestamp, id)), min(balance), max(balance),
+    count(*), arg_max_null(fiat_value, (timestamp, id)),
+    min(timestamp), arg_min(id, (timestamp, id)), max(timestamp), arg_max(id, (timestamp, id))
+    FROM wallet_balances GROUP BY wallet_id, s ORDER BY wallet_id, s;
+INSERT INTO balance_rollups SELECT wallet_id, '1d', date_trunc('day', timestamp) AS s,
+    arg_min(balance, (timestamp, id)), arg_max(balance, (timestamp, id)), min(balance), max(balance),
+    count(*), arg_max_null(fiat_value, (timestamp, id)),
+    min(timestamp), arg_min(id, (timestamp, id)), max(timestamp), arg_max(id, (timestamp, id))
+    FROM wallet_balances GROUP BY wallet_id, s ORDER BY wallet_id, s;
+INSERT INTO balance_rollups SELECT wallet_id, '1w', date_trunc('week', timestamp) AS s,
+    arg_min(balance, (timestamp, id)), arg_max(balance, (timestamp, id)), min(balance), max(balance),
+    count(*), arg_max_null(fiat_value, (timestamp, id)),
+    min(timestamp), arg_min(id, (timestamp, id)), max(timestamp), arg_max(id, (timestamp, id))
+    FROM wallet_balances GROUP BY wallet_id, s ORDER BY wallet_id, s;
+INSERT INTO balance_latest SELECT * FROM wallet_balances WHERE id IN (
+    SELECT arg_max(last_id, start) FROM balance_rollups WHERE interval = '1w' GROUP BY wallet_id);
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "initial schema: eight entities and the outbox", V1),
     (2, "outbox dead letters: entries the relay cannot publish", V2),
@@ -205,7 +282,11 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (4, "event envelope: before image, transaction and correlation ids in the outbox", V4),
     (5, "unique keys in indexed columns of their own", V5),
     (6, "wallet_balances: a wallet_id index DuckDB can scan, not (wallet_id, timestamp)", V6),
+    (7, "18-decimal balances; balance roll-ups and latest balance per wallet", V7),
 ]
+
+# Tables derived from others (rebuilt by service.store.balances.rebuild); dropped with them.
+DERIVED_TABLES = ("balance_rollups", "balance_latest")
 
 LATEST_VERSION = MIGRATIONS[-1][0]
 
@@ -257,6 +338,13 @@ def apply_pending(cur: duckdb.DuckDBPyConnection) -> int:
 
 def drop_all(con: duckdb.DuckDBPyConnection) -> None:
     """Drop every ekko table (for `ekko db reset`); apply_migrations recreates them."""
-    for table in (*reversed(ENTITY_ORDER), "outbox", "outbox_dead_letter", "integrity_log", "schema_version"):
+    for table in (
+        *DERIVED_TABLES,
+        *reversed(ENTITY_ORDER),
+        "outbox",
+        "outbox_dead_letter",
+        "integrity_log",
+        "schema_version",
+    ):
         con.execute(f"DROP TABLE IF EXISTS {quote(table)}")
     con.execute("DROP SEQUENCE IF EXISTS outbox_seq")

@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 
 from schema.common import ListRequest, encode
-from service.model.columns import Column, Kind, strip_optional, to_db
+from service.model.columns import DEFAULT_DECIMAL, Column, Kind, strip_optional, to_db
 from service.model.errors import ValidationFailed, invalid
 from service.model.queries import GROUPS, MAX_CONDITIONS, MAX_GROUP_DEPTH, MAX_IN_VALUES, OPERATORS
 from service.model.registry import EntitySpec, ForeignKey
@@ -58,7 +58,7 @@ def _coerce(spec: EntitySpec, column: Column, field: str, value: Any) -> Any:
     if value is None:
         raise invalid(field, 'use {"is_null": true} to match null')
     if column.kind is Kind.DECIMAL:
-        return to_decimal(field, value)
+        return to_decimal(field, value, column.decimal or DEFAULT_DECIMAL)
     inner, _ = strip_optional(column.python_type)
     try:
         converted = msgspec.convert(value, inner, strict=False)

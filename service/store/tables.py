@@ -29,7 +29,7 @@ def column_sql(spec: EntitySpec) -> list[str]:
     lines = []
     for column in spec.columns:
         constraint = " PRIMARY KEY" if column.name == "id" else "" if column.nullable else " NOT NULL"
-        lines.append(f"{quoted(column.name)} {column.kind.value}{constraint}")
+        lines.append(f"{quoted(column.name)} {column.sql_type}{constraint}")
     lines += [f"{quoted(name)} VARCHAR NOT NULL" for name in spec.secret_columns]
     lines += [f"{quoted(key.column)} VARCHAR" for key in spec.unique]
     return lines

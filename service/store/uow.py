@@ -11,7 +11,6 @@ reach the outbox in `seal`, which the writer calls after the work returns."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -23,7 +22,9 @@ from service.model.registry import EntitySpec
 from service.store.outbox import Change, OutboxRepository
 from service.store.repository import Repository
 from service.store.sql import Cursor
-from service.store.write_batch import WriteBatch
+from service.store.write_batch import DeferredT, WriteBatch
+
+StoreT = TypeVar("StoreT")
 
 T = TypeVar("T")
 
@@ -69,6 +70,16 @@ class UnitOfWork:
             self._repos[spec.name] = Repository(spec, self._cursor, self.batch)
         return self._repos[spec.name]
 
+    def store(self, factory: Callable[[Cursor, WriteBatch | None], StoreT]) -> StoreT:
+        """A store of one's own (SQL beyond the generic repository) on this transaction's
+        cursor, sharing its batch so held-back rows are sent before its statements."""
+        return factory(self._cursor, self.batch)
+
+    def deferred(self, name: str, factory: Callable[[], DeferredT]) -> DeferredT:
+        """The transaction's shared `name` task (service.store.write_batch.WriteBatch.deferred).
+        Without a batch there is nothing to share: the caller gets a fresh one to run itself."""
+        return factory() if self.batch is None else self.batch.deferred(name, factory)
+
     @property
     def outbox(self) -> OutboxRepository:
         if self._outbox is None:
@@ -104,7 +115,10 @@ class UnitOfWork:
     def seal(self) -> None:
         """The work is done: count its changes into each and queue them in the outbox (when sync is on)."""
         count = len(self.changes)
-        self.changes[:] = [dataclasses.replace(change, tx_count=count) for change in self.changes]
+        for change in self.changes:
+            # Set in place: until sealed, the changes are this unit's alone (nothing has seen them),
+            # and a copy of each cost ~8 us: a tenth of an ingest's Python per row.
+            object.__setattr__(change, "tx_count", count)
         if self.fill_outbox:
             for change in self.changes:
                 self.outbox.add(change)

@@ -24,14 +24,25 @@ place that sends a table's held-back rows before a statement on it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from decimal import Decimal
+from typing import Any, Protocol, TypeVar, cast
 
 from service.store.sql import Cursor, first_row, insert_sql, quote
 
 # (table, id): does the row exist; (table, unique column, normalized key): who holds the key.
 Lookup = tuple[str, str] | tuple[str, str, str]
 Unknown = object()  # find_key's answer when the table must be asked
+
+
+class Deferred(Protocol):
+    """Work a group's writes share, run once at the end of its transaction with a unit of
+    work of its own (service.store.uow.UnitOfWork)."""
+
+    def run(self, uow: Any) -> None: ...
+
+
+DeferredT = TypeVar("DeferredT", bound=Deferred)
 
 
 class WriteBatch:
@@ -43,6 +54,19 @@ class WriteBatch:
         self._absent: dict[str, set[str]] = {}
         self._keys: dict[tuple[str, str], dict[str, str | None]] = {}  # (table, column) -> key -> owner id
         self.writes = 0  # rows written or held back so far: did a refused write change anything?
+        self._deferred: dict[str, Deferred] = {}
+
+    # -- work done once per transaction --------------------------------------
+    def deferred(self, name: str, factory: Callable[[], DeferredT]) -> DeferredT:
+        """The transaction's one `name` task (made by factory the first time): the writes of a
+        group add to it, the writer runs it once before COMMIT (Database.transaction)."""
+        task = self._deferred.setdefault(name, factory())
+        return cast(DeferredT, task)
+
+    def take_deferred(self) -> list[Deferred]:
+        tasks = list(self._deferred.values())
+        self._deferred.clear()
+        return tasks
 
     def wrote(self, table: str) -> None:
         """A repository changed rows of `table` directly (UPDATE, DELETE)."""
@@ -78,8 +102,11 @@ class WriteBatch:
             rows = self._rows.pop(key)
             name, columns = key
             types = self._column_types(cur, name)
-            values: list[Any] = [list(column) for column in zip(*rows, strict=True)]
-            lists = ", ".join(f"unnest(?::{types[c]}[]) AS {quote(c)}" for c in columns)
+            values: list[Any] = [
+                as_text(column) if types[c].startswith("DECIMAL") else list(column)
+                for c, column in zip(columns, zip(*rows, strict=True), strict=True)
+            ]
+            lists = ", ".join(unnest_sql(types[c], quote(c)) for c in columns)
             names = ", ".join(map(quote, columns))
             if name not in self._numbered:
                 cur.execute(f"INSERT INTO {quote(name)} ({names}) SELECT {lists}", values)
@@ -162,11 +189,26 @@ class WriteBatch:
         self._keys.clear()
 
     def clear(self) -> None:
-        """The transaction rolled back: drop held rows and what was known. Column types too:
-        a rolled-back restore or migration may have made a table that is gone again."""
+        """The transaction rolled back: drop held rows, what was known and deferred work. Column
+        types too: a rolled-back restore or migration may have made a table that is gone again."""
         self._rows.clear()
         self._types.clear()
+        self._deferred.clear()
         self.forget()
+
+
+def unnest_sql(sql_type: str, name: str) -> str:
+    """One list parameter as a column. Decimals arrive as text (see as_text) and are cast in SQL."""
+    if sql_type.startswith("DECIMAL"):
+        return f"unnest(?::VARCHAR[])::{sql_type} AS {name}"
+    return f"unnest(?::{sql_type}[]) AS {name}"
+
+
+def as_text(values: Iterable[Any]) -> list[str | None]:
+    """Decimals as fixed-point text: DuckDB 2.0 takes a Python Decimal parameter at ~6 us each,
+    the same value as text cast in SQL at ~2 us (bench/ingest_bench.py). Exact: the text holds
+    every digit, and values are at their column's scale already (service.model.values)."""
+    return [None if v is None else format(v, "f") if isinstance(v, Decimal) else str(v) for v in values]
 
 
 def _marks(values: Iterable[object]) -> str:

@@ -41,6 +41,10 @@ from service.usecases.cache import RecordCache
 from service.usecases.listing import list_page
 
 AfterCommit = Callable[[Sequence[Change]], None]
+# (entity, row before, row after) of each row a write created, updated or deleted.
+Touched = tuple[str, Record | None, Record | None]
+# Keeps state derived from rows in step, inside the write's transaction (service.usecases.balances).
+Derive = Callable[[UnitOfWork, list[Touched]], None]
 T = TypeVar("T")
 
 
@@ -61,8 +65,10 @@ class EntityService:
         *,
         after_commit: AfterCommit,
         limit: PayloadLimit | None = None,
+        derive: Derive | None = None,
     ) -> None:
         self.spec = spec
+        self.derive = derive
         self.limit = limit or PayloadLimit()
         self.db = db
         self.cache = cache
@@ -106,6 +112,7 @@ class EntityService:
             check_unique(uow, self.spec, record, None)
             repo.insert(record, secrets)
             uow.record(self.spec, "created", record)
+            self._derive(uow, [(self.spec.name, None, record)])
             return record
 
         lookups: list[Lookup] = [
@@ -116,6 +123,10 @@ class EntityService:
         # Every key's holder is looked up for the whole group in one indexed query.
         lookups += [(self.spec.name, key.column, key.normalized(_fields(record, key))) for key in self.spec.unique]
         return await self._write(work, lookups)
+
+    def _derive(self, uow: UnitOfWork, touched: list[Touched]) -> None:
+        if self.derive is not None:
+            self.derive(uow, touched)
 
     # -- get -----------------------------------------------------------------
     async def get_encoded(self, entity_id: str) -> bytes:
@@ -157,6 +168,7 @@ class EntityService:
                 check_unique(uow, self.spec, record, record.id)
             repo.update(record, changes, secrets)
             uow.record(self.spec, "updated", record, before=current)
+            self._derive(uow, [(self.spec.name, current, record)])
             return record
 
         return await self._write(work)
@@ -170,7 +182,9 @@ class EntityService:
 
         def work(uow: UnitOfWork) -> DeleteReply:
             current = load_current(uow.repo(self.spec), self.spec, entity_id, expected)
-            delete_tree(uow, self.spec, current, cascade=request.cascade)
+            touched: list[Touched] = []
+            delete_tree(uow, self.spec, current, cascade=request.cascade, touched=touched)
+            self._derive(uow, touched)
             return DeleteReply(id=entity_id)
 
         return await self._write(work)
@@ -230,8 +244,11 @@ def check_unique(uow: UnitOfWork, spec: EntitySpec, record: Record, exclude_id: 
             raise Conflict(key.message, [Detail(name, "already taken") for name in key.fields])
 
 
-def delete_tree(uow: UnitOfWork, spec: EntitySpec, record: Record, *, cascade: bool) -> None:
-    """Delete a row; its children too when cascading, else refuse while it has any."""
+def delete_tree(
+    uow: UnitOfWork, spec: EntitySpec, record: Record, *, cascade: bool, touched: list[Touched] | None = None
+) -> None:
+    """Delete a row; its children too when cascading, else refuse while it has any.
+    `touched` collects every row deleted."""
     for child, fk in children_of(spec.name):
         ids = uow.repo(child).ids_where(fk.field, record.id)
         if not ids:
@@ -242,6 +259,8 @@ def delete_tree(uow: UnitOfWork, spec: EntitySpec, record: Record, *, cascade: b
                 [Detail(child.name, f"{len(ids)} rows reference it through {fk.field}")],
             )
         for child_id in ids:
-            delete_tree(uow, child, load_current(uow.repo(child), child, child_id, None), cascade=True)
+            delete_tree(uow, child, load_current(uow.repo(child), child, child_id, None), cascade=True, touched=touched)
     uow.repo(spec).delete(record.id)
     uow.record(spec, "deleted", record)
+    if touched is not None:
+        touched.append((spec.name, record, None))

@@ -38,7 +38,10 @@ async def run(*args: str, cwd: Path) -> tuple[int, str]:
 
 @pytest.mark.parametrize(
     ("heading", "printed"),
-    [("Python (nats-py)", "['0.25000000']"), ("Python (ekko_client)", "[Decimal('0.25000000')] 404")],
+    [
+        ("Python (nats-py)", "['0.250000000000000000']"),
+        ("Python (ekko_client)", "[Decimal('0.250000000000000000')] 404"),
+    ],
 )
 async def test_the_python_examples_run_and_print_the_balance(
     heading: str, printed: str, ekko: Ekko, nats_server: NatsServer, tmp_path: Path

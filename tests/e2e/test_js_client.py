@@ -81,7 +81,9 @@ async def test_a_node_consumer_decodes_events_with_before_after_and_one_transact
         "events.mjs", nats_server.url_for("client"), str(plan(tmp_path / "plan.json")), nats_server.url_for("reader")
     )
     assert summary["failures"] == [], stderr
-    assert code == 0 and summary["ok"] is True and summary["events"] == 7
+    assert (
+        code == 0 and summary["ok"] is True and summary["events"] == 8
+    )  # 3 creates, the balance row's wallet update, 1 update, 3 deletes
     # alerts and wallet_balances (in registry order), then the wallet: one tx, numbered 0..2 of 3
     assert summary["cascade"] == [["alerts", 0, 3], ["wallet_balances", 1, 3], ["wallets", 2, 3]]
 

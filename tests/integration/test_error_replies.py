@@ -145,7 +145,7 @@ REJECTED: dict[str, tuple[Case, int, str | None]] = {
         "address",
     ),
     "too many decimal places": (
-        send("wallets.update", lambda w: {"id": w.wallet["id"], "balance": "0.123456789"}),
+        send("wallet_balances.update", lambda w: {"id": w.balance["id"], "balance": "0.1234567890123456789"}),
         400,
         "balance",
     ),
@@ -198,7 +198,7 @@ REJECTED: dict[str, tuple[Case, int, str | None]] = {
         "expected_version",
     ),
     "a stale version on delete": (
-        send("wallets.delete", lambda w: {"id": w.wallet["id"], "expected_version": 2}),
+        send("wallets.delete", lambda w: {"id": w.wallet["id"], "expected_version": 7}),
         409,
         "expected_version",
     ),
@@ -246,15 +246,16 @@ SAYS = {
     "an unknown sort field": "unknown sort field 'colour'",
     "a password too short": "password: Expected `str` of length >= 8",
     "an invalid address": "address: must be 0x followed by 40 hex digits",
-    "too many decimal places": "balance: has more than 8 decimal places",
+    "too many decimal places": "balance: has more than 18 decimal places",
     "create pointing at a missing parent": "wallet_id: wallets",
     "update pointing at a missing parent": "wallet_id: wallets",
     "the same id twice": "already exists",
     "an email taken in another case": "a user with this email already exists",
     "an address taken in another case": "this address is already registered on this chain",
     "an update onto a taken email": "a user with this email already exists",
-    "a stale version on update": "is at version 1, not 7",
-    "a stale version on delete": "is at version 1, not 2",
+    # Version 2: the world's balance row set the wallet's balance.
+    "a stale version on update": "is at version 2, not 7",
+    "a stale version on delete": "is at version 2, not 7",
     "a delete of a row with children": "still has 1 wallet_balances; delete them first or send cascade=true",
     "a string for a flag on migrate": "force: Expected `bool`, got `str`",
 }

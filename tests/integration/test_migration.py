@@ -16,10 +16,12 @@ from typing import Any, NamedTuple
 
 import bcrypt
 import duckdb
+import msgspec
 import nats
 import pytest
 from nats.js.api import KeyValueConfig
 
+from schema.balances import LatestRequest
 from service.app import Ekko
 from service.cli.common import run_command
 from service.cli.migrate import add_commands
@@ -418,10 +420,19 @@ async def test_the_service_migrates_before_serving_in_migration_mode(env: Settin
     await app.start()
     try:
         health = await app.status.database_health()
+        latest = msgspec.json.decode(await app.balances.latest(LatestRequest()))["items"]
+        newest = await app.db.read(
+            lambda cur: cur.execute(
+                "SELECT id FROM wallet_balances b WHERE NOT EXISTS (SELECT 1 FROM wallet_balances o"
+                " WHERE o.wallet_id = b.wallet_id AND (o.timestamp, o.id) > (b.timestamp, b.id)) ORDER BY wallet_id"
+            ).fetchall()
+        )
     finally:
         await app.stop()
     assert health.tables["wallets"] == 2 and health.tables["users"] == 2
     assert health.integrity.ok and health.status == "healthy"
+    # The migrated balance rows are derived from at once: each wallet's newest row is its latest.
+    assert newest and [item["id"] for item in latest] == [row_id for (row_id,) in newest]
 
 
 # -- the running service holds the file ------------------------------------------------

@@ -182,7 +182,7 @@ async def test_wallet_overview_matches_its_rows(ekko: Ekko, client: Client, make
         before = in_effect(rows, now - ago)
         assert before is not None
         assert Decimal(reply[key]) == Decimal(latest["balance"]) - Decimal(before["balance"])
-    assert reply["change_24h"] == "4.87500000" and reply["change_7d"] == "5.62500000"
+    assert reply["change_24h"] == "4.875000000000000000" and reply["change_7d"] == "5.625000000000000000"
     alerts = [a for a in await every(client, "alerts") if a["related_wallet_id"] == wid]
     assert reply["alerts_by_status"] == dict(Counter(a["status"] for a in alerts)) == {"active": 2, "resolved": 1}
     assert [r["id"] for r in reply["alert_rules"]] == [rule_in_condition["id"], rule_in_action["id"]]
@@ -199,6 +199,14 @@ async def test_wallet_overview_of_a_wallet_without_history_has_nulls(client: Cli
     reply = await client.ok("ekko.reports.wallet_overview", {"wallet_id": young["id"]})
     assert reply["latest_balance"] == row  # no row 24 h ago: the change is unknown, not the whole balance
     assert reply["change_24h"] is None and reply["change_7d"] is None
+
+
+async def test_wallet_overview_changes_are_exact_at_18_decimals(client: Client, make: Factory) -> None:
+    wallet = await make.create("wallets")
+    await balance(make, wallet["id"], timedelta(days=2), "12345678901234567890.000000000000000001")
+    await balance(make, wallet["id"], timedelta(hours=1), "12345678901234567890.999999999999999999")
+    reply = await client.ok("ekko.reports.wallet_overview", {"wallet_id": wallet["id"]})
+    assert reply["change_24h"] == "0.999999999999999998" and reply["change_7d"] is None  # no row 7 d back
 
 
 async def test_wallet_overview_of_an_unknown_wallet_is_404(client: Client) -> None:

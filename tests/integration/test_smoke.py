@@ -9,5 +9,5 @@ async def test_a_created_wallet_can_be_read_back_over_nats(client: Client) -> No
     created = await client.ok("ekko.wallets.create", WALLET)
     fetched = await client.ok("ekko.wallets.get", {"id": created["id"]})
     assert fetched == created
-    assert created["balance"] == "1.50000000"
+    assert created["balance"] == "1.500000000000000000"
     assert created["version"] == 1

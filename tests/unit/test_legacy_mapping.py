@@ -29,13 +29,17 @@ def rejection(entity: str, value: dict[str, Any] | bytes) -> str:
     return str(caught.value)
 
 
-def test_float_balances_become_exact_decimals_rounded_to_eight_places() -> None:
+def test_float_amounts_become_exact_decimals_at_their_columns_scale() -> None:
+    """On-chain amounts keep 18 places, fiat values 8; read from the JSON text, never a float."""
     wallet = mapped("wallets", {**legacy.wallet(1), "balance": 0.1}).record
-    balance = mapped("wallet_balances", {**legacy.wallet_balance(1, 1), "balance": 1.123456789, "token_price": 3e-9})
-    assert wallet.balance == Decimal("0.10000000")
-    assert balance.record.balance == Decimal("1.12345679")
-    assert balance.record.token_price == Decimal("0E-8")
-    assert Decimal(balance.row["balance"]) == Decimal("1.12345679")
+    data = b'{"id": "b1", "wallet_id": "00000000-0000-4000-8000-000000000001", "timestamp": "2025-01-01T00:00:00",'
+    data += b' "balance": 1.1234567890123456789, "token_price": 3e-19, "fiat_value": 12345678901234567890.123456789}'
+    balance = map_value(ENTITIES["wallet_balances"], "b1", data, NOW)
+    assert wallet.balance == Decimal("0.1")
+    assert balance.record.balance == Decimal("1.123456789012345679")  # 19 places rounded to 18
+    assert balance.record.token_price == Decimal("0E-18")
+    assert balance.record.fiat_value == Decimal("12345678901234567890.12345679")
+    assert balance.row["balance"] == "1.123456789012345679"
 
 
 def test_naive_timestamps_are_read_as_utc() -> None:
@@ -115,7 +119,7 @@ def test_fields_todays_records_lack_are_dropped() -> None:
         ("wallets", {**legacy.wallet(1), "address": "0x1234"}, "address: must be 0x followed by 40 hex digits"),
         ("wallets", {**legacy.wallet(1), "blockchain_symbol": "DOGE"}, "unsupported blockchain 'DOGE'"),
         ("wallets", {**legacy.wallet(1), "balance": "a lot"}, "balance"),
-        ("wallets", {**legacy.wallet(1), "balance": 1e17}, "must be less than 10^16"),
+        ("wallets", {**legacy.wallet(1), "balance": 1e21}, "must be less than 10^20"),
         ("alerts", {**legacy.alert(1, 1), "related_wallet_id": "wallet-one"}, "at `$.related_wallet_id`"),
         ("workflow_executions", {**legacy.workflow_execution(1, 1), "workflow_id": None}, "workflow_id"),
         ("agents", {**legacy.agent(1, 1), "version": 0}, "version must be at least 1"),

@@ -71,7 +71,7 @@ def test_the_table_has_exactly_the_record_columns_plus_the_secret_and_key_ones(
     assert [r[0] for r in rows] == [c.name for c in spec.columns] + list(spec.secret_columns) + keys
     declared = {name: (kind, nullable) for name, kind, nullable in rows}
     for column in spec.columns:
-        assert declared[column.name] == (column.kind.value, "YES" if column.nullable else "NO"), column.name
+        assert declared[column.name] == (column.sql_type, "YES" if column.nullable else "NO"), column.name
 
 
 def test_a_row_can_be_inserted_read_updated_and_deleted(con: duckdb.DuckDBPyConnection) -> None:

@@ -33,8 +33,8 @@ SAMPLES = {
 }
 
 
-PLACES = "has more than 8 decimal places"
-GAPS = (PLACES, "Expected `int`, got `float`")
+# The field's scale: 8 (money, fiat) or 18 (on-chain amounts).
+GAPS = ("has more than 8 decimal places", "has more than 18 decimal places", "Expected `int`, got `float`")
 
 
 def service_takes_decimal(text: str) -> bool:

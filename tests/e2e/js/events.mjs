@@ -86,17 +86,21 @@ async function main() {
     const wallet = await ok(nc, "wallets.create", plan.wallets.create, "js-create");
     const alert = await ok(nc, "alerts.create", { ...plan.alerts.create, related_wallet_id: wallet.id }, "js-create");
     const balance = await ok(nc, "wallet_balances.create", { ...plan.wallet_balances.create, wallet_id: wallet.id }, "js-create");
+    // The wallet's balance follows its newest balance row: the create above updated it once.
+    const followed = await ok(nc, "wallets.get", { id: wallet.id }, "js-get");
     const updated = await ok(nc, "wallets.update", { id: wallet.id, ...plan.wallets.update }, "js-update");
     await ok(nc, "wallets.delete", { id: wallet.id, cascade: true }, "js-cascade");
 
-    const events = await readEvents(7);
+    const events = await readEvents(8);
     summary.events = events.length;
-    check("3 creates, 1 update and 3 deletes make 7 events", events.length === 7, events.length);
+    check("3 creates, 2 updates (one the balance row's) and 3 deletes make 8 events", events.length === 8, events.length);
 
-    const update = events.find((e) => e.action === "updated");
-    check("the update carries the record before", isDeepStrictEqual(update?.before, wallet), update);
+    const follow = events.find((e) => e.action === "updated" && e.correlation_id === null);
+    check("the balance row's wallet update is a transaction of its own", follow?.tx_count === 1 && follow?.data?.version === 2, follow);
+    const update = events.find((e) => e.action === "updated" && e.correlation_id !== null);
+    check("the update carries the record before", isDeepStrictEqual(update?.before, followed), update);
     check("the update carries the record after (data)", isDeepStrictEqual(update?.data, updated), update);
-    check("the update's versions go 1 -> 2", update?.before?.version === 1 && update?.version === 2, update);
+    check("the update's versions go 2 -> 3", update?.before?.version === 2 && update?.version === 3, update);
     check("the update's correlation id", update?.correlation_id === "js-update", update);
 
     const deletes = events.filter((e) => e.action === "deleted");

@@ -1,0 +1,101 @@
+"""Balance questions at 100,000 and 1,000,000 rows, in-process (no NATS): does the cost grow
+with the length of history?
+
+10,000 wallets; balance rows spread evenly over one year, built with one bulk INSERT and
+the derived tables rebuilt (service.store.balances.rebuild). Each question is asked 15
+times through BalanceService on the reader pool; the median is printed for both sizes and
+their ratio. Goal (per question): p50 at 1M no more than 1.5x p50 at 100k.
+
+    python -m bench.balance_scale
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bench.harness import table, verdict
+from schema.balances import AtRequest, HistoryRequest, LatestRequest, PerformanceRequest, PortfolioRequest
+from service.model.limits import PayloadLimit
+from service.store.balances import rebuild
+from service.store.database import Database
+from service.usecases.balances import BalanceService
+from service.usecases.cache import RecordCache
+
+END = datetime(2026, 11, 30, tzinfo=UTC)
+WALLET = "00000007-0000-4000-8000-000000000000"
+GOAL = 1.5
+
+
+def build(db: Database, rows: int) -> None:
+    con = db.connection
+    con.execute(
+        "INSERT INTO wallets SELECT printf('%08d-0000-4000-8000-000000000000', i), now(), now(), 1,"
+        " CASE WHEN i % 3 = 0 THEN 'ETH' ELSE 'AVAX' END, printf('0x%040d', i), NULL, 0,"
+        " CASE WHEN i % 5 = 0 THEN 'frozen' ELSE 'active' END FROM range(10000) t(i)"
+    )
+    con.execute(
+        "INSERT INTO wallet_balances SELECT uuid()::VARCHAR, now(), now(), 1,"
+        " printf('%08d-0000-4000-8000-000000000000', i % 10000),"
+        " TIMESTAMP '2025-11-30' + to_seconds((i * 31536000 // ?)::BIGINT), (random() * 1000)::DECIMAL(38,18),"
+        " 2000.5, (random() * 100000)::DECIMAL(38,8) FROM range(?) t(i)",
+        [rows, rows],
+    )
+    rebuild(con)
+    con.execute("CHECKPOINT")
+
+
+def questions(svc: BalanceService) -> dict[str, Callable[[], Awaitable[Any]]]:
+    month, year = END - timedelta(days=30), END - timedelta(days=365)
+    hundred = [f"{i:08d}-0000-4000-8000-000000000000" for i in range(100)]
+    return {
+        "reports.wallet_stats": svc.wallet_stats,
+        "reports.portfolio_history (30 days, 1d)": lambda: svc.portfolio_history(
+            PortfolioRequest(from_=month, to=END, interval="1d")
+        ),
+        "history (one wallet, one year, 1d)": lambda: svc.history(
+            HistoryRequest(wallet_id=WALLET, interval="1d", from_=year, to=END)
+        ),
+        "latest (100 wallets)": lambda: svc.latest(LatestRequest(wallet_ids=hundred)),
+        "at": lambda: svc.at(AtRequest(wallet_id=WALLET, at=END - timedelta(days=100))),
+        "performance (30 days)": lambda: svc.performance(PerformanceRequest(wallet_id=WALLET, from_=month, to=END)),
+    }
+
+
+async def measure(path: Path, rows: int) -> dict[str, float]:
+    db = Database(path, 4).open()
+    try:
+        build(db, rows)
+        svc = BalanceService(db, RecordCache(0), after_commit=lambda changes: None, limit=PayloadLimit(lambda: 8 << 20))
+        medians = {}
+        for name, ask in questions(svc).items():
+            times = []
+            for _ in range(15):
+                start = time.perf_counter()
+                await ask()
+                times.append(time.perf_counter() - start)
+            medians[name] = statistics.median(times) * 1000
+        return medians
+    finally:
+        db.close()
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="ekko-balance-scale-") as tmp:
+        small = asyncio.run(measure(Path(tmp) / "small.db", 100_000))
+        large = asyncio.run(measure(Path(tmp) / "large.db", 1_000_000))
+    rows = [[name, f"{small[name]:.1f}", f"{large[name]:.1f}", f"{large[name] / small[name]:.2f}x"] for name in small]
+    print(table(["question", "p50 ms at 100k rows", "p50 ms at 1M rows", "1M / 100k"], rows))
+    met = all(large[n] / small[n] <= GOAL for n in small)
+    print(f"\ngoal: every question at 1M rows <= {GOAL}x its 100k figure: {verdict(met)} (machine shared, 2 cores)")
+    raise SystemExit(0 if met else 1)
+
+
+if __name__ == "__main__":
+    main()

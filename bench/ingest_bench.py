@@ -1,0 +1,174 @@
+"""Balance ingest: rows/s committed through `ekko.wallet_balances.ingest`, and how fast the
+relay then brings KV and events up to date.
+
+The service runs in its own process (bench.serve ekko). 1,000 wallets are created, then
+requests of 5,000 rows each (all that fit in the default 1 MiB max_payload; 18-decimal
+amounts, 5 rows per wallet per request, times
+spread over a day) are sent two in flight. A reply means committed, with every row's
+outbox entry and the derived state (roll-ups, latest row, wallets.balance) written in
+the same transaction. Relay catch-up: outbox entries published per second, from the
+first ingest until `database.health` reports nothing pending.
+Baseline in the same run: the same rows as a plain bulk `INSERT ... SELECT unnest(?)`
+into a bare wallet_balances table in a DuckDB file of this process (no rules, no
+outbox, no derived state, no NATS).
+Goal: at least 50,000 rows/s committed.
+
+    python -m bench.ingest_bench [--quick] [--requests N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+
+from bench.harness import connect, is_error, nats_server, outbox_drained, outbox_pending, responder, table, verdict
+
+GOAL = 50_000
+# 10,000 items of ~175 bytes are ~1.7 MB: more than the default max_payload (1 MiB) the
+# bench's nats-server has. 5,000 fit.
+ITEMS = 5_000
+WALLETS = 1_000
+INFLIGHT = 2
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def batch(wallets: list[str], number: int) -> list[dict[str, str]]:
+    """ITEMS rows: five per wallet, later batches later in time."""
+    rows = []
+    for i in range(ITEMS):
+        at = T0 + timedelta(seconds=number * 86_400 + i * 8)
+        rows.append(
+            {
+                "wallet_id": wallets[i % len(wallets)],
+                "timestamp": at.isoformat(),
+                "balance": f"{i}.123456789012345678",
+                "token_price": "2000.5",
+                "fiat_value": f"{i * 2}.12345678",
+            }
+        )
+    return rows
+
+
+async def create_wallets(nc: object, count: int) -> list[str]:
+    ids = []
+    for n in range(count):
+        body = {"blockchain_symbol": "ETH", "address": f"0x{n:040x}"}
+        reply = await nc.request("ekko.wallets.create", json.dumps(body).encode(), timeout=30)  # type: ignore[attr-defined]
+        ids.append(json.loads(reply.data)["id"])
+    return ids
+
+
+async def ingest(url: str, batches: list[bytes]) -> tuple[float, int]:
+    """(seconds until every reply, rows committed)."""
+    nc = await connect(url)
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for body in batches:
+        queue.put_nowait(body)
+    committed = 0
+
+    async def worker() -> None:
+        nonlocal committed
+        while not queue.empty():
+            reply = await nc.request("ekko.wallet_balances.ingest", queue.get_nowait(), timeout=300)
+            if is_error(reply):
+                raise RuntimeError(f"ingest failed: {reply.headers} {reply.data[:300]!r}")
+            committed += json.loads(reply.data)["count"]
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(INFLIGHT)))
+    elapsed = time.perf_counter() - start
+    await nc.close()
+    return elapsed, committed
+
+
+def baseline(path: Path, batches: list[list[dict[str, str]]]) -> float:
+    """Rows/s of a plain bulk INSERT of the same rows, one transaction per batch."""
+    con = duckdb.connect(str(path))
+    con.execute(
+        "CREATE TABLE wallet_balances (id VARCHAR PRIMARY KEY, created_at TIMESTAMP NOT NULL,"
+        " updated_at TIMESTAMP NOT NULL, version BIGINT NOT NULL, wallet_id VARCHAR NOT NULL,"
+        ' "timestamp" TIMESTAMP NOT NULL, balance DECIMAL(38,18) NOT NULL, token_price DECIMAL(38,18),'
+        " fiat_value DECIMAL(38,8))"
+    )
+    con.execute('CREATE INDEX wallet_balances_wallet_time ON wallet_balances (wallet_id, "timestamp")')
+    start = time.perf_counter()
+    for rows in batches:
+        now = datetime.now(UTC).replace(tzinfo=None)
+        columns = [
+            [str(uuid.uuid4()) for _ in rows],
+            [r["wallet_id"] for r in rows],
+            [datetime.fromisoformat(r["timestamp"]).replace(tzinfo=None) for r in rows],
+            [r["balance"] for r in rows],
+            [r["token_price"] for r in rows],
+            [r["fiat_value"] for r in rows],
+        ]
+        con.execute(
+            "INSERT INTO wallet_balances SELECT unnest(?), ?, ?, 1, unnest(?), unnest(?),"
+            " unnest(?)::DECIMAL(38,18), unnest(?)::DECIMAL(38,18), unnest(?)::DECIMAL(38,8)",
+            [columns[0], now, now, *columns[1:]],
+        )
+    elapsed = time.perf_counter() - start
+    con.close()
+    return sum(len(b) for b in batches) / elapsed
+
+
+async def run(requests: int) -> bool:
+    with nats_server() as (server, tmp):
+        with responder("ekko", server.url, "--db", str(tmp / "ekko.db")):
+            nc = await connect(server.url)
+            wallets = await create_wallets(nc, WALLETS)
+            await outbox_drained(nc, timeout=300)
+            rows = [batch(wallets, n) for n in range(requests)]
+            bodies = [json.dumps({"items": r}, separators=(",", ":")).encode() for r in rows]
+            relay_start = time.perf_counter()
+            elapsed, committed = await ingest(server.url, bodies)
+            pending_at_end = await outbox_pending(nc)
+            drained = await outbox_drained(nc, timeout=900)
+            relay_seconds = time.perf_counter() - relay_start
+            await nc.close()
+        ingest_rate = committed / elapsed
+        base_rate = baseline(tmp / "baseline.db", rows)
+    # Every row is one outbox entry; each wallet touched by a request adds a wallet change.
+    entries = committed + requests * WALLETS
+    print(
+        table(
+            ["what", "rows", "seconds", "rows/s", "vs bulk INSERT"],
+            [
+                [
+                    f"ekko.wallet_balances.ingest ({ITEMS:,}/request, {INFLIGHT} in flight)",
+                    committed,
+                    f"{elapsed:.2f}",
+                    f"{ingest_rate:,.0f}",
+                    f"{ingest_rate / base_rate:.2f}x",
+                ],
+                ["plain bulk INSERT ... SELECT unnest(?) (baseline)", committed, "", f"{base_rate:,.0f}", "1.00x"],
+            ],
+        )
+    )
+    print(
+        f"\nrelay: {entries:,} outbox entries (rows + wallet changes); {pending_at_end:,} pending when the last"
+        f" ingest replied, drained {drained:.1f} s later: {entries / relay_seconds:,.0f} entries/s to KV and"
+        f" EKKO_EVENTS from the first ingest on"
+    )
+    met = ingest_rate >= GOAL
+    print(f"\ngoal: >= {GOAL:,} rows/s committed: {ingest_rate:,.0f} -> {verdict(met)} (machine shared, 2 cores)")
+    return met
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.ingest_bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2 requests instead of 10")
+    parser.add_argument("--requests", type=int, default=10)
+    args = parser.parse_args()
+    raise SystemExit(0 if asyncio.run(run(2 if args.quick else args.requests)) else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""`ekko.wallet_balances.{ingest,latest,at,history,performance}` and the balance reports
+`ekko.reports.{wallet_stats,portfolio_history}`: decode, ask the balance service, encode."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faststream.nats import NatsRouter
+
+from handlers.crud import subscribe
+from handlers.stats import Endpoints
+from schema.balances import SUBJECTS
+from schema.common import encode
+from service.usecases.balances import BalanceService
+
+
+def balance_router(
+    service: BalanceService, *, prefix: str, workers: int, write_workers: int, queue: str, endpoints: Endpoints
+) -> NatsRouter:
+    router = NatsRouter(prefix=f"{prefix}.")
+    listed = endpoints.prefixed(f"{prefix}.")
+
+    async def ingest(body: Any) -> bytes:
+        return encode(await service.ingest(body))
+
+    async def latest(body: Any) -> bytes:
+        return await service.latest(body)
+
+    async def at(body: Any) -> bytes:
+        return encode(await service.at(body))
+
+    async def history(body: Any) -> bytes:
+        return encode(await service.history(body))
+
+    async def performance(body: Any) -> bytes:
+        return encode(await service.performance(body))
+
+    async def wallet_stats(body: Any) -> bytes:
+        return encode(await service.wallet_stats())
+
+    async def portfolio_history(body: Any) -> bytes:
+        return encode(await service.portfolio_history(body))
+
+    handlers = {
+        "wallet_balances.ingest": ingest,
+        "wallet_balances.latest": latest,
+        "wallet_balances.at": at,
+        "wallet_balances.history": history,
+        "wallet_balances.performance": performance,
+        "reports.wallet_stats": wallet_stats,
+        "reports.portfolio_history": portfolio_history,
+    }
+    for subject, (request, reply) in SUBJECTS.items():
+        count = write_workers if subject == "wallet_balances.ingest" else workers
+        subscribe(
+            router,
+            subject,
+            request,
+            handlers[subject],
+            workers=count,
+            queue=queue,
+            endpoints=listed,
+            reply=reply,
+        )
+    return router

@@ -1,0 +1,350 @@
+"""SQL of the balance questions and of the state derived from wallet_balances.
+
+`balance_rollups` holds, per wallet and interval ('1h', '1d', '1w'), the first, last,
+min, max, count and last fiat value of its rows; `balance_latest` each wallet's newest
+row. Both are rewritten by the writer in the transaction that changes the rows
+(`BalanceStore.refresh`), only for the (wallet, interval) keys the change touched, so
+readers never aggregate the whole history. Order within a wallet is (timestamp, id):
+rows with equal timestamps are ordered by id (docs/decisions.md, "Balances").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from decimal import Context, Decimal
+from typing import Any
+
+import duckdb
+
+from schema.common import Record
+from schema.wallet_balances import WalletBalance
+from service.model.columns import as_utc, to_db
+from service.model.registry import ENTITIES
+from service.store.repository import Repository
+from service.store.sql import Cursor, first_row, quote
+from service.store.write_batch import TableAccess, WriteBatch, as_text, unnest_sql
+
+BALANCES = ENTITIES["wallet_balances"]
+WALLETS = ENTITIES["wallets"]
+_EXACT = Context(prec=80)  # sums of DECIMAL(38,18) need more than the default 28 digits
+# interval -> date_trunc unit. DuckDB's 'week' starts on Monday (ISO weeks).
+INTERVALS = {"1h": "hour", "1d": "day", "1w": "week"}
+LENGTHS = {"1h": timedelta(hours=1), "1d": timedelta(days=1), "1w": timedelta(weeks=1)}
+ROLLUP_COLUMNS = "start, first, last, min, max, count, last_fiat_value"
+_ORDER = "(b.timestamp, b.id)"
+_AGGREGATES = f"""arg_min(b.balance, {_ORDER}), arg_max(b.balance, {_ORDER}), min(b.balance), max(b.balance),
+    count(*), arg_max_null(b.fiat_value, {_ORDER}), min(b.timestamp), arg_min(b.id, {_ORDER}),
+    max(b.timestamp), arg_max(b.id, {_ORDER})"""
+_ROLLUP_NAMES = "first, last, min, max, count, last_fiat_value, first_at, first_id, last_at, last_id"
+# New rows, one list per column (decimals as text: write_batch.as_text), as table `b`.
+_NEW_ROWS = (
+    "(SELECT unnest(?::VARCHAR[]) AS wallet_id, unnest(?::TIMESTAMP[]) AS timestamp, unnest(?::VARCHAR[]) AS id,"
+    " unnest(?::VARCHAR[])::DECIMAL(38,18) AS balance, unnest(?::VARCHAR[])::DECIMAL(38,8) AS fiat_value) b"
+)
+_UNITS = "(VALUES " + ", ".join(f"('{i}', '{u}')" for i, u in INTERVALS.items()) + ") u(interval, unit)"
+# The new rows' roll-up per key, as table `k` (the aggregates in _ROLLUP_NAMES' order).
+_FOLDED_SELECT = (
+    f"SELECT b.wallet_id, u.interval, date_trunc(u.unit, b.timestamp) AS start, {_AGGREGATES}"
+    f" FROM {_NEW_ROWS}, {_UNITS} GROUP BY b.wallet_id, u.interval, start"
+)
+_FOLDED = f"({_FOLDED_SELECT}) k(wallet_id, interval, start, {_ROLLUP_NAMES})"
+
+
+def _merged(new: str) -> str:
+    """SET clauses folding roll-up `new` into `r`; both read the old values throughout."""
+    earlier = f"({new}.first_at, {new}.first_id) < (r.first_at, r.first_id)"
+    later = f"({new}.last_at, {new}.last_id) > (r.last_at, r.last_id)"
+    return ", ".join(
+        [f"{c} = CASE WHEN {earlier} THEN {new}.{c} ELSE r.{c} END" for c in ("first", "first_at", "first_id")]
+        + [
+            f"{c} = CASE WHEN {later} THEN {new}.{c} ELSE r.{c} END"
+            for c in ("last", "last_fiat_value", "last_at", "last_id")
+        ]
+        + [f"min = least(r.min, {new}.min), max = greatest(r.max, {new}.max), count = r.count + {new}.count"]
+    )
+
+
+# The new rows folded into the intervals that have rows already; the keys it found come
+# back. For a few rows this UPDATE costs about half of INSERT ... ON CONFLICT DO UPDATE in
+# DuckDB 2.0 (docs/decisions.md, "Balances").
+_UPDATE_ROLLUPS = (
+    f"UPDATE balance_rollups AS r SET {_merged('k')} FROM {_FOLDED}"
+    " WHERE r.wallet_id = k.wallet_id AND r.interval = k.interval AND r.start = k.start"
+    " RETURNING r.wallet_id, r.interval, r.start"
+)
+# Thousands of rows (an ingest) mostly open intervals: one upsert costs less than UPDATE + INSERT.
+_UPSERT_ROLLUPS = (
+    f"INSERT INTO balance_rollups AS r {_FOLDED_SELECT}"
+    f" ON CONFLICT (wallet_id, interval, start) DO UPDATE SET {_merged('excluded')}"
+)
+BULK_ROWS = 1_000
+# Intervals that had no rows: every new row of such a key is sent, so its roll-up is whole;
+# keys that existed were merged by _UPDATE_ROLLUPS already.
+_INSERT_ROLLUPS = f"INSERT INTO balance_rollups {_FOLDED_SELECT} ON CONFLICT DO NOTHING"
+# balance_latest has wallet_balances' columns, in its order.
+_INSERT_LATEST = "INSERT INTO balance_latest SELECT " + ", ".join(
+    unnest_sql(c.sql_type, quote(c.name)) for c in BALANCES.columns
+)
+_MERGE_LATEST = (
+    _INSERT_LATEST
+    + " ON CONFLICT (wallet_id) DO UPDATE SET "
+    + ", ".join(f"{quote(c.name)} = excluded.{quote(c.name)}" for c in BALANCES.columns if c.name != "wallet_id")
+    + " WHERE (excluded.timestamp, excluded.id) > (balance_latest.timestamp, balance_latest.id)"
+)
+# A wallet known to have a latest row: replaced when the new row is newer.
+_UPDATE_LATEST = (
+    "UPDATE balance_latest AS l SET "
+    + ", ".join(f"{quote(c.name)} = k.{quote(c.name)}" for c in BALANCES.columns if c.name != "wallet_id")
+    + " FROM (SELECT "
+    + ", ".join(unnest_sql(c.sql_type, quote(c.name)) for c in BALANCES.columns)
+    + ") k WHERE l.wallet_id = k.wallet_id AND (k.timestamp, k.id) > (l.timestamp, l.id)"
+)
+
+
+def _columns(rows: Iterable[Sequence[Any]], types: Sequence[str]) -> list[list[Any]]:
+    """Rows as one list parameter per column (decimals as text, as unnest_sql takes them)."""
+    columns = zip(*rows, strict=True)
+    return [as_text(c) if t.startswith("DECIMAL") else list(c) for c, t in zip(columns, types, strict=True)]
+
+
+_NEW_TYPES = ("VARCHAR", "TIMESTAMP", "VARCHAR", "DECIMAL", "DECIMAL")
+_LATEST_TYPES = tuple(c.sql_type for c in BALANCES.columns)
+
+
+def exact_sum(column: str, scale: int) -> str:
+    """Two sums that cannot overflow where sum() of a DECIMAL(38,s) would past 10^(38-s) (and
+    abort a snapshot's transaction): of the integer parts, and of the fractions scaled to
+    integers, both HUGEINT. `joined` puts them back together exactly."""
+    return (
+        f"coalesce(sum(trunc({column})::HUGEINT), 0),"
+        f" coalesce(sum((({column} - trunc({column})) * {10**scale})::HUGEINT), 0)"
+    )
+
+
+def joined(integers: int, fractions: int, scale: int) -> Decimal:
+    return _EXACT.add(Decimal(integers), Decimal(fractions).scaleb(-scale, _EXACT))
+
+
+def to_row(record: WalletBalance) -> tuple[Any, ...]:
+    return tuple(to_db(c, getattr(record, c.name)) for c in BALANCES.columns)
+
+
+def naive_utc(at: datetime) -> datetime:
+    return as_utc(at).replace(tzinfo=None)
+
+
+def bucket(interval: str, at: datetime) -> datetime:
+    """The start of the UTC interval holding `at` (naive UTC, as stored), as date_trunc gives it."""
+    if interval == "1h":
+        return at.replace(minute=0, second=0, microsecond=0)
+    day = at.replace(hour=0, minute=0, second=0, microsecond=0)
+    return day if interval == "1d" else day - timedelta(days=day.weekday())
+
+
+class BalanceStore(TableAccess):
+    """The derived tables and the balance reads, on one cursor (the writer's, with its batch:
+    statements on wallet_balances first send the rows held back for it; or a reader's)."""
+
+    def __init__(self, cursor: Cursor, batch: WriteBatch | None = None) -> None:
+        super().__init__(cursor, BALANCES.name, batch)
+        self.rows = Repository(BALANCES, cursor)
+
+    # -- the writer: derived state ------------------------------------------
+    def merge(self, rows: Sequence[WalletBalance]) -> set[str]:
+        """New rows only: fold them into their intervals and latest rows without reading the
+        other rows. Appends into intervals and latest rows that exist cost two UPDATEs; a first
+        row of an interval or of a wallet adds an INSERT. Returns the wallets."""
+        if self.batch is not None:
+            self.batch.wrote("balance_rollups")  # a refusal after this rolls the transaction back
+        new = [(r.wallet_id, naive_utc(r.timestamp), r.id, r.balance, r.fiat_value) for r in rows]
+        if len(new) >= BULK_ROWS:
+            self.cur.execute(_UPSERT_ROLLUPS, _columns(new, _NEW_TYPES))
+            found: set[tuple[str, str, datetime]] = set()  # every latest row goes through the upsert
+        else:
+            found = set(self.cur.execute(_UPDATE_ROLLUPS, _columns(new, _NEW_TYPES)).fetchall())
+            hours = {bucket("1h", at) for _, at, *_ in new}
+            keys = {hour: [(i, bucket(i, hour)) for i in INTERVALS] for hour in hours}
+            fresh = [row for row in new if any((row[0], i, s) not in found for i, s in keys[bucket("1h", row[1])])]
+            if fresh:
+                self.cur.execute(_INSERT_ROLLUPS, _columns(fresh, _NEW_TYPES))
+        newest: dict[str, WalletBalance] = {}
+        for row in rows:
+            held = newest.get(row.wallet_id)
+            if held is None or (row.timestamp, row.id) > (held.timestamp, held.id):
+                newest[row.wallet_id] = row
+        # A weekly roll-up that existed before means the wallet has a latest row to compare with.
+        has_rows = {w for w, r in newest.items() if (w, "1w", bucket("1w", naive_utc(r.timestamp))) in found}
+        known = [to_row(r) for w, r in newest.items() if w in has_rows]
+        first = [to_row(r) for w, r in newest.items() if w not in has_rows]
+        if known:
+            self.cur.execute(_UPDATE_LATEST, _columns(known, _LATEST_TYPES))
+        if first:
+            self.cur.execute(_MERGE_LATEST, _columns(first, _LATEST_TYPES))
+        return set(newest)
+
+    def refresh(self, touched: Iterable[tuple[str, datetime]], known: dict[str, WalletBalance]) -> set[str]:
+        """Recompute the roll-ups of every interval holding one of these (wallet, naive UTC time)
+        pairs, and the latest row of those wallets. `known`: rows this transaction wrote, by
+        id (a new latest row among them is not read back). Returns the wallets."""
+        touched = set(touched)
+        wallets = {wallet for wallet, _ in touched}
+        if not touched:
+            return wallets
+        if self.batch is not None:
+            self.batch.wrote("balance_rollups")  # a refusal after this rolls the transaction back
+        ids, times = [w for w, _ in touched], [at for _, at in touched]
+        for interval, unit in INTERVALS.items():
+            # The intervals are worked out by DuckDB: per-row Python here cost more than the SQL.
+            keys = (
+                f"(SELECT DISTINCT w AS wallet_id, date_trunc('{unit}', t) AS start"
+                " FROM (SELECT unnest(?::VARCHAR[]) AS w, unnest(?::TIMESTAMP[]) AS t))"
+            )
+            low, high = bucket(interval, min(times)), bucket(interval, max(times)) + LENGTHS[interval]
+            self.cur.execute(
+                f"DELETE FROM balance_rollups r USING {keys} k"
+                " WHERE r.interval = ? AND r.wallet_id = k.wallet_id AND r.start = k.start",
+                [ids, times, interval],
+            )
+            self._execute(
+                f"INSERT INTO balance_rollups SELECT b.wallet_id, ?, date_trunc('{unit}', b.timestamp) AS s,"
+                f" {_AGGREGATES} FROM wallet_balances b JOIN {keys} k"
+                f" ON b.wallet_id = k.wallet_id AND date_trunc('{unit}', b.timestamp) = k.start"
+                " WHERE b.timestamp >= ? AND b.timestamp < ? GROUP BY b.wallet_id, s",
+                [interval, ids, times, low, high],
+            )
+        self._refresh_latest(sorted(wallets), known)
+        return wallets
+
+    def _refresh_latest(self, wallets: list[str], known: dict[str, WalletBalance]) -> None:
+        """Each wallet's newest row is the last row of its newest weekly roll-up: taken from
+        `known`, else from the current balance_latest, else read by id."""
+        newest = [
+            r[0]
+            for r in self.cur.execute(
+                "SELECT arg_max(last_id, start) FROM balance_rollups"
+                " WHERE interval = '1w' AND wallet_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY wallet_id",
+                [wallets],
+            ).fetchall()
+        ]
+        rows = [to_row(known[i]) for i in newest if i in known]
+        wanted = [i for i in newest if i not in known]
+        for table in ("balance_latest", "wallet_balances"):
+            if wanted:
+                found = self._flushed().execute(
+                    f"SELECT * FROM {table} WHERE id IN (SELECT unnest(?::VARCHAR[]))", [wanted]
+                )
+                rows += found.fetchall()
+                wanted = sorted(set(wanted) - {r[0] for r in rows})
+        self.cur.execute("DELETE FROM balance_latest WHERE wallet_id IN (SELECT unnest(?::VARCHAR[]))", [wallets])
+        if rows:  # one list per column: a multi-row VALUES costs ~1 ms per row here
+            self.cur.execute(_INSERT_LATEST, _columns(rows, _LATEST_TYPES))
+
+    def follow_latest(self, wallets: Sequence[str], now: datetime) -> list[tuple[Any, ...]]:
+        """Set wallets.balance to the newest row's balance (0 once a wallet has none left), a new
+        version where it changed. Returns the changed wallets' rows, in column order."""
+        columns = ", ".join(f"w.{c.name}" for c in WALLETS.columns)
+        if self.batch is not None:
+            self.batch.flush(self.cur, WALLETS.name)  # a wallet created in this transaction too
+            self.batch.wrote(WALLETS.name)
+        return self.cur.execute(
+            "UPDATE wallets w SET balance = coalesce(l.balance, 0), version = w.version + 1, updated_at = ?"
+            " FROM (SELECT unnest(?::VARCHAR[]) AS wallet_id) k LEFT JOIN balance_latest l USING (wallet_id)"
+            f" WHERE w.id = k.wallet_id AND w.balance <> coalesce(l.balance, 0) RETURNING {columns}",
+            [now, list(wallets)],
+        ).fetchall()
+
+    def has_rows(self, wallet_id: str) -> bool:
+        """Asks the rows themselves: the derived tables catch up only at the end of a transaction."""
+        return self._first("SELECT 1 FROM wallet_balances WHERE wallet_id = ? LIMIT 1", [wallet_id]) is not None
+
+    # -- reads ----------------------------------------------------------------
+    def latest(self, wallets: Sequence[str] | None, limit: int) -> list[Record]:
+        where = "" if wallets is None else " WHERE wallet_id IN (SELECT unnest(?::VARCHAR[]))"
+        params: list[Any] = [] if wallets is None else [list(wallets)]
+        rows = self.cur.execute(
+            f"SELECT * FROM balance_latest{where} ORDER BY wallet_id LIMIT ?", [*params, limit]
+        ).fetchall()
+        return [self.rows.to_record(r) for r in rows]
+
+    def at(self, wallet_id: str, at: datetime) -> Record | None:
+        """The newest row at or before `at`: it lies in the latest hour whose first row is at or
+        before `at` (found in the hourly roll-ups), so only that hour's rows are read."""
+        hour = first_row(
+            self.cur,
+            "SELECT max(start) FROM balance_rollups WHERE wallet_id = ? AND interval = '1h' AND first_at <= ?",
+            [wallet_id, at],
+        )
+        if hour is None or hour[0] is None:
+            return None
+        row = self._first(
+            "SELECT * FROM wallet_balances WHERE wallet_id = ? AND timestamp >= ? AND timestamp <= ?"
+            " ORDER BY timestamp DESC, id DESC LIMIT 1",
+            [wallet_id, hour[0], at],
+        )
+        return None if row is None else self.rows.to_record(row)
+
+    def history(self, wallet_id: str, interval: str, low: datetime, high: datetime, limit: int) -> list[tuple]:
+        return self.cur.execute(
+            f"SELECT {ROLLUP_COLUMNS} FROM balance_rollups WHERE wallet_id = ? AND interval = ?"
+            " AND start >= ? AND start < ? ORDER BY start LIMIT ?",
+            [wallet_id, interval, low, high, limit],
+        ).fetchall()
+
+    def performance(self, wallet_id: str, low: datetime, high: datetime) -> tuple | None:
+        """first, last, min, max, count and the exact sum of the rows in [low, high); None without rows."""
+        where = "FROM wallet_balances b WHERE b.wallet_id = ? AND b.timestamp >= ? AND b.timestamp < ?"
+        row = self._first(
+            f"SELECT arg_min(b.balance, {_ORDER}), arg_max(b.balance, {_ORDER}), min(b.balance), max(b.balance),"
+            f" count(*) {where}",
+            [wallet_id, low, high],
+        )
+        if row is None or row[4] == 0:
+            return None
+        try:
+            total = self.cur.execute(f"SELECT sum(b.balance) {where}", [wallet_id, low, high]).fetchall()[0][0]
+        except duckdb.OutOfRangeException:  # past DECIMAL(38,18): add them up exactly in Python
+            total = sum(r[0] for r in self.cur.execute(f"SELECT b.balance {where}", [wallet_id, low, high]).fetchall())
+        return (*row, total)
+
+    def wallet_stats(self) -> tuple[list[tuple], list[tuple]]:
+        """(status, wallets) and (chain, wallets, summed latest balance, summed latest fiat value)."""
+        statuses = self.cur.execute("SELECT status, count(*) FROM wallets GROUP BY status ORDER BY status").fetchall()
+        rows = self.cur.execute(
+            f"SELECT w.blockchain_symbol, count(*), {exact_sum('l.balance', 18)}, {exact_sum('l.fiat_value', 8)}"
+            " FROM wallets w LEFT JOIN balance_latest l ON l.wallet_id = w.id"
+            " GROUP BY w.blockchain_symbol ORDER BY w.blockchain_symbol"
+        ).fetchall()
+        chains = [(c, n, joined(bi, bf, 18), joined(fi, ff, 8)) for c, n, bi, bf, fi, ff in rows]
+        return statuses, chains
+
+    def portfolio(self, interval: str, high: datetime, chain: str | None) -> list[tuple]:
+        """Per interval start before `high`: the change of the summed carried-forward fiat value
+        (a wallet's value is its interval's last fiat value, or the one before, null as 0)."""
+        chain_filter = "" if chain is None else " AND w.blockchain_symbol = ?"
+        return self.cur.execute(
+            "SELECT start, sum(d) FROM (SELECT r.start, coalesce(r.last_fiat_value, 0)"
+            " - coalesce(lag(coalesce(r.last_fiat_value, 0)) OVER (PARTITION BY r.wallet_id ORDER BY r.start), 0) AS d"
+            " FROM balance_rollups r JOIN wallets w ON w.id = r.wallet_id"
+            f" WHERE r.interval = ? AND r.start < ?{chain_filter}) GROUP BY start ORDER BY start",
+            [interval, high, *([] if chain is None else [chain])],
+        ).fetchall()
+
+
+def rebuild(cur: Cursor) -> None:
+    """Recompute every derived row from wallet_balances (after a migration or a restore).
+    Roll-ups are written in wallet order: DuckDB reads one wallet's intervals with a scan
+    that its zone maps (min/max per row group) narrow to a few row groups only when the table
+    is clustered by wallet; its ART index is not chosen for these queries."""
+    cur.execute("DELETE FROM balance_rollups")
+    cur.execute("DELETE FROM balance_latest")
+    for interval, unit in INTERVALS.items():
+        cur.execute(
+            f"INSERT INTO balance_rollups SELECT b.wallet_id, ?, date_trunc('{unit}', b.timestamp) AS s,"
+            f" {_AGGREGATES} FROM wallet_balances b GROUP BY b.wallet_id, s ORDER BY b.wallet_id, s",
+            [interval],
+        )
+    cur.execute(
+        "INSERT INTO balance_latest SELECT b.* FROM wallet_balances b WHERE b.id IN ("
+        " SELECT arg_max(last_id, start) FROM balance_rollups WHERE interval = '1w' GROUP BY wallet_id)"
+    )
