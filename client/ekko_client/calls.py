@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import msgspec
 from msgspec import Struct
 
+from .schema.balances import Interval, PortfolioReply, PortfolioRequest, WalletStatsReply, WalletStatsRequest
 from .schema.reports import (
     AlertStats,
     AlertStatsRequest,
@@ -55,6 +56,19 @@ class Reports(Calls):
         """The wallet with its latest balance, changes, alert counts, rules and workflows;
         raises NotFound for an unknown wallet."""
         return await self.call("reports.wallet_overview", WalletOverviewRequest(wallet_id), WalletOverview)
+
+    async def wallet_stats(self) -> WalletStatsReply:
+        """Wallets by status and by chain, balances summed over each wallet's newest row."""
+        return await self.call("reports.wallet_stats", WalletStatsRequest(), WalletStatsReply)
+
+    async def portfolio_history(
+        self, from_: datetime, to: datetime, interval: Interval, *, blockchain_symbol: str | None = None
+    ) -> PortfolioReply:
+        """Fiat value over wallets at each interval's end, carried forward (one chain, or all)."""
+        request = PortfolioRequest(from_=from_, to=to, interval=interval)
+        if blockchain_symbol is not None:
+            request.blockchain_symbol = blockchain_symbol
+        return await self.call("reports.portfolio_history", request, PortfolioReply)
 
 
 __all__ = ["Calls", "Reports", "decoder"]

@@ -10,6 +10,7 @@ import msgspec
 import nats
 from nats.aio.client import Client
 
+from .balances import WalletBalances
 from .calls import Calls, Reports
 from .entities import Entity, Users
 from .events import Events
@@ -86,7 +87,9 @@ class EkkoClient:
         self.users = Users(t, "users", User, UserCreate, UserUpdate)
         self.wallets = Entity(t, "wallets", Wallet, WalletCreate, WalletUpdate)
         self.alerts = Entity(t, "alerts", Alert, AlertCreate, AlertUpdate)
-        self.wallet_balances = Entity(t, "wallet_balances", WalletBalance, WalletBalanceCreate, WalletBalanceUpdate)
+        self.wallet_balances = WalletBalances(
+            t, "wallet_balances", WalletBalance, WalletBalanceCreate, WalletBalanceUpdate
+        )
         self.alert_rules = Entity(t, "alert_rules", AlertRule, AlertRuleCreate, AlertRuleUpdate)
         self.workflows = Entity(t, "workflows", Workflow, WorkflowCreate, WorkflowUpdate)
         self.workflow_executions = Entity(
