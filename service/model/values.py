@@ -21,7 +21,9 @@ DECIMAL_TEXT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.A
 NOT_FINITE_TEXT = re.compile(r"[+-]?(?:s?nan\d*|inf(?:inity)?)", re.IGNORECASE)
 
 
-def decimal_input_schema(integer_digits: int = 16, scale: int = 8) -> dict[str, Any]:
+def decimal_input_schema(
+    integer_digits: int = DEFAULT_DECIMAL.integer_digits, scale: int = DEFAULT_DECIMAL.scale
+) -> dict[str, Any]:
     """What a decimal field of a request accepts, as JSON Schema (docs/schemas.json). Every value
     it admits is accepted by to_decimal, except a JSON number with more than `scale` places (JSON
     Schema cannot bound them). Text: at most `integer_digits` digits before the point (leading
@@ -42,7 +44,7 @@ def decimal_input_schema(integer_digits: int = 16, scale: int = 8) -> dict[str, 
     }
 
 
-DECIMAL_INPUT_SCHEMA = decimal_input_schema()  # DECIMAL(24,8)
+DECIMAL_INPUT_SCHEMA = decimal_input_schema()  # DEFAULT_DECIMAL's
 
 
 # An RFC 3339 timestamp with its offset, as JSON Schema (docs/schemas.json): what replies carry,
