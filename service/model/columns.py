@@ -112,7 +112,7 @@ def to_db(column: Column, value: Any) -> Any:
     if value is None:
         return None
     if column.kind is Kind.TIMESTAMP:
-        return as_utc(value).replace(tzinfo=None)
+        return naive_utc(value)
     if column.kind is Kind.JSON:
         return msgspec.json.encode(value).decode()
     return value
@@ -154,6 +154,11 @@ def _fixed_point(value: Decimal) -> str:
 def as_utc(value: datetime) -> datetime:
     """Naive timestamps are UTC (the legacy API wrote naive UTC-less strings)."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def naive_utc(value: datetime) -> datetime:
+    """The instant as a TIMESTAMP column holds it: UTC, without an offset (naive input is UTC)."""
+    return as_utc(value).replace(tzinfo=None)
 
 
 def utc_now() -> datetime:

@@ -19,7 +19,7 @@ import duckdb
 
 from schema.common import Record
 from schema.wallet_balances import WalletBalance
-from service.model.columns import as_utc, to_db
+from service.model.columns import naive_utc, to_db
 from service.model.registry import ENTITIES
 from service.store.repository import Repository
 from service.store.sql import Cursor, first_row, quote
@@ -128,10 +128,6 @@ def joined(integers: int, fractions: int, scale: int) -> Decimal:
 
 def to_row(record: WalletBalance) -> tuple[Any, ...]:
     return tuple(to_db(c, getattr(record, c.name)) for c in BALANCES.columns)
-
-
-def naive_utc(at: datetime) -> datetime:
-    return as_utc(at).replace(tzinfo=None)
 
 
 def bucket(interval: str, at: datetime) -> datetime:

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from schema.events import Action
-from service.model.columns import as_utc
+from service.model.columns import as_utc, naive_utc
 from service.store.sql import Cursor, count_rows
 from service.store.write_batch import TableAccess, WriteBatch
 
@@ -60,7 +60,7 @@ def change_row(change: Change) -> list[object]:
         change.entity_id,
         change.action,
         change.version,
-        as_utc(change.occurred_at).replace(tzinfo=None),
+        naive_utc(change.occurred_at),
         change.data,
         change.before,
         change.tx_id,

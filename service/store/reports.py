@@ -14,20 +14,17 @@ from schema.alert_rules import AlertRule
 from schema.reports import AlertStats, SearchHit, WalletAlertCount
 from schema.wallet_balances import WalletBalance
 from schema.workflows import Workflow
-from service.model.columns import as_utc
+from service.model.columns import naive_utc
 from service.model.registry import ENTITIES, EntitySpec
 from service.model.search import EXACT, PREFIX, SEARCHABLE, SUBSTRING, Searchable
+from service.store.balances import BalanceStore
 from service.store.repository import Repository
-from service.store.sql import Cursor, first_row, quote
+from service.store.sql import Cursor, quote
 
 TOP_WALLETS = 10
 # A hit's title is cut to this many characters: 100 hits of 10,000-character alert messages
 # would not fit in a NATS message.
 TITLE_LENGTH = 200
-
-
-def _naive(value: datetime) -> datetime:
-    return as_utc(value).replace(tzinfo=None)
 
 
 def _columns(spec: EntitySpec, alias: str = "") -> str:
@@ -44,17 +41,17 @@ def alert_stats(cur: Cursor, start: datetime | None, end: datetime | None, since
     where, params = ["TRUE"], []
     if start is not None:
         where.append("created_at >= ?")
-        params.append(_naive(start))
+        params.append(naive_utc(start))
     if end is not None:
         where.append("created_at < ?")
-        params.append(_naive(end))
+        params.append(naive_utc(end))
     condition = " AND ".join(where)
     rows = cur.execute(
         "SELECT grouping(status, type, priority), status, type, priority, count(*),"
         " count(*) FILTER (WHERE created_at >= ?)"
         f" FROM alerts WHERE {condition}"
         " GROUP BY GROUPING SETS ((status), (type), (priority), ())",
-        [_naive(since), *params],
+        [naive_utc(since), *params],
     ).fetchall()
     # grouping() sets one bit per column left out, status the highest: 3 = only status kept.
     kept = {3: 1, 5: 2, 6: 3}
@@ -86,23 +83,15 @@ def alert_stats(cur: Cursor, start: datetime | None, end: datetime | None, since
 
 # -- wallet_overview ------------------------------------------------------------------
 
-_BALANCES = ENTITIES["wallet_balances"]
-
 
 def balance_in_effect(cur: Cursor, wallet_id: str, at: datetime | None = None) -> WalletBalance | None:
     """The wallet's balance row in effect at `at` (the newest with timestamp <= at), or its
     newest row when `at` is None; None when there is none. Ties on timestamp: the greatest id.
-
-    The one place that reads "the latest balance of a wallet": point it at a derived
-    latest-balance table once one exists, and every report follows."""
-    bound, params = ("", [wallet_id]) if at is None else (" AND timestamp <= ?", [wallet_id, _naive(at)])
-    row = first_row(
-        cur,
-        f"SELECT {_columns(_BALANCES)} FROM wallet_balances WHERE wallet_id = ?{bound}"
-        " ORDER BY timestamp DESC, id DESC LIMIT 1",
-        params,
-    )
-    return None if row is None else cast(WalletBalance, Repository(_BALANCES, cur).to_record(row))
+    Read where `ekko.wallet_balances.latest` and `.at` read it: the derived latest row, or
+    the one hour of rows the roll-ups point at (service.store.balances)."""
+    store = BalanceStore(cur)
+    row = store.at(wallet_id, naive_utc(at)) if at is not None else next(iter(store.latest([wallet_id], 1)), None)
+    return cast(WalletBalance | None, row)
 
 
 def alerts_by_status(cur: Cursor, wallet_id: str) -> dict[str, int]:

@@ -30,7 +30,7 @@ from schema.balances import (
 from schema.common import UNSET, FixedDecimal, Record, encode
 from schema.wallet_balances import WalletBalance
 from schema.wallets import Wallet
-from service.model.columns import utc_now
+from service.model.columns import naive_utc, utc_now
 from service.model.errors import Conflict, Detail, NotFound, ServiceError, invalid
 from service.model.limits import ENVELOPE_RESERVE, PayloadLimit, too_large
 from service.model.registry import ENTITIES
@@ -52,10 +52,6 @@ _PLACES18 = Decimal(1).scaleb(-18)
 _PLACES8 = Decimal(1).scaleb(-8)
 
 
-def naive(at: datetime) -> datetime:
-    return at.astimezone(UTC).replace(tzinfo=None)
-
-
 def fixed(value: Decimal | None) -> FixedDecimal | None:
     return None if value is None else FixedDecimal(value)
 
@@ -70,7 +66,7 @@ class FollowBalances:
 
     def run(self, uow: UnitOfWork) -> None:
         if self.changed:
-            follow(uow, self.changed | {(r.wallet_id, naive(r.timestamp)) for r in self.inserted}, [])
+            follow(uow, self.changed | {(r.wallet_id, naive_utc(r.timestamp)) for r in self.inserted}, [])
         elif self.inserted:
             follow(uow, set(), self.inserted)
 
@@ -90,7 +86,7 @@ def derive(uow: UnitOfWork, touched: list[Touched]) -> None:
                 task.inserted.append(after)
             for row in (before, after):
                 if isinstance(row, WalletBalance) and before is not None:
-                    task.changed.add((row.wallet_id, naive(row.timestamp)))
+                    task.changed.add((row.wallet_id, naive_utc(row.timestamp)))
         elif entity == WALLETS.name and isinstance(before, Wallet) and isinstance(after, Wallet):
             refuse_direct_balance(uow, before, after)
     if task is not None and uow.batch is None:  # nothing runs deferred work: do it now
@@ -111,7 +107,7 @@ def follow(uow: UnitOfWork, changed: set[tuple[str, datetime]], inserted: Sequen
     store = uow.store(BalanceStore)
     wallets = store.refresh(changed, {}) if changed else store.merge(inserted)
     wallet_repo = Repository(WALLETS, store.cur)
-    for row in store.follow_latest(sorted(wallets), naive(utc_now())):
+    for row in store.follow_latest(sorted(wallets), naive_utc(utc_now())):
         uow.record(WALLETS, "updated", wallet_repo.to_record(row))
 
 
@@ -180,7 +176,7 @@ class BalanceService:
         return data
 
     async def at(self, request: AtRequest) -> Record:
-        wallet_id, at = canonical_id(request.wallet_id), naive(to_utc("at", request.at))
+        wallet_id, at = canonical_id(request.wallet_id), naive_utc(to_utc("at", request.at))
         row = await self.db.read(lambda cur: BalanceStore(cur).at(wallet_id, at))
         if row is None:
             raise NotFound(f"wallet {wallet_id} has no balance at or before {request.at.isoformat()}")
@@ -241,7 +237,7 @@ class BalanceService:
         )
 
     async def portfolio_history(self, request: PortfolioRequest) -> PortfolioReply:
-        low, high = naive(to_utc("from", request.from_)), naive(to_utc("to", request.to))
+        low, high = naive_utc(to_utc("from", request.from_)), naive_utc(to_utc("to", request.to))
         if high <= low:
             raise invalid("to", "must be after from")
         low = bucket(request.interval, low)
@@ -267,8 +263,8 @@ MAX_LATEST_ROWS = 10_001  # latest without wallet_ids: at most 10,000 wallets (o
 
 def span(low: Any, high: Any) -> tuple[datetime, datetime]:
     """An optional [from, to) as naive UTC; 400 naming `to` when it is not after `from`."""
-    start = EARLIEST if low is UNSET else naive(to_utc("from", low))
-    end = LATEST if high is UNSET else naive(to_utc("to", high))
+    start = EARLIEST if low is UNSET else naive_utc(to_utc("from", low))
+    end = LATEST if high is UNSET else naive_utc(to_utc("to", high))
     if end <= start:
         raise invalid("to", "must be after from")
     return start, end
