@@ -128,6 +128,10 @@ class BalanceService:
 
     # -- ingest ----------------------------------------------------------------
     async def ingest(self, request: IngestRequest) -> IngestReply:
+        with self.db.bulk():
+            return await self._ingest(request)
+
+    async def _ingest(self, request: IngestRequest) -> IngestReply:
         rows = IngestRows.of(request.items, utc_now())
         reply = IngestReply(count=len(rows.records), ids=rows.ids)
         self.limit_reply(len(encode(reply)), "the ingest reply")

@@ -69,6 +69,7 @@ class IngestRows:
         generated = iter(new_ids(len(items)))
         records: list[WalletBalance] = []
         client_ids: set[str] = set()
+        prices: dict[Decimal, Decimal] = {}  # a batch repeats its token prices: each checked once
         for index, item in enumerate(items):
             try:
                 if item.id is UNSET:
@@ -80,7 +81,11 @@ class IngestRows:
                     client_ids.add(record_id)
                 at = now if item.timestamp is UNSET else to_utc("timestamp", item.timestamp)
                 balance = fixed("balance", item.balance, AMOUNT)
-                price = None if item.token_price is None else fixed("token_price", item.token_price, PRICE)
+                price = item.token_price
+                if price is not None:
+                    known = prices.get(price) if price.is_finite() else None  # sNaN cannot be hashed
+                    price = known if known is not None else fixed("token_price", price, PRICE)
+                    prices[price] = price
                 fiat = None if item.fiat_value is None else fixed("fiat_value", item.fiat_value, FIAT)
             except ServiceError as exc:
                 raise prefixed(exc, index) from None
