@@ -20,8 +20,7 @@ from schema.common import FixedDecimal, encode
 from schema.wallet_balances import WalletBalance
 from service.model.nesting import _TOKENS, MAX_DEPTH, _depth, too_deep
 from service.model.registry import ENTITIES
-from service.store.database import connect
-from service.store.ddl import apply_migrations
+from service.store.database import Database
 from service.store.dead_letter import DeadLetterRepository
 from service.store.outbox import OutboxRepository, expand
 from service.store.uow import UnitOfWork
@@ -32,10 +31,10 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 @pytest.fixture
 def con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    connection = connect(tmp_path / "ekko.db")
-    apply_migrations(connection)
-    yield connection
-    connection.close()
+    """The connection of a Database at the latest schema (no writer thread is used here)."""
+    db = Database(tmp_path / "ekko.db").open()
+    yield db.connection
+    db.close()
 
 
 def balances(count: int) -> list[WalletBalance]:
