@@ -1,4 +1,4 @@
-"""`ekko.wallet_balances.ingest`, column by column: thousands of balance rows checked, built,
+"""`ekko.wallet_balances.ingest` in bulk: thousands of balance rows checked, built,
 inserted and relayed with no per-row statement, object or outbox entry beyond what they
 need (docs/decisions.md, "One outbox entry per ingest").
 
