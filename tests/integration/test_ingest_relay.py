@@ -18,7 +18,7 @@ from schema.events import CORRELATION_HEADER
 from schema.wallet_balances import WalletBalanceCreate
 from service.app import Ekko
 from service.store.outbox import OutboxRepository
-from tests.client import Client
+from tests.client import Client, assert_rejected
 from tests.factories import Factory
 from tests.natsd import NatsServer
 from tests.sync_helpers import eventually, read_event_messages, read_events, relay_idle
@@ -153,3 +153,23 @@ async def test_a_batch_published_twice_gives_each_event_once(ekko: Ekko, client:
 async def _in_sync(ekko: Ekko) -> bool:
     assert ekko.relay is not None
     return (await ekko.relay.pending()) == 0 and (await ekko.status.sync_verify()).in_sync
+
+
+async def test_ingest_names_the_item_with_a_repeated_existing_or_orphan_id_and_stores_nothing(
+    client: Client, make: Factory, ekko: Ekko, service_nc: NATS
+) -> None:
+    wallet = (await make.create("wallets"))["id"]
+    existing = await client.ok("ekko.wallet_balances.create", {"wallet_id": wallet, "balance": "1"})
+    many = items([wallet], 1_500)  # past write_batch.BULK_LOOKUP: the wallets are looked up as one list
+    chosen = str(uuid.uuid4())
+    cases = [
+        ([{**many[0], "id": chosen}, {**many[1], "id": chosen.upper()}], 400, "items[1].id"),
+        ([many[0], {**many[1], "id": existing["id"]}], 409, "items[1].id"),
+        ([*many[:1200], {**many[1200], "wallet_id": str(uuid.uuid4())}, *many[1201:]], 404, "items[1200].wallet_id"),
+    ]
+    for body, status, field in cases:
+        assert_rejected(await client.request("ekko.wallet_balances.ingest", {"items": body}), status, field)
+    page = await client.ok("ekko.wallet_balances.list", {"count": True})
+    assert page["total"] == 1
+    await relay_idle(ekko)
+    assert [e["id"] for e, _ in await balance_events(service_nc)] == [existing["id"]]  # nothing relayed
