@@ -79,6 +79,16 @@ _UPSERT_ROLLUPS = (
     f" ON CONFLICT (wallet_id, interval, start) DO UPDATE SET {_merged('excluded')}"
 )
 BULK_ROWS = 1_000
+# The same upsert fed from the JSON array of the new records (as `encode` writes them) instead
+# of five list parameters: DuckDB parses the array itself, so no Python value per row is made
+# or bound under the GIL (an ingest of 5,000 rows: ~20 ms less; docs/decisions.md).
+_ENCODED_ROWS = (
+    "(SELECT r.wallet_id, r.timestamp::TIMESTAMP AS timestamp, r.id, r.balance::DECIMAL(38,18) AS balance,"
+    " r.fiat_value::DECIMAL(38,8) AS fiat_value FROM (SELECT unnest(from_json(?::VARCHAR, '[{"
+    '"wallet_id":"VARCHAR","timestamp":"VARCHAR","id":"VARCHAR","balance":"VARCHAR","fiat_value":"VARCHAR"'
+    "}]')) AS r)) b"
+)
+_UPSERT_ENCODED_ROLLUPS = _UPSERT_ROLLUPS.replace(_NEW_ROWS, _ENCODED_ROWS)
 # Intervals that had no rows: every new row of such a key is sent, so its roll-up is whole;
 # keys that existed were merged by _UPDATE_ROLLUPS already.
 _INSERT_ROLLUPS = f"INSERT INTO balance_rollups {_FOLDED_SELECT} ON CONFLICT DO NOTHING"
@@ -147,17 +157,22 @@ class BalanceStore(TableAccess):
         self.rows = Repository(BALANCES, cursor)
 
     # -- the writer: derived state ------------------------------------------
-    def merge(self, rows: Sequence[WalletBalance]) -> set[str]:
+    def merge(self, rows: Sequence[WalletBalance], encoded: bytes | None = None) -> set[str]:
         """New rows only: fold them into their intervals and latest rows without reading the
         other rows. Appends into intervals and latest rows that exist cost two UPDATEs; a first
-        row of an interval or of a wallet adds an INSERT. Returns the wallets."""
+        row of an interval or of a wallet adds an INSERT. `encoded`: the rows as one JSON array
+        (`encode(rows)`), when the caller has it. Returns the wallets."""
         if self.batch is not None:
             self.batch.wrote("balance_rollups")  # a refusal after this rolls the transaction back
-        new = [(r.wallet_id, naive_utc(r.timestamp), r.id, r.balance, r.fiat_value) for r in rows]
-        if len(new) >= BULK_ROWS:
-            self.cur.execute(_UPSERT_ROLLUPS, _columns(new, _NEW_TYPES))
+        if len(rows) >= BULK_ROWS:
+            if encoded is not None:
+                self.cur.execute(_UPSERT_ENCODED_ROLLUPS, [encoded.decode()])
+            else:
+                new = [(r.wallet_id, naive_utc(r.timestamp), r.id, r.balance, r.fiat_value) for r in rows]
+                self.cur.execute(_UPSERT_ROLLUPS, _columns(new, _NEW_TYPES))
             found: set[tuple[str, str, datetime]] = set()  # every latest row goes through the upsert
         else:
+            new = [(r.wallet_id, naive_utc(r.timestamp), r.id, r.balance, r.fiat_value) for r in rows]
             found = set(self.cur.execute(_UPDATE_ROLLUPS, _columns(new, _NEW_TYPES)).fetchall())
             hours = {bucket("1h", at) for _, at, *_ in new}
             keys = {hour: [(i, bucket(i, hour)) for i in INTERVALS] for hour in hours}

@@ -16,7 +16,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,6 +129,9 @@ class Database:
         # on_deferred_changes on the event loop (the app updates the cache and wakes the relay).
         self._deferred_changes: list[Change] = []
         self.on_deferred_changes: Callable[[list[Change]], None] = lambda changes: None
+        # Batch writes (an ingest of thousands of rows) under way, from decoding to reply: the
+        # relay holds back while there are any (service.sync.relay), so they get the CPU.
+        self.bulk_writes = 0
 
     # -- lifecycle -----------------------------------------------------------
     def open(self) -> Database:
@@ -178,6 +181,15 @@ class Database:
         return self._con
 
     # -- work ----------------------------------------------------------------
+    @contextlib.contextmanager
+    def bulk(self) -> Iterator[None]:
+        """Marks a batch write under way (see bulk_writes)."""
+        self.bulk_writes += 1
+        try:
+            yield
+        finally:
+            self.bulk_writes -= 1
+
     async def read(self, fn: Callable[[Cursor], T]) -> T:
         """Run fn(cursor) on a pool thread. Waits for a free cursor when all are busy."""
         idle = self._idle

@@ -275,6 +275,16 @@ INSERT INTO balance_latest SELECT * FROM wallet_balances WHERE id IN (
     SELECT arg_max(last_id, start) FROM balance_rollups WHERE interval = '1w' GROUP BY wallet_id);
 """
 
+# One outbox entry may stand for the creates of a batch write (ekko.wallet_balances.ingest):
+# `changes` is how many, its data the JSON array of their records; NULL is one change as
+# before. Dead letters keep the part of such an entry that could not be published alike.
+V8 = "".join(
+    f"""
+ALTER TABLE {table} ADD COLUMN changes INTEGER;
+"""
+    for table in ("outbox", "outbox_dead_letter")
+)
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "initial schema: eight entities and the outbox", V1),
     (2, "outbox dead letters: entries the relay cannot publish", V2),
@@ -283,6 +293,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (5, "unique keys in indexed columns of their own", V5),
     (6, "wallet_balances: a wallet_id index DuckDB can scan, not (wallet_id, timestamp)", V6),
     (7, "18-decimal balances; balance roll-ups and latest balance per wallet", V7),
+    (8, "outbox entries that stand for a batch of creates", V8),
 ]
 
 # Tables derived from others (rebuilt by service.store.balances.rebuild); dropped with them.

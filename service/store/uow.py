@@ -47,6 +47,7 @@ class UnitOfWork:
         # The changes made, in order. `seal` completes them in place (tx_count), so a list
         # taken inside the work shows them complete once the write has committed.
         self.changes: list[Change] = []
+        self.count = 0  # changes made: a batch entry among `changes` stands for several
         self._outbox: OutboxRepository | None = None
         self._repos: dict[str, Repository] = {}
 
@@ -101,10 +102,33 @@ class UnitOfWork:
                 data=None if after is None else encode(after),
                 before=None if before is None else encode(before),
                 tx_id=self.tx_id,
-                tx_index=len(self.changes),
+                tx_index=self.count,
                 correlation_id=self.correlation_id,
             )
         )
+        self.count += 1
+
+    def record_created(self, spec: EntitySpec, records: bytes, count: int) -> None:
+        """Note `count` creates of `spec` at once: `records` is the JSON array of the created
+        records, each encoded as `record` would (one msgspec call for all of them). They reach
+        the outbox as one entry that the relay expands into one create each
+        (service.store.outbox.expand), with the event ids and places they would have had."""
+        self.changes.append(
+            Change(
+                event_id=new_id(),
+                entity=spec.name,
+                action="created",
+                entity_id="",
+                version=1,
+                occurred_at=utc_now(),
+                data=records,
+                tx_id=self.tx_id,
+                tx_index=self.count,
+                correlation_id=self.correlation_id,
+                changes=count,
+            )
+        )
+        self.count += count
 
     def run(self, work: Callable[[UnitOfWork], T]) -> T:
         """work(self), then `seal`: what the writer runs for each write."""
@@ -114,7 +138,7 @@ class UnitOfWork:
 
     def seal(self) -> None:
         """The work is done: count its changes into each and queue them in the outbox (when sync is on)."""
-        count = len(self.changes)
+        count = self.count
         for change in self.changes:
             # Set in place: until sealed, the changes are this unit's alone (nothing has seen them),
             # and a copy of each cost ~8 us: a tenth of an ingest's Python per row.

@@ -150,15 +150,15 @@ class WriteBatch:
             elif self.find_key(*lookup) is Unknown:
                 keys.setdefault((lookup[0], lookup[1]), set()).add(lookup[2])
         for table, wanted in ids.items():
-            rows = cur.execute(f"SELECT id FROM {quote(table)} WHERE id IN ({_marks(wanted)})", list(wanted))
+            rows = cur.execute(f"SELECT id FROM {quote(table)} WHERE id IN ({_in_list(wanted)})", _in_params(wanted))
             found = {row[0] for row in rows.fetchall()}
             self._present.setdefault(table, set()).update(found)
             self._absent.setdefault(table, set()).update(wanted - found)
         for (table, column), wanted in keys.items():
-            sql = f"SELECT {quote(column)}, id FROM {quote(table)} WHERE {quote(column)} IN ({_marks(wanted)})"
+            sql = f"SELECT {quote(column)}, id FROM {quote(table)} WHERE {quote(column)} IN ({_in_list(wanted)})"
             known = self._keys.setdefault((table, column), {})
             known.update(dict.fromkeys(wanted))
-            known.update(cur.execute(sql, list(wanted)).fetchall())
+            known.update(cur.execute(sql, _in_params(wanted)).fetchall())
 
     def exists(self, table: str, entity_id: str) -> bool | None:
         """True or False when known, None when the table must be asked."""
@@ -181,6 +181,13 @@ class WriteBatch:
         """An insert (exists) or delete (not) of this transaction."""
         (self._present if exists else self._absent).setdefault(table, set()).add(entity_id)
         (self._absent if exists else self._present).get(table, set()).discard(entity_id)
+
+    def inserted(self, table: str, ids: Iterable[str]) -> None:
+        """Rows of `table` inserted directly (not held back) by this transaction."""
+        self.wrote(table)
+        self._present.setdefault(table, set()).update(ids)
+        if absent := self._absent.get(table):
+            absent.difference_update(self._present[table])
 
     def forget(self) -> None:
         """Drop what is known about ids and keys (after a write that bypassed the repositories)."""
@@ -211,8 +218,21 @@ def as_text(values: Iterable[Any]) -> list[str | None]:
     return [None if v is None else format(v, "f") if isinstance(v, Decimal) else str(v) for v in values]
 
 
-def _marks(values: Iterable[object]) -> str:
+# From this many values on, an IN list is one list parameter joined in (SELECT unnest(?)):
+# binding each value costs ~25 us (1,000 ids: 27 ms against 3 ms for the join on 10,000
+# wallets), while the join scans the table instead of its index (1,000 of 1M ids: 51 ms
+# against 41 ms; 100: 59 against 10). Measured with DuckDB 2.0.1 (docs/decisions.md).
+BULK_LOOKUP = 500
+
+
+def _in_list(values: set[str]) -> str:
+    if len(values) >= BULK_LOOKUP:
+        return "SELECT unnest(?::VARCHAR[])"
     return ", ".join("?" for _ in values)
+
+
+def _in_params(values: set[str]) -> list[Any]:
+    return [list(values)] if len(values) >= BULK_LOOKUP else list(values)
 
 
 class TableAccess:

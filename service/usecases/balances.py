@@ -4,7 +4,6 @@ every write's transaction (docs/decisions.md, "Balances")."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal
@@ -31,16 +30,17 @@ from schema.common import UNSET, FixedDecimal, Record, encode
 from schema.wallet_balances import WalletBalance
 from schema.wallets import Wallet
 from service.model.columns import naive_utc, utc_now
-from service.model.errors import Conflict, Detail, NotFound, ServiceError, invalid
+from service.model.errors import Conflict, Detail, NotFound, invalid
 from service.model.limits import ENVELOPE_RESERVE, PayloadLimit, too_large
 from service.model.registry import ENTITIES
-from service.model.values import canonical_id, normalize, to_utc
+from service.model.values import canonical_id, to_utc
 from service.store.balances import LENGTHS, BalanceStore, bucket
 from service.store.database import Database, in_one_snapshot
 from service.store.repository import Repository
 from service.store.uow import UnitOfWork
 from service.usecases.cache import RecordCache
-from service.usecases.entities import AfterCommit, Touched, check_references, sent_fields
+from service.usecases.entities import AfterCommit, Touched
+from service.usecases.ingest import IngestRows
 
 BALANCES = ENTITIES["wallet_balances"]
 WALLETS = ENTITIES["wallets"]
@@ -101,11 +101,17 @@ def refuse_direct_balance(uow: UnitOfWork, before: Wallet, after: Wallet) -> Non
         )
 
 
-def follow(uow: UnitOfWork, changed: set[tuple[str, datetime]], inserted: Sequence[WalletBalance]) -> None:
+def follow(
+    uow: UnitOfWork,
+    changed: set[tuple[str, datetime]],
+    inserted: Sequence[WalletBalance],
+    encoded: bytes | None = None,
+) -> None:
     """Bring the derived state up to date, then every touched wallet's balance (a wallet whose
-    balance moved gets a new version and goes through the outbox like any update)."""
+    balance moved gets a new version and goes through the outbox like any update). `encoded`:
+    `inserted` as one JSON array, when the caller has it (BalanceStore.merge)."""
     store = uow.store(BalanceStore)
-    wallets = store.refresh(changed, {}) if changed else store.merge(inserted)
+    wallets = store.refresh(changed, {}) if changed else store.merge(inserted, encoded)
     wallet_repo = Repository(WALLETS, store.cur)
     for row in store.follow_latest(sorted(wallets), naive_utc(utc_now())):
         uow.record(WALLETS, "updated", wallet_repo.to_record(row))
@@ -122,43 +128,23 @@ class BalanceService:
 
     # -- ingest ----------------------------------------------------------------
     async def ingest(self, request: IngestRequest) -> IngestReply:
-        now = utc_now()
-        records = [self._record(i, item, now) for i, item in enumerate(request.items)]
-        reply = IngestReply(count=len(records), ids=[r.id for r in records])
+        with self.db.bulk():
+            return await self._ingest(request)
+
+    async def _ingest(self, request: IngestRequest) -> IngestReply:
+        rows = IngestRows.of(request.items, utc_now())
+        reply = IngestReply(count=len(rows.records), ids=rows.ids)
         self.limit_reply(len(encode(reply)), "the ingest reply")
 
         def work(uow: UnitOfWork) -> list[Any]:
-            repo = uow.repo(BALANCES)
-            for i, record in enumerate(records):
-                try:
-                    if record.id in client_ids and repo.exists(record.id):
-                        raise Conflict(f"wallet_balances {record.id} already exists", [Detail("id", "already exists")])
-                    check_references(uow, BALANCES, record, ("wallet_id",))
-                except ServiceError as exc:
-                    raise prefixed(exc, i) from None
-                repo.insert(record)
-                uow.record(BALANCES, "created", record)
-            follow(uow, set(), records)
+            rows.write(uow)
+            follow(uow, set(), rows.records, rows.data)
             return uow.changes
 
-        client_ids = {r.id for r, item in zip(records, request.items, strict=True) if item.id is not UNSET}
-        if len(client_ids) < sum(item.id is not UNSET for item in request.items):
-            raise invalid("items", "two items have the same id")
-        lookups = [("wallets", r.wallet_id) for r in records] + [("wallet_balances", i) for i in client_ids]
-        changes = await self.db.write(work, lookups=lookups)
+        changes = await self.db.write(work, lookups=rows.lookups())
         self.cache.apply(changes)
         self._after_commit(changes)
         return reply
-
-    def _record(self, index: int, item: Any, now: datetime) -> WalletBalance:
-        try:
-            values = normalize(BALANCES, sent_fields(item))
-        except ServiceError as exc:
-            raise prefixed(exc, index) from None
-        values.setdefault("timestamp", now)
-        values.setdefault("id", str(uuid.uuid4()))
-        values.update(created_at=now, updated_at=now, version=1)
-        return cast(WalletBalance, BALANCES.record(**values))
 
     def limit_reply(self, size: int, what: str) -> None:
         budget = self.limit.max_payload - ENVELOPE_RESERVE
@@ -268,9 +254,3 @@ def span(low: Any, high: Any) -> tuple[datetime, datetime]:
     if end <= start:
         raise invalid("to", "must be after from")
     return start, end
-
-
-def prefixed(exc: ServiceError, index: int) -> ServiceError:
-    """The error of item `index`, its fields named `items[index].field`."""
-    details = [Detail(f"items[{index}].{d.field}" if d.field else f"items[{index}]", d.message) for d in exc.details]
-    return type(exc)(f"items[{index}]: {exc.message}", details)

@@ -51,9 +51,12 @@ class RecordCache:
             self._store(entity, entity_id, data)
 
     def apply(self, changes: Iterable[Change]) -> None:
-        """Committed changes: the new encoded record, or eviction on delete."""
+        """Committed changes: the new encoded record, or eviction on delete. The records of a
+        batch of creates are not cached (a get reads them once); their entity counts a write."""
         for change in changes:
             self._writes[change.entity] = self._writes.get(change.entity, 0) + 1
+            if change.changes is not None:
+                continue
             if change.data is None:
                 self._bucket(change.entity).pop(change.entity_id, None)
             elif self.max_entries:
