@@ -7,16 +7,13 @@ value is bound as a parameter.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic
 
-import msgspec
-from typing_extensions import TypeVar
-
-from schema.common import Record, encode
-from service.model.columns import Kind, record_value, reply_value, to_db
+from service.model.columns import Kind, to_db
 from service.model.registry import EntitySpec, UniqueKey
+from service.store.rows import EncodedRows, RecordT, encode_row, row_record
 from service.store.sql import Cursor, count_rows, first_row, quote
 from service.store.tables import index_columns
 from service.store.timings import timed
@@ -67,10 +64,6 @@ _OPS = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 _PATTERNS = {"like": "LIKE", "ilike": "ILIKE"}
 
 
-# The entity's record Struct; a bare `Repository` holds any entity's records.
-RecordT = TypeVar("RecordT", bound=Record, default=Record)
-
-
 class Repository(TableAccess, Generic[RecordT]):
     """Rows of one entity's table, as record Structs. With the writer's batch
     (service.store.write_batch) inserts are held back and known ids answered from memory."""
@@ -84,26 +77,28 @@ class Repository(TableAccess, Generic[RecordT]):
     # -- reads ---------------------------------------------------------------
     def to_record(self, row: Sequence[Any]) -> RecordT:
         """A DuckDB row of the record's columns as the record."""
-        conversions = _RECORD_CONVERSIONS.get(self.spec.name)
-        if conversions is None:
-            conversions = _RECORD_CONVERSIONS[self.spec.name] = tuple(
-                (c.name, record_value(c)) for c in self.spec.columns
-            )
-        return self.spec.record(
-            **{name: v if f is None or v is None else f(v) for (name, f), v in zip(conversions, row, strict=False)}
-        )
+        return row_record(self.spec, row)
 
     @timed("get")
     def get(self, entity_id: str) -> RecordT | None:
         row = self._first(f"SELECT {self._select} FROM {self._table} WHERE id = ?", [entity_id])
         return None if row is None else self.to_record(row)
 
-    @timed("get")
     def get_encoded(self, entity_id: str) -> bytes | None:
-        """The record as reply bytes, the same as `encode(get(...))`, without building the
-        record: the row's values go positionally into a Struct of the same fields."""
-        row = self._first(f"SELECT {self._select} FROM {self._table} WHERE id = ?", [entity_id])
-        return None if row is None else encode_row(self.spec, row)
+        """The record as reply bytes, the same as `encode(get(...))`."""
+        return self.get_many_encoded([entity_id]).get(entity_id)
+
+    @timed("get_many_encoded")
+    def get_many_encoded(self, ids: Sequence[str]) -> dict[str, bytes]:
+        """id -> reply bytes of those ids that exist, in one query (`IN` of constants is an
+        index lookup), without building records: each row's values go positionally into a
+        Struct of the record's fields (encode_row)."""
+        if not ids:
+            return {}
+        marks = ", ".join("?" for _ in ids)
+        rows = self._execute(f"SELECT {self._select} FROM {self._table} WHERE id IN ({marks})", list(ids))
+        # id is every record's first column (schema.common.Record)
+        return {row[0]: encode_row(self.spec, row) for row in rows.fetchall()}
 
     @timed("exists")
     def exists(self, entity_id: str) -> bool:
@@ -151,6 +146,14 @@ class Repository(TableAccess, Generic[RecordT]):
     def list(self, query: ListQuery) -> list[RecordT]:
         sql, params = list_sql(self.spec, query)
         return [self.to_record(r) for r in self._execute(sql, params).fetchall()]
+
+    @timed("list")
+    def list_encoded(self, query: ListQuery) -> EncodedRows[RecordT]:
+        """The page of `list` as reply bytes per row (each equal to `encode(record)`), built
+        without records (encode_row); a row's record on demand, for the cursor."""
+        sql, params = list_sql(self.spec, query)
+        rows = self._execute(sql, params).fetchall()
+        return EncodedRows(self.spec, [encode_row(self.spec, r) for r in rows], rows)
 
     @timed("count_where")
     def count_where(self, conditions: Sequence[Filter]) -> int:
@@ -221,35 +224,6 @@ class Repository(TableAccess, Generic[RecordT]):
         self._change(f"DELETE FROM {self._table} WHERE id = ?", [entity_id])
         if self.batch is not None:
             self.batch.noted(self.spec.name, entity_id, exists=False)
-
-
-@dataclass(frozen=True)
-class _RowEncoding:
-    struct: type[msgspec.Struct]  # the record's fields, in its order, positional and untyped
-    convert: tuple[tuple[int, Callable[[Any], Any]], ...]  # (position, conversion) of the values to convert
-
-
-_ROW_ENCODINGS: dict[str, _RowEncoding] = {}
-# Per entity: (field name, conversion or None) of each column, for to_record.
-_RECORD_CONVERSIONS: dict[str, tuple[tuple[str, Callable[[Any], Any] | None], ...]] = {}
-
-
-def encode_row(spec: EntitySpec, row: Sequence[Any]) -> bytes:
-    """A DuckDB row of the record's columns as the bytes `encode(record)` gives.
-
-    The encoder writes a Struct's fields in order by name and value only, so a Struct with
-    the record's field names in its order writes the same JSON; the values need only the
-    conversions the encoder cannot do (service.model.columns.reply_value)."""
-    encoding = _ROW_ENCODINGS.get(spec.name)
-    if encoding is None:
-        struct = msgspec.defstruct(f"{spec.record.__name__}Row", [(c.name, Any) for c in spec.columns])
-        converters = ((i, reply_value(c)) for i, c in enumerate(spec.columns))
-        encoding = _ROW_ENCODINGS[spec.name] = _RowEncoding(struct, tuple((i, f) for i, f in converters if f))
-    values = list(row)
-    for i, convert in encoding.convert:
-        if values[i] is not None:
-            values[i] = convert(values[i])
-    return encode(encoding.struct(*values))
 
 
 def list_sql(spec: EntitySpec, query: ListQuery) -> tuple[str, list[Any]]:

@@ -4,7 +4,7 @@ one snapshot, each item shaped by `select`/`include`, the page cut to fit one re
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -26,28 +26,32 @@ Parents = dict[str, dict[str, msgspec.Raw]]  # include name -> parent id -> the 
 
 @dataclasses.dataclass(frozen=True)
 class _Read:
-    rows: list[Record]
-    parents: Parents
+    items: list[bytes]  # the page's items, encoded
+    found: int  # rows read: the page's, plus one when a next page exists
+    record: Callable[[int], Record]  # the record of row i, for the cursor
     total: int | None
 
 
 def _read(spec: EntitySpec, plan: ListPlan, cur: Cursor) -> _Read:
     """The page plus one row (it tells whether a next page exists), one query per include
-    for the parents of the whole page, and the total when asked for."""
-    query = plan.query
-    rows = Repository(spec, cur).list(dataclasses.replace(query, limit=query.limit + 1))
+    for the parents of the whole page, and the total when asked for. Whole records are
+    encoded from the rows directly (Repository.list_encoded): no record per row is built."""
+    query = dataclasses.replace(plan.query, limit=plan.query.limit + 1)
+    total = Repository(spec, cur).count_where(query.conditions) if plan.count else None
+    if plan.select is None and not plan.includes:
+        page = Repository(spec, cur).list_encoded(query)
+        return _Read(page.items[: plan.query.limit], len(page.rows), page.record, total)
+    rows = Repository(spec, cur).list(query)
     parents: Parents = {}
     for include in plan.includes:
         ids = {parent_id for row in rows[: query.limit] if (parent_id := getattr(row, include.key.field)) is not None}
         found = Repository(ENTITIES[include.key.parent], cur).get_many(ids)
         parents[include.name] = {i: msgspec.Raw(encode(record)) for i, record in found.items()}
-    total = Repository(spec, cur).count_where(query.conditions) if plan.count else None
-    return _Read(rows, parents, total)
+    items = [_item(plan, row, parents) for row in rows[: plan.query.limit]]
+    return _Read(items, len(rows), rows.__getitem__, total)
 
 
 def _item(plan: ListPlan, row: Record, parents: Parents) -> bytes:
-    if plan.select is None and not plan.includes:
-        return encode(row)
     names = plan.select if plan.select is not None else row.__struct_fields__
     fields: dict[str, Any] = {name: getattr(row, name) for name in names}
     for include in plan.includes:
@@ -77,22 +81,21 @@ async def list_page(spec: EntitySpec, db: Database, limit: PayloadLimit, request
         return _read(spec, plan, cur)
 
     result = await db.read(in_one_snapshot(read) if several else read)
-    rows = result.rows
-    items = [_item(plan, row, result.parents) for row in rows[: plan.query.limit]]
+    items = result.items
     budget = limit.max_payload - ENVELOPE_RESERVE
     start = len(_EMPTY_PAGE) + (0 if result.total is None else len(_TOTAL_KEY) + len(str(result.total)))
     count, size = _fitting(items, budget, start)
     if count == 0 and items:
         # One row alone is too large for a reply (stored before max_payload was lowered):
         # name it, rather than return an empty page whose cursor goes nowhere.
-        raise too_large(f"{spec.name} {rows[0].id} in a list reply", len(items[0]) + size, budget)
+        raise too_large(f"{spec.name} {result.record(0).id} in a list reply", len(items[0]) + size, budget)
     next_cursor = None
-    if count < len(rows):
-        next_cursor = encode_cursor(spec, request, rows[count - 1], plan.query.sort)
+    if count < result.found:
+        next_cursor = encode_cursor(spec, request, result.record(count - 1), plan.query.sort)
         while count > 1 and size + len(next_cursor) > budget:  # the cursor must fit too
             count -= 1
             size -= len(items[count]) + 1
-            next_cursor = encode_cursor(spec, request, rows[count - 1], plan.query.sort)
+            next_cursor = encode_cursor(spec, request, result.record(count - 1), plan.query.sort)
     return ListReply(
         items=[msgspec.Raw(item) for item in items[:count]],
         next_cursor=next_cursor,
