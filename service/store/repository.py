@@ -7,6 +7,7 @@ value is bound as a parameter.
 from __future__ import annotations
 
 import builtins
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic
@@ -55,6 +56,9 @@ class ListQuery:
     sort: tuple[SortKey, ...]  # always ends with id
     limit: int
     after: tuple[Any, ...] | None = None  # the sort values of the last row of the previous page
+    # A hint: the first sort key (a column without NULLs) goes no further than this. A page
+    # read with it is exact when it comes back full; a short one is read again without it.
+    bound: Any = None
 
 
 # Per entity: the columns with an ART index of their own (the primary key included).
@@ -153,6 +157,8 @@ class Repository(TableAccess, Generic[RecordT]):
         without records (encode_row); a row's record on demand, for the cursor."""
         sql, params = list_sql(self.spec, query)
         rows = self._execute(sql, params).fetchall()
+        if query.bound is not None and len(rows) < query.limit:  # rows may lie beyond the bound
+            return self.list_encoded(dataclasses.replace(query, bound=None))
         return EncodedRows(self.spec, [encode_row(self.spec, r) for r in rows], rows)
 
     @timed("count_where")
@@ -244,6 +250,10 @@ def list_sql(spec: EntitySpec, query: ListQuery) -> tuple[str, list[Any]]:
         sql, args = _after_sql(query.sort, query.after)
         where = sql if where == "TRUE" else f"{where} AND {sql}"
         params.extend(args)
+    if query.bound is not None:  # rows beyond it sort after every row before it
+        first = query.sort[0]
+        where = f"{where} AND {quote(first.column)} {'>=' if first.descending else '<='} ?"
+        params.append(query.bound)
     select = ", ".join(quote(c.name) for c in spec.columns)
     source = f"{quote(spec.name)} WHERE {where}"
     if spec.column_map[query.sort[0].column].kind is not Kind.TIMESTAMP and _index_lookup(spec, query):

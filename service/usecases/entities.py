@@ -40,6 +40,7 @@ from service.store.write_batch import Lookup
 from service.usecases.batching import BatchedLookup
 from service.usecases.cache import RecordCache
 from service.usecases.listing import list_page
+from service.usecases.page_spans import PageSpans
 
 AfterCommit = Callable[[Sequence[Change]], None]
 # (entity, row before, row after) of each row a write created, updated or deleted.
@@ -76,6 +77,7 @@ class EntityService:
         self.rules = rules
         self._after_commit = after_commit
         self._misses = BatchedLookup(self._read_many_encoded)
+        self._spans = PageSpans()
 
     async def _read_many_encoded(self, ids: Sequence[str]) -> dict[str, bytes]:
         return await self.db.read(functools.partial(_read_encoded, self.spec, ids))
@@ -197,7 +199,7 @@ class EntityService:
 
     # -- list ----------------------------------------------------------------
     async def list(self, request: ListRequest) -> ListReply:
-        return await list_page(self.spec, self.db, self.limit, request)
+        return await list_page(self.spec, self.db, self.limit, request, self._spans)
 
 
 def _read_encoded(spec: EntitySpec, ids: Sequence[str], cur: Cursor) -> dict[str, bytes]:

@@ -16,6 +16,7 @@ from service.store.database import Database, in_one_snapshot
 from service.store.listing import ListPlan, encode_cursor, plan_list
 from service.store.repository import Repository
 from service.store.sql import Cursor
+from service.usecases.page_spans import PageSpans
 
 # The list reply without items: `{"items":[],"next_cursor":""}` plus the quotes of a cursor.
 _EMPTY_PAGE = b'{"items":[],"next_cursor":""}'
@@ -71,16 +72,27 @@ def _fitting(items: Sequence[bytes], budget: int, size: int) -> tuple[int, int]:
     return count, size
 
 
-async def list_page(spec: EntitySpec, db: Database, limit: PayloadLimit, request: ListRequest) -> ListReply:
+async def list_page(
+    spec: EntitySpec, db: Database, limit: PayloadLimit, request: ListRequest, spans: PageSpans | None = None
+) -> ListReply:
     """A page of at most `limit` rows that also fits in one reply: it stops before the row
-    that would go over max_payload, and next_cursor continues from the last row sent."""
+    that would go over max_payload, and next_cursor continues from the last row sent.
+    `spans`: how far the list's last pages reached, to bound the next (service.usecases.page_spans)."""
     plan = plan_list(spec, request)
     several = plan.count or bool(plan.includes)  # more than one statement: one snapshot for all
+    key = b""
+    if spans is not None and plan.select is None and not plan.includes and spans.applies(spec, plan.query):
+        key = msgspec.json.encode([spec.name, request.filters, request.sort], order="sorted")
+        plan = dataclasses.replace(plan, query=dataclasses.replace(plan.query, bound=spans.bound(key, plan.query)))
 
     def read(cur: Cursor) -> _Read:
         return _read(spec, plan, cur)
 
     result = await db.read(in_one_snapshot(read) if several else read)
+    if key and spans is not None and result.found > plan.query.limit:  # a full page: learn how far it reached
+        column = plan.query.sort[0].column
+        first, last = getattr(result.record(0), column), getattr(result.record(result.found - 1), column)
+        spans.learn(key, plan.query, first, last)
     items = result.items
     budget = limit.max_payload - ENVELOPE_RESERVE
     start = len(_EMPTY_PAGE) + (0 if result.total is None else len(_TOTAL_KEY) + len(str(result.total)))
