@@ -110,9 +110,11 @@ def entity_router(
         return encode(await service.list(body))
 
     decimals = spec.decimal_fields
+    # A get that misses the cache waits for a shared read (service.usecases.batching) as a write
+    # waits for its group: the more wait at once, the fewer reads. So it gets as many subscribers.
     for action, request_type, handler, count, checked, reply in (
         ("create", spec.create, create, write_workers, decimals, record),
-        ("get", GetRequest, get, workers, (), record),
+        ("get", GetRequest, get, write_workers, (), record),
         ("update", spec.update, update, write_workers, decimals, record),
         ("delete", DeleteRequest, delete, write_workers, (), DeleteReply),
         # ListRequest with this entity's filters and sort keys typed (for the schema; it decodes alike)

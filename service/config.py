@@ -25,7 +25,7 @@ ENVIRONMENT: dict[str, str] = {
     "MIGRATION_MODE": "migrate the legacy KV buckets into DuckDB before serving, default false",
     "ENABLE_JETSTREAM_SYNC": "relay changes to the KV buckets and EKKO_EVENTS, default true",
     "EKKO_WORKERS_PER_SUBJECT": "subscribers per read subject, default 8",
-    "EKKO_WRITE_WORKERS_PER_SUBJECT": "subscribers per create/update/delete subject, default 32",
+    "EKKO_WRITE_WORKERS_PER_SUBJECT": "subscribers per create/update/delete and get subject, default 32",
     "EKKO_CACHE_ENTRIES": "records cached per entity for get, default 50000 (0 = off)",
     "BCRYPT_ROUNDS": "cost of new password hashes, default 12",
     "EKKO_DEPLOYMENT": "name of this deployment, default ekko",
@@ -119,8 +119,9 @@ class Settings:
     """Subscribers per read subject (get, list, ...) in one queue group: how many requests of one
     subject run at once."""
     write_workers_per_subject: int = 32
-    """The same for create/update/delete. Writes wait on the one writer; group commit needs many
-    of them queued to fill a transaction (8 capped creates at ~830/s, 32 sustained 1,000/s)."""
+    """The same for create/update/delete and get. Writes wait on the one writer; group commit needs
+    many of them queued to fill a transaction (8 capped creates at ~830/s, 32 sustained 1,000/s).
+    Gets that miss the cache share one read the same way."""
     queue_group: str = "ekko"
     cache_entries: int = 50_000
     """Encoded records kept in memory per entity for `get` (0 turns the cache off)."""

@@ -7,16 +7,14 @@ value is bound as a parameter.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Iterable, Sequence
+import dataclasses
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic
 
-import msgspec
-from typing_extensions import TypeVar
-
-from schema.common import Record, encode
-from service.model.columns import Kind, record_value, reply_value, to_db
+from service.model.columns import Kind, to_db
 from service.model.registry import EntitySpec, UniqueKey
+from service.store.rows import EncodedRows, RecordT, encode_row, row_record
 from service.store.sql import Cursor, count_rows, first_row, quote
 from service.store.tables import index_columns
 from service.store.timings import timed
@@ -58,6 +56,9 @@ class ListQuery:
     sort: tuple[SortKey, ...]  # always ends with id
     limit: int
     after: tuple[Any, ...] | None = None  # the sort values of the last row of the previous page
+    # A hint: the first sort key (a column without NULLs) goes no further than this. A page
+    # read with it is exact when it comes back full; a short one is read again without it.
+    bound: Any = None
 
 
 # Per entity: the columns with an ART index of their own (the primary key included).
@@ -65,10 +66,6 @@ _INDEXED: dict[str, frozenset[str]] = {}
 _OPS = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 # The pattern was checked (service.store.listing): a backslash escapes only %, _ and itself.
 _PATTERNS = {"like": "LIKE", "ilike": "ILIKE"}
-
-
-# The entity's record Struct; a bare `Repository` holds any entity's records.
-RecordT = TypeVar("RecordT", bound=Record, default=Record)
 
 
 class Repository(TableAccess, Generic[RecordT]):
@@ -84,26 +81,28 @@ class Repository(TableAccess, Generic[RecordT]):
     # -- reads ---------------------------------------------------------------
     def to_record(self, row: Sequence[Any]) -> RecordT:
         """A DuckDB row of the record's columns as the record."""
-        conversions = _RECORD_CONVERSIONS.get(self.spec.name)
-        if conversions is None:
-            conversions = _RECORD_CONVERSIONS[self.spec.name] = tuple(
-                (c.name, record_value(c)) for c in self.spec.columns
-            )
-        return self.spec.record(
-            **{name: v if f is None or v is None else f(v) for (name, f), v in zip(conversions, row, strict=False)}
-        )
+        return row_record(self.spec, row)
 
     @timed("get")
     def get(self, entity_id: str) -> RecordT | None:
         row = self._first(f"SELECT {self._select} FROM {self._table} WHERE id = ?", [entity_id])
         return None if row is None else self.to_record(row)
 
-    @timed("get")
     def get_encoded(self, entity_id: str) -> bytes | None:
-        """The record as reply bytes, the same as `encode(get(...))`, without building the
-        record: the row's values go positionally into a Struct of the same fields."""
-        row = self._first(f"SELECT {self._select} FROM {self._table} WHERE id = ?", [entity_id])
-        return None if row is None else encode_row(self.spec, row)
+        """The record as reply bytes, the same as `encode(get(...))`."""
+        return self.get_many_encoded([entity_id]).get(entity_id)
+
+    @timed("get_many_encoded")
+    def get_many_encoded(self, ids: Sequence[str]) -> dict[str, bytes]:
+        """id -> reply bytes of those ids that exist, in one query (`IN` of constants is an
+        index lookup), without building records: each row's values go positionally into a
+        Struct of the record's fields (encode_row)."""
+        if not ids:
+            return {}
+        marks = ", ".join("?" for _ in ids)
+        rows = self._execute(f"SELECT {self._select} FROM {self._table} WHERE id IN ({marks})", list(ids))
+        # id is every record's first column (schema.common.Record)
+        return {row[0]: encode_row(self.spec, row) for row in rows.fetchall()}
 
     @timed("exists")
     def exists(self, entity_id: str) -> bool:
@@ -151,6 +150,16 @@ class Repository(TableAccess, Generic[RecordT]):
     def list(self, query: ListQuery) -> list[RecordT]:
         sql, params = list_sql(self.spec, query)
         return [self.to_record(r) for r in self._execute(sql, params).fetchall()]
+
+    @timed("list")
+    def list_encoded(self, query: ListQuery) -> EncodedRows[RecordT]:
+        """The page of `list` as reply bytes per row (each equal to `encode(record)`), built
+        without records (encode_row); a row's record on demand, for the cursor."""
+        sql, params = list_sql(self.spec, query)
+        rows = self._execute(sql, params).fetchall()
+        if query.bound is not None and len(rows) < query.limit:  # rows may lie beyond the bound
+            return self.list_encoded(dataclasses.replace(query, bound=None))
+        return EncodedRows(self.spec, [encode_row(self.spec, r) for r in rows], rows)
 
     @timed("count_where")
     def count_where(self, conditions: Sequence[Filter]) -> int:
@@ -233,35 +242,6 @@ class Repository(TableAccess, Generic[RecordT]):
             self.batch.noted(self.spec.name, entity_id, exists=False)
 
 
-@dataclass(frozen=True)
-class _RowEncoding:
-    struct: type[msgspec.Struct]  # the record's fields, in its order, positional and untyped
-    convert: tuple[tuple[int, Callable[[Any], Any]], ...]  # (position, conversion) of the values to convert
-
-
-_ROW_ENCODINGS: dict[str, _RowEncoding] = {}
-# Per entity: (field name, conversion or None) of each column, for to_record.
-_RECORD_CONVERSIONS: dict[str, tuple[tuple[str, Callable[[Any], Any] | None], ...]] = {}
-
-
-def encode_row(spec: EntitySpec, row: Sequence[Any]) -> bytes:
-    """A DuckDB row of the record's columns as the bytes `encode(record)` gives.
-
-    The encoder writes a Struct's fields in order by name and value only, so a Struct with
-    the record's field names in its order writes the same JSON; the values need only the
-    conversions the encoder cannot do (service.model.columns.reply_value)."""
-    encoding = _ROW_ENCODINGS.get(spec.name)
-    if encoding is None:
-        struct = msgspec.defstruct(f"{spec.record.__name__}Row", [(c.name, Any) for c in spec.columns])
-        converters = ((i, reply_value(c)) for i, c in enumerate(spec.columns))
-        encoding = _ROW_ENCODINGS[spec.name] = _RowEncoding(struct, tuple((i, f) for i, f in converters if f))
-    values = list(row)
-    for i, convert in encoding.convert:
-        if values[i] is not None:
-            values[i] = convert(values[i])
-    return encode(encoding.struct(*values))
-
-
 def list_sql(spec: EntitySpec, query: ListQuery) -> tuple[str, list[Any]]:
     """The SELECT of one list page: WHERE (filters, then the keyset cursor), ORDER BY, LIMIT.
 
@@ -280,6 +260,10 @@ def list_sql(spec: EntitySpec, query: ListQuery) -> tuple[str, list[Any]]:
         sql, args = _after_sql(query.sort, query.after)
         where = sql if where == "TRUE" else f"{where} AND {sql}"
         params.extend(args)
+    if query.bound is not None:  # rows beyond it sort after every row before it
+        first = query.sort[0]
+        where = f"{where} AND {quote(first.column)} {'>=' if first.descending else '<='} ?"
+        params.append(query.bound)
     select = ", ".join(quote(c.name) for c in spec.columns)
     source = f"{quote(spec.name)} WHERE {where}"
     if spec.column_map[query.sort[0].column].kind is not Kind.TIMESTAMP and _index_lookup(spec, query):

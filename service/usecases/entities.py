@@ -37,8 +37,10 @@ from service.store.repository import Repository
 from service.store.sql import Cursor
 from service.store.uow import UnitOfWork
 from service.store.write_batch import Lookup
+from service.usecases.batching import BatchedLookup
 from service.usecases.cache import RecordCache
 from service.usecases.listing import list_page
+from service.usecases.page_spans import PageSpans
 
 AfterCommit = Callable[[Sequence[Change]], None]
 # (entity, row before, row after) of each row a write created, updated or deleted.
@@ -74,6 +76,11 @@ class EntityService:
         self.cache = cache
         self.rules = rules
         self._after_commit = after_commit
+        self._misses = BatchedLookup(self._read_many_encoded)
+        self._spans = PageSpans()
+
+    async def _read_many_encoded(self, ids: Sequence[str]) -> dict[str, bytes]:
+        return await self.db.read(functools.partial(_read_encoded, self.spec, ids))
 
     async def _write(self, work: Callable[[UnitOfWork], T], lookups: Sequence[Lookup] = ()) -> T:
         """Run work in a writer transaction; lookups: the (table, id) it will check exist."""
@@ -131,13 +138,14 @@ class EntityService:
     # -- get -----------------------------------------------------------------
     async def get_encoded(self, entity_id: str) -> bytes:
         """The record as reply bytes: from the cache, else from DuckDB (and then cached).
-        A miss is one pool-thread hop that returns the bytes: the row is encoded there,
-        never built into a record (service.store.repository.encode_row)."""
+        A miss is one pool-thread hop that returns the bytes, shared with the misses that
+        arrive meanwhile (service.usecases.batching): the rows are encoded there, never
+        built into records (service.store.rows.encode_row)."""
         entity_id = canonical_id(entity_id)
         if (data := self.cache.get(self.spec.name, entity_id)) is not None:
             return data
         token = self.cache.token(self.spec.name)
-        found = await self.db.read(functools.partial(_read_encoded, self.spec, entity_id))
+        found = await self._misses.get(entity_id)
         if found is None:
             raise NotFound(f"{self.spec.name} {entity_id} not found")
         self.cache.fill(self.spec.name, entity_id, found, token)
@@ -191,11 +199,11 @@ class EntityService:
 
     # -- list ----------------------------------------------------------------
     async def list(self, request: ListRequest) -> ListReply:
-        return await list_page(self.spec, self.db, self.limit, request)
+        return await list_page(self.spec, self.db, self.limit, request, self._spans)
 
 
-def _read_encoded(spec: EntitySpec, entity_id: str, cur: Cursor) -> bytes | None:
-    return Repository(spec, cur).get_encoded(entity_id)
+def _read_encoded(spec: EntitySpec, ids: Sequence[str], cur: Cursor) -> dict[str, bytes]:
+    return Repository(spec, cur).get_many_encoded(ids)
 
 
 def refuse_privileged(spec: EntitySpec, values: dict[str, Any]) -> None:

@@ -4,7 +4,7 @@ one snapshot, each item shaped by `select`/`include`, the page cut to fit one re
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -16,6 +16,7 @@ from service.store.database import Database, in_one_snapshot
 from service.store.listing import ListPlan, encode_cursor, plan_list
 from service.store.repository import Repository
 from service.store.sql import Cursor
+from service.usecases.page_spans import PageSpans
 
 # The list reply without items: `{"items":[],"next_cursor":""}` plus the quotes of a cursor.
 _EMPTY_PAGE = b'{"items":[],"next_cursor":""}'
@@ -26,28 +27,32 @@ Parents = dict[str, dict[str, msgspec.Raw]]  # include name -> parent id -> the 
 
 @dataclasses.dataclass(frozen=True)
 class _Read:
-    rows: list[Record]
-    parents: Parents
+    items: list[bytes]  # the page's items, encoded
+    found: int  # rows read: the page's, plus one when a next page exists
+    record: Callable[[int], Record]  # the record of row i, for the cursor
     total: int | None
 
 
 def _read(spec: EntitySpec, plan: ListPlan, cur: Cursor) -> _Read:
     """The page plus one row (it tells whether a next page exists), one query per include
-    for the parents of the whole page, and the total when asked for."""
-    query = plan.query
-    rows = Repository(spec, cur).list(dataclasses.replace(query, limit=query.limit + 1))
+    for the parents of the whole page, and the total when asked for. Whole records are
+    encoded from the rows directly (Repository.list_encoded): no record per row is built."""
+    query = dataclasses.replace(plan.query, limit=plan.query.limit + 1)
+    total = Repository(spec, cur).count_where(query.conditions) if plan.count else None
+    if plan.select is None and not plan.includes:
+        page = Repository(spec, cur).list_encoded(query)
+        return _Read(page.items[: plan.query.limit], len(page.rows), page.record, total)
+    rows = Repository(spec, cur).list(query)
     parents: Parents = {}
     for include in plan.includes:
         ids = {parent_id for row in rows[: query.limit] if (parent_id := getattr(row, include.key.field)) is not None}
         found = Repository(ENTITIES[include.key.parent], cur).get_many(ids)
         parents[include.name] = {i: msgspec.Raw(encode(record)) for i, record in found.items()}
-    total = Repository(spec, cur).count_where(query.conditions) if plan.count else None
-    return _Read(rows, parents, total)
+    items = [_item(plan, row, parents) for row in rows[: plan.query.limit]]
+    return _Read(items, len(rows), rows.__getitem__, total)
 
 
 def _item(plan: ListPlan, row: Record, parents: Parents) -> bytes:
-    if plan.select is None and not plan.includes:
-        return encode(row)
     names = plan.select if plan.select is not None else row.__struct_fields__
     fields: dict[str, Any] = {name: getattr(row, name) for name in names}
     for include in plan.includes:
@@ -67,32 +72,42 @@ def _fitting(items: Sequence[bytes], budget: int, size: int) -> tuple[int, int]:
     return count, size
 
 
-async def list_page(spec: EntitySpec, db: Database, limit: PayloadLimit, request: ListRequest) -> ListReply:
+async def list_page(
+    spec: EntitySpec, db: Database, limit: PayloadLimit, request: ListRequest, spans: PageSpans | None = None
+) -> ListReply:
     """A page of at most `limit` rows that also fits in one reply: it stops before the row
-    that would go over max_payload, and next_cursor continues from the last row sent."""
+    that would go over max_payload, and next_cursor continues from the last row sent.
+    `spans`: how far the list's last pages reached, to bound the next (service.usecases.page_spans)."""
     plan = plan_list(spec, request)
     several = plan.count or bool(plan.includes)  # more than one statement: one snapshot for all
+    key = b""
+    if spans is not None and plan.select is None and not plan.includes and spans.applies(spec, plan.query):
+        key = msgspec.json.encode([spec.name, request.filters, request.sort], order="sorted")
+        plan = dataclasses.replace(plan, query=dataclasses.replace(plan.query, bound=spans.bound(key, plan.query)))
 
     def read(cur: Cursor) -> _Read:
         return _read(spec, plan, cur)
 
     result = await db.read(in_one_snapshot(read) if several else read)
-    rows = result.rows
-    items = [_item(plan, row, result.parents) for row in rows[: plan.query.limit]]
+    if key and spans is not None and result.found > plan.query.limit:  # a full page: learn how far it reached
+        column = plan.query.sort[0].column
+        first, last = getattr(result.record(0), column), getattr(result.record(result.found - 1), column)
+        spans.learn(key, plan.query, first, last)
+    items = result.items
     budget = limit.max_payload - ENVELOPE_RESERVE
     start = len(_EMPTY_PAGE) + (0 if result.total is None else len(_TOTAL_KEY) + len(str(result.total)))
     count, size = _fitting(items, budget, start)
     if count == 0 and items:
         # One row alone is too large for a reply (stored before max_payload was lowered):
         # name it, rather than return an empty page whose cursor goes nowhere.
-        raise too_large(f"{spec.name} {rows[0].id} in a list reply", len(items[0]) + size, budget)
+        raise too_large(f"{spec.name} {result.record(0).id} in a list reply", len(items[0]) + size, budget)
     next_cursor = None
-    if count < len(rows):
-        next_cursor = encode_cursor(spec, request, rows[count - 1], plan.query.sort)
+    if count < result.found:
+        next_cursor = encode_cursor(spec, request, result.record(count - 1), plan.query.sort)
         while count > 1 and size + len(next_cursor) > budget:  # the cursor must fit too
             count -= 1
             size -= len(items[count]) + 1
-            next_cursor = encode_cursor(spec, request, rows[count - 1], plan.query.sort)
+            next_cursor = encode_cursor(spec, request, result.record(count - 1), plan.query.sort)
     return ListReply(
         items=[msgspec.Raw(item) for item in items[:count]],
         next_cursor=next_cursor,

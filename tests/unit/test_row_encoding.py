@@ -1,11 +1,13 @@
-"""A get that misses the cache encodes the DuckDB row straight to bytes (encode_row); the
-bytes must be exactly those of the record (what the cache and the KV bucket hold)."""
+"""A get that misses the cache, and a list page, encode the DuckDB rows straight to bytes
+(encode_row); the bytes must be exactly those of the record (what the cache and the KV bucket
+hold, and what list replies held before)."""
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -13,10 +15,11 @@ import duckdb
 import msgspec
 import pytest
 
-from schema.common import encode
+from schema.common import ListRequest, encode
 from service.model.registry import ENTITIES, EntitySpec
 from service.model.values import normalize
 from service.store.ddl import apply_migrations
+from service.store.listing import build_query
 from service.store.repository import Repository
 from tests.factories import payload_of
 
@@ -69,3 +72,43 @@ def test_edge_values_encode_as_the_record_does(con: duckdb.DuckDBPyConnection, f
     record = repo.get(entity_id)
     assert record is not None
     assert repo.get_encoded(entity_id) == encode(record)
+
+
+def random_balance(rng: random.Random, n: int) -> dict[str, Any]:
+    """Values at the edges of DECIMAL(38,18)/(38,8) and of TIMESTAMP, nulls, and ordinary ones."""
+
+    def amount(scale: int) -> Decimal | None:
+        kind = rng.randrange(6)
+        if kind == 0:
+            return None
+        digits = 20 if kind == 1 else rng.randrange(1, 20)
+        places = scale if kind in (1, 2) else rng.randrange(scale + 1)
+        sign = rng.choice(["", "-"])
+        return Decimal(f"{sign}{rng.randrange(10**digits)}.{rng.randrange(10**places):0{places}d}" if places else "0")
+
+    edges = [datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), T0]
+    moment = rng.choice(edges) if rng.random() < 0.2 else T0 + timedelta(seconds=rng.randrange(-(10**9), 10**9))
+    moment = moment.replace(microsecond=rng.choice([0, 1, 120000, 999999, moment.microsecond]))
+    return {
+        "wallet_id": str(uuid.UUID(int=7)),
+        "timestamp": moment,
+        "balance": amount(18) or Decimal(0),
+        "token_price": amount(18),
+        "fiat_value": amount(8),
+    }
+
+
+def test_list_pages_encode_as_their_records_do(con: duckdb.DuckDBPyConnection) -> None:
+    """Repository.list_encoded (the list reply's items) against encode(record) of Repository.list,
+    row for row, over random rows of every entity and balances at the edges of their types."""
+    rng = random.Random(14)
+    for spec in ENTITIES.values():
+        for n in range(1, 40):
+            stored(con, spec, n, **(random_balance(rng, n) if spec.name == "wallet_balances" else {}))
+        for sort in (["-created_at"], ["id"], ["-timestamp"] if spec.name == "wallet_balances" else ["-updated_at"]):
+            query = build_query(spec, ListRequest(sort=sort, limit=1000))
+            records = Repository(spec, con).list(query)
+            page = Repository(spec, con).list_encoded(query)
+            assert len(records) == 39
+            assert page.items == [encode(record) for record in records]
+            assert [page.record(i) for i in range(len(records))] == records
