@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic
 
+import msgspec
+
 from service.model.columns import Kind, to_db
 from service.model.registry import EntitySpec, UniqueKey
 from service.store.rows import EncodedRows, RecordT, encode_row, row_record
