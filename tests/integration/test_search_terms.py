@@ -112,3 +112,24 @@ async def test_search_finds_the_new_text_and_forgets_the_old(client: Client, mak
     assert [(h["id"], h["score"]) for h in hits] == [(wallet["id"], 3)]
     await client.ok("ekko.wallets.delete", {"id": wallet["id"]})
     assert (await client.ok("ekko.search", {"q": "bronze"}))["hits"] == []
+
+
+async def test_a_row_matching_in_two_fields_is_one_hit_with_its_best_score(client: Client, make: Factory) -> None:
+    """Alerts match on message and type; every limit gets the same hits as Python's search."""
+    made = []
+    for message, kind in [("ruby", "ruby"), ("ruby red", "ruby"), ("a ruby", "rubyish"), ("ruby", "x"), ("ok", "ruby")]:
+        made.append(await make.create("alerts", message=message, type=kind))
+
+    def best(alert: dict[str, Any]) -> int:
+        return max(
+            3 if v == "ruby" else 2 if v.startswith("ruby") else 1 if "ruby" in v else 0
+            for v in (alert["message"], alert["type"])
+        )
+
+    expected = sorted(
+        ({"type": "alerts", "id": a["id"], "title": a["message"], "score": best(a)} for a in made),
+        key=lambda h: (-h["score"], h["title"].lower(), h["id"]),
+    )
+    for limit in range(1, len(made) + 1):
+        reply = await client.ok("ekko.search", {"q": "RUBY", "types": ["alerts"], "limit": limit})
+        assert reply["hits"] == expected[:limit], limit
