@@ -170,6 +170,17 @@ class Repository(TableAccess, Generic[RecordT]):
         rows = self._execute(f"SELECT {self._select} FROM {self._table} WHERE id = ANY(?::VARCHAR[])", [wanted])
         return {record.id: record for record in map(self.to_record, rows.fetchall())}
 
+    @timed("get_many")
+    def get_many_encoded(self, ids: Iterable[str]) -> dict[str, bytes]:
+        """id -> the record's reply bytes (as `encode(get_many(...)[id])`) of those ids that
+        exist, in one query, without building records (encode_row)."""
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        rows = self._execute(f"SELECT {self._select} FROM {self._table} WHERE id = ANY(?::VARCHAR[])", [wanted])
+        key = [c.name for c in self.spec.columns].index("id")
+        return {row[key]: encode_row(self.spec, row) for row in rows.fetchall()}
+
     # `list` here is the method above, so the builtin is spelled out.
     @timed("list_all")
     def list_all(self) -> builtins.list[RecordT]:
@@ -264,6 +275,8 @@ def list_sql(spec: EntitySpec, query: ListQuery) -> tuple[str, list[Any]]:
       subquery of their own (`OFFSET 0` keeps the optimizer from merging it), so the scan
       carries no Top-N filter and DuckDB may answer it from the ART index (it does when at
       most max(2048, 0.1% of the rows) match; a Top-N over an unordered key prunes nothing).
+    - otherwise: the Top-N over the filter and sort columns finds the page's rowids, and only
+      those rows are read whole (below).
     """
     where, params = _where_sql(query.conditions)
     if query.after is not None:
@@ -271,11 +284,17 @@ def list_sql(spec: EntitySpec, query: ListQuery) -> tuple[str, list[Any]]:
         where = sql if where == "TRUE" else f"{where} AND {sql}"
         params.extend(args)
     select = ", ".join(quote(c.name) for c in spec.columns)
-    source = f"{quote(spec.name)} WHERE {where}"
-    if spec.column_map[query.sort[0].column].kind is not Kind.TIMESTAMP and _index_lookup(spec, query):
-        source = f"(SELECT {select} FROM {source} OFFSET 0)"
+    table, order = quote(spec.name), _order_sql(query.sort)
+    source = f"{table} WHERE {where}"
     params.append(query.limit)
-    return f"SELECT {select} FROM {source} ORDER BY {_order_sql(query.sort)} LIMIT ?", params
+    if spec.column_map[query.sort[0].column].kind is Kind.TIMESTAMP:
+        return f"SELECT {select} FROM {source} ORDER BY {order} LIMIT ?", params
+    if _index_lookup(spec, query):
+        return f"SELECT {select} FROM (SELECT {select} FROM {source} OFFSET 0) ORDER BY {order} LIMIT ?", params
+    # The Top-N otherwise carries every column of every matching row (33,000 alerts of one
+    # status: 4.5 ms against 3.1 ms).
+    page = f"SELECT rowid FROM {source} ORDER BY {order} LIMIT ?"
+    return f"SELECT {select} FROM {table} WHERE rowid IN ({page}) ORDER BY {order}", params
 
 
 def _index_lookup(spec: EntitySpec, query: ListQuery) -> bool:

@@ -39,8 +39,8 @@ def _read(spec: EntitySpec, plan: ListPlan, cur: Cursor) -> _Read:
     parents: Parents = {}
     for include in plan.includes:
         ids = {parent_id for row in rows[: query.limit] if (parent_id := getattr(row, include.key.field)) is not None}
-        found = Repository(ENTITIES[include.key.parent], cur).get_many(ids)
-        parents[include.name] = {i: msgspec.Raw(encode(record)) for i, record in found.items()}
+        found = Repository(ENTITIES[include.key.parent], cur).get_many_encoded(ids)
+        parents[include.name] = {i: msgspec.Raw(data) for i, data in found.items()}
     total = Repository(spec, cur).count_where(query.conditions) if plan.count else None
     return _Read(rows, parents, total)
 
