@@ -11,16 +11,8 @@ from typing import Any
 from service.app import Ekko
 from tests.client import Client
 from tests.factories import Factory
+from tests.support import SEARCH_PROMISED as PROMISED
 
-# entity -> (matched fields, title fields), as docs/subjects.md promises them.
-PROMISED = {
-    "wallets": (("name", "address"), ("name", "address")),
-    "alerts": (("message", "type"), ("message",)),
-    "users": (("email", "full_name"), ("full_name", "email")),
-    "alert_rules": (("name", "description"), ("name",)),
-    "workflows": (("name", "description"), ("name",)),
-    "agents": (("name", "type"), ("name",)),
-}
 # What each update changes: a searchable field, or one search ignores (wallets.status).
 EDITS = {
     "wallets": ("name", "status"),
