@@ -121,3 +121,15 @@ def like_matches(pattern: str, text: str, *, ignore_case: bool = False) -> bool:
         regex.append({"%": ".*", "_": "."}.get(pattern[i], re.escape(pattern[i])))
         i += 1
     return re.fullmatch("".join(regex), text, re.S) is not None
+
+
+# What `ekko.search` matches, per type: (matched fields, title fields), as docs/subjects.md
+# promises them, written out again rather than read from service.model.search.
+SEARCH_PROMISED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "wallets": (("name", "address"), ("name", "address")),
+    "alerts": (("message", "type"), ("message",)),
+    "users": (("email", "full_name"), ("full_name", "email")),
+    "alert_rules": (("name", "description"), ("name",)),
+    "workflows": (("name", "description"), ("name",)),
+    "agents": (("name", "type"), ("name",)),
+}

@@ -35,6 +35,7 @@ from service.model.registry import ENTITY_ORDER
 from service.store.balances import rebuild as rebuild_balances
 from service.store.database import Cursor, Database, in_one_snapshot
 from service.store.ddl import LATEST_VERSION, apply_pending, drop_all
+from service.store.search import rebuild as rebuild_search
 from service.store.sql import schema_version, table_counts
 from service.sync.buckets import EXTRA_BUCKETS, Snapshot, read_snapshot
 from service.sync.jetstream import pipelined
@@ -253,6 +254,7 @@ async def restore(db: Database, js: JetStreamContext | None, path: Path, *, rest
             raise MigrationError(f"{path}: restored row counts differ from the manifest (expected, got): {wrong}")
         version = apply_pending(cur)
         rebuild_balances(cur)  # derived from the restored rows, whatever version made the backup
+        rebuild_search(cur)
         return version, counts
 
     version, tables = await db.write(lambda uow: work(uow.cursor), alone=True)

@@ -40,6 +40,7 @@ from service.model.columns import utc_now
 from service.model.registry import ENTITY_ORDER
 from service.store.balances import rebuild as rebuild_balances
 from service.store.database import Cursor, Database, in_one_snapshot
+from service.store.search import rebuild as rebuild_search
 from service.store.sql import count_rows, one_row, quote, schema_version, table_counts
 from service.sync.buckets import Progress, Snapshot, read_snapshot
 from service.sync.check import republish
@@ -129,6 +130,7 @@ async def migrate(
                     write(cur, plan, started, update=force)
                     plan.seconds += time.perf_counter() - clock_write
                 rebuild_balances(cur)  # the rows came in bulk: derive roll-ups and latest rows from them
+                rebuild_search(cur)
             report = _report("migrate", plans, snapshot, cur, started, status=status)
             report.validation = _validate(cur, plans)
             with_secrets.update(

@@ -355,12 +355,15 @@ class Database:
         return result
 
     def _run_deferred(self, cur: Cursor) -> list[Change]:
-        """The group's shared tasks (WriteBatch.deferred), once each; the changes they recorded."""
+        """The group's shared tasks (WriteBatch.deferred), once each; the changes they recorded.
+        A task's own changes may start another (wallets.balance following a balance row is a
+        wallet change): rounds run until none is left, so none waits for the next transaction."""
         changes: list[Change] = []
-        for task in self._batch.take_deferred():
-            unit = self._unit(cur)
-            unit.run(task.run)  # sealed like a write: its changes reach the outbox, one tx of their own
-            changes += unit.changes
+        while tasks := self._batch.take_deferred():
+            for task in tasks:
+                unit = self._unit(cur)
+                unit.run(task.run)  # sealed like a write: its changes reach the outbox, one tx of their own
+                changes += unit.changes
         return changes
 
     def stats(self) -> PoolStats:

@@ -285,6 +285,53 @@ ALTER TABLE {table} ADD COLUMN changes INTEGER;
     for table in ("outbox", "outbox_dead_letter")
 )
 
+V9 = """
+-- What ekko.search reads (service.store.search): one row per non-null searchable field of
+-- each wallet, alert, user, alert rule, workflow and agent, kept by the writer in the
+-- transaction that changes the row. No index: a search scans it (the trigram mask first),
+-- and the writer's delete of a group's rows is one scan per group.
+CREATE TABLE search_terms (
+    entity VARCHAR NOT NULL,
+    id VARCHAR NOT NULL,
+    text VARCHAR NOT NULL,   -- the field, lower-cased by DuckDB
+    grams UBIGINT NOT NULL,  -- bit (code point hash % 63) of each trigram of text
+    title VARCHAR NOT NULL   -- the hit's title, cut to 200 characters
+);
+
+-- The rows an existing database holds, as service.store.search.rebuild derives them.
+INSERT INTO search_terms SELECT entity, id, t,
+    coalesce(list_aggregate(list_transform(range(1, length(t) - 1), lambda i: 1::UBIGINT << ((
+        unicode(substr(t, i + 0, 1)) * 1031 + unicode(substr(t, i + 1, 1)) * 37 + unicode(substr(t, i + 2, 1))
+    ) % 63)::INTEGER), 'bit_or'), 0::UBIGINT),
+    left(title, 200)
+FROM (
+    SELECT 'wallets' AS entity, id, lower(name) AS t, coalesce(name, address) AS title
+        FROM wallets WHERE name IS NOT NULL
+    UNION ALL SELECT 'wallets' AS entity, id, lower(address) AS t, coalesce(name, address) AS title
+        FROM wallets WHERE address IS NOT NULL
+    UNION ALL SELECT 'alerts' AS entity, id, lower(message) AS t, message AS title
+        FROM alerts WHERE message IS NOT NULL
+    UNION ALL SELECT 'alerts' AS entity, id, lower(type) AS t, message AS title
+        FROM alerts WHERE type IS NOT NULL
+    UNION ALL SELECT 'users' AS entity, id, lower(email) AS t, coalesce(full_name, email) AS title
+        FROM users WHERE email IS NOT NULL
+    UNION ALL SELECT 'users' AS entity, id, lower(full_name) AS t, coalesce(full_name, email) AS title
+        FROM users WHERE full_name IS NOT NULL
+    UNION ALL SELECT 'alert_rules' AS entity, id, lower(name) AS t, name AS title
+        FROM alert_rules WHERE name IS NOT NULL
+    UNION ALL SELECT 'alert_rules' AS entity, id, lower(description) AS t, name AS title
+        FROM alert_rules WHERE description IS NOT NULL
+    UNION ALL SELECT 'workflows' AS entity, id, lower(name) AS t, name AS title
+        FROM workflows WHERE name IS NOT NULL
+    UNION ALL SELECT 'workflows' AS entity, id, lower(description) AS t, name AS title
+        FROM workflows WHERE description IS NOT NULL
+    UNION ALL SELECT 'agents' AS entity, id, lower(name) AS t, name AS title
+        FROM agents WHERE name IS NOT NULL
+    UNION ALL SELECT 'agents' AS entity, id, lower(type) AS t, name AS title
+        FROM agents WHERE type IS NOT NULL
+);
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "initial schema: eight entities and the outbox", V1),
     (2, "outbox dead letters: entries the relay cannot publish", V2),
@@ -294,10 +341,12 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (6, "wallet_balances: a wallet_id index DuckDB can scan, not (wallet_id, timestamp)", V6),
     (7, "18-decimal balances; balance roll-ups and latest balance per wallet", V7),
     (8, "outbox entries that stand for a batch of creates", V8),
+    (9, "search_terms: the searchable fields, lower-cased, with a trigram mask", V9),
 ]
 
-# Tables derived from others (rebuilt by service.store.balances.rebuild); dropped with them.
-DERIVED_TABLES = ("balance_rollups", "balance_latest")
+# Tables derived from others (rebuilt by service.store.balances.rebuild and
+# service.store.search.rebuild); dropped with them.
+DERIVED_TABLES = ("balance_rollups", "balance_latest", "search_terms")
 
 LATEST_VERSION = MIGRATIONS[-1][0]
 

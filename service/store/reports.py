@@ -1,4 +1,4 @@
-"""The SQL of the read-only reports and of search. Each function takes a cursor the caller
+"""The SQL of the read-only reports (search: service.store.search). Each function takes a cursor the caller
 runs inside one snapshot (service.store.database.in_one_snapshot), so the figures of one
 reply agree with each other.
 
@@ -11,20 +11,16 @@ from datetime import datetime
 from typing import Any, cast
 
 from schema.alert_rules import AlertRule
-from schema.reports import AlertStats, SearchHit, WalletAlertCount
+from schema.reports import AlertStats, WalletAlertCount
 from schema.wallet_balances import WalletBalance
 from schema.workflows import Workflow
 from service.model.columns import naive_utc
 from service.model.registry import ENTITIES, EntitySpec
-from service.model.search import EXACT, PREFIX, SEARCHABLE, SUBSTRING, Searchable
 from service.store.balances import BalanceStore
 from service.store.repository import Repository
 from service.store.sql import Cursor, quote
 
 TOP_WALLETS = 10
-# A hit's title is cut to this many characters: 100 hits of 10,000-character alert messages
-# would not fit in a NATS message.
-TITLE_LENGTH = 200
 
 
 def _columns(spec: EntitySpec, alias: str = "") -> str:
@@ -124,54 +120,3 @@ def _mentioning(cur: Cursor, spec: EntitySpec[Any], text: str, wallet_id: str, l
     ).fetchall()
     repository = Repository(spec, cur)
     return [repository.to_record(row) for row in rows]
-
-
-# -- search -----------------------------------------------------------------------------
-
-
-# q lower-cased by DuckDB, as the columns are (Python's str.lower differs on a few characters).
-_NEEDLE = "lower($q)"
-# Matching is `ILIKE $pattern` (q with its %, _ and backslash escaped, between two %): measured ~1.5x
-# faster than contains(lower(col), ...) over 100,000 alerts, as it lower-cases no copy of the column.
-_MATCHES = "ILIKE $pattern ESCAPE '\\'"
-
-
-def like_pattern(q: str) -> str:
-    """q as a literal ILIKE pattern for "contains q"."""
-    return "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-def _score(column: str) -> str:
-    lowered = f"lower({quote(column)})"
-    return (
-        f"CASE WHEN {lowered} = {_NEEDLE} THEN {EXACT} WHEN starts_with({lowered}, {_NEEDLE}) THEN {PREFIX}"
-        f" WHEN {quote(column)} {_MATCHES} THEN {SUBSTRING} ELSE 0 END"
-    )
-
-
-def _search_select(item: Searchable, rank: int) -> str:
-    scores = [_score(f) for f in item.fields]
-    score = scores[0] if len(scores) == 1 else f"greatest({', '.join(scores)})"
-    title = f"coalesce({', '.join(map(quote, item.title))})" if len(item.title) > 1 else quote(item.title[0])
-    matches = " OR ".join(f"{quote(f)} {_MATCHES}" for f in item.fields)
-    # Only the hit's columns are read: never a secret column, never the whole row.
-    return (
-        f"SELECT '{item.entity}' AS type, {rank} AS rank, id, left({title}, {TITLE_LENGTH}) AS title,"
-        f" {score} AS score"
-        f" FROM {quote(item.entity)} WHERE {matches}"
-    )
-
-
-_SEARCH_SQL = {item.entity: _search_select(item, rank) for rank, item in enumerate(SEARCHABLE)}
-
-
-def search(cur: Cursor, q: str, types: list[str], limit: int) -> list[SearchHit]:
-    """The best `limit` hits over `types`: score, then type (SEARCHABLE order), then title
-    (case-insensitively), then id."""
-    union = " UNION ALL ".join(_SEARCH_SQL[t] for t in types)
-    rows = cur.execute(
-        f"WITH hits AS ({union}) SELECT type, id, title, score FROM hits"
-        " ORDER BY score DESC, rank, lower(title), id LIMIT $limit",
-        {"q": q, "pattern": like_pattern(q), "limit": limit},
-    ).fetchall()
-    return [SearchHit(type=r[0], id=r[1], title=r[2], score=int(r[3])) for r in rows]

@@ -95,14 +95,15 @@ class Repository(TableAccess, Generic[RecordT]):
         return self.get_many_encoded([entity_id]).get(entity_id)
 
     @timed("get_many_encoded")
-    def get_many_encoded(self, ids: Sequence[str]) -> dict[str, bytes]:
-        """id -> reply bytes of those ids that exist, in one query (`IN` of constants is an
-        index lookup), without building records: each row's values go positionally into a
-        Struct of the record's fields (encode_row)."""
-        if not ids:
+    def get_many_encoded(self, ids: Iterable[str]) -> dict[str, bytes]:
+        """id -> reply bytes of those ids that exist (as `encode(get_many(...)[id])`), in one
+        query (`IN` of constants is an index lookup), without building records: each row's
+        values go positionally into a Struct of the record's fields (encode_row)."""
+        wanted = sorted(set(ids))
+        if not wanted:
             return {}
-        marks = ", ".join("?" for _ in ids)
-        rows = self._execute(f"SELECT {self._select} FROM {self._table} WHERE id IN ({marks})", list(ids))
+        marks = ", ".join("?" for _ in wanted)
+        rows = self._execute(f"SELECT {self._select} FROM {self._table} WHERE id IN ({marks})", wanted)
         # id is every record's first column (schema.common.Record)
         return {row[0]: encode_row(self.spec, row) for row in rows.fetchall()}
 
@@ -256,6 +257,8 @@ def list_sql(spec: EntitySpec, query: ListQuery) -> tuple[str, list[Any]]:
       subquery of their own (`OFFSET 0` keeps the optimizer from merging it), so the scan
       carries no Top-N filter and DuckDB may answer it from the ART index (it does when at
       most max(2048, 0.1% of the rows) match; a Top-N over an unordered key prunes nothing).
+    - otherwise: the Top-N over the filter and sort columns finds the page's rowids, and only
+      those rows are read whole (below).
     """
     where, params = _where_sql(query.conditions)
     if query.after is not None:
@@ -267,11 +270,17 @@ def list_sql(spec: EntitySpec, query: ListQuery) -> tuple[str, list[Any]]:
         where = f"{where} AND {quote(first.column)} {'>=' if first.descending else '<='} ?"
         params.append(query.bound)
     select = ", ".join(quote(c.name) for c in spec.columns)
-    source = f"{quote(spec.name)} WHERE {where}"
-    if spec.column_map[query.sort[0].column].kind is not Kind.TIMESTAMP and _index_lookup(spec, query):
-        source = f"(SELECT {select} FROM {source} OFFSET 0)"
+    table, order = quote(spec.name), _order_sql(query.sort)
+    source = f"{table} WHERE {where}"
     params.append(query.limit)
-    return f"SELECT {select} FROM {source} ORDER BY {_order_sql(query.sort)} LIMIT ?", params
+    if spec.column_map[query.sort[0].column].kind is Kind.TIMESTAMP:
+        return f"SELECT {select} FROM {source} ORDER BY {order} LIMIT ?", params
+    if _index_lookup(spec, query):
+        return f"SELECT {select} FROM (SELECT {select} FROM {source} OFFSET 0) ORDER BY {order} LIMIT ?", params
+    # The Top-N otherwise carries every column of every matching row (33,000 alerts of one
+    # status: 4.5 ms against 3.1 ms).
+    page = f"SELECT rowid FROM {source} ORDER BY {order} LIMIT ?"
+    return f"SELECT {select} FROM {table} WHERE rowid IN ({page}) ORDER BY {order}", params
 
 
 def _index_lookup(spec: EntitySpec, query: ListQuery) -> bool:

@@ -21,6 +21,7 @@ from service.model.ids import new_id
 from service.model.registry import EntitySpec
 from service.store.outbox import Change, OutboxRepository
 from service.store.repository import Repository
+from service.store.search import SearchRefresh, searched_fields
 from service.store.sql import Cursor
 from service.store.write_batch import DeferredT, WriteBatch
 
@@ -50,6 +51,7 @@ class UnitOfWork:
         self.count = 0  # changes made: a batch entry among `changes` stands for several
         self._outbox: OutboxRepository | None = None
         self._repos: dict[str, Repository] = {}
+        self._search: SearchRefresh | None = None  # search rows this write changed, replaced in seal
 
     @property
     def cursor(self) -> Cursor:
@@ -91,6 +93,11 @@ class UnitOfWork:
         """Note a change: `record` as it is now (the row deleted, on delete) and, on update,
         `before`, the row as it was. It reaches the outbox in `seal`."""
         after, before = (None, record) if action == "deleted" else (record, before)
+        if (fields := searched_fields(spec.name)) and (
+            before is None or after is None or any(getattr(before, f) != getattr(after, f) for f in fields)
+        ):
+            self._search = self._search or SearchRefresh()
+            self._search.note(spec.name, record, created=before is None, deleted=after is None)
         self.changes.append(
             Change(
                 event_id=new_id(),
@@ -146,3 +153,10 @@ class UnitOfWork:
         if self.fill_outbox:
             for change in self.changes:
                 self.outbox.add(change)
+        if self._search is not None:
+            # Once per group (the writer's deferred task), or now when no group shares the transaction.
+            if self.batch is None:
+                self._search.run(self)
+            else:
+                self.deferred("search", SearchRefresh).merge(self._search)
+            self._search = None

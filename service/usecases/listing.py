@@ -46,8 +46,8 @@ def _read(spec: EntitySpec, plan: ListPlan, cur: Cursor) -> _Read:
     parents: Parents = {}
     for include in plan.includes:
         ids = {parent_id for row in rows[: query.limit] if (parent_id := getattr(row, include.key.field)) is not None}
-        found = Repository(ENTITIES[include.key.parent], cur).get_many(ids)
-        parents[include.name] = {i: msgspec.Raw(encode(record)) for i, record in found.items()}
+        found = Repository(ENTITIES[include.key.parent], cur).get_many_encoded(ids)
+        parents[include.name] = {i: msgspec.Raw(data) for i, data in found.items()}
     items = [_item(plan, row, parents) for row in rows[: plan.query.limit]]
     return _Read(items, len(rows), rows.__getitem__, total)
 

@@ -28,6 +28,7 @@ from service.model.registry import ENTITIES
 from service.model.search import SEARCH_TYPES
 from service.model.values import canonical_id, to_utc
 from service.store import reports as sql
+from service.store import search as search_sql
 from service.store.database import Cursor, Database, in_one_snapshot
 from service.store.repository import Repository
 from service.store.timings import QUERY_TIMES
@@ -96,5 +97,5 @@ class ReportService:
         types: list[str] = (
             list(SEARCH_TYPES) if request.types is None else [t for t in SEARCH_TYPES if t in request.types]
         )
-        hits = await self._read("search", lambda cur: sql.search(cur, q, types, request.limit))
+        hits = await self._read("search", lambda cur: search_sql.search(cur, q, types, request.limit))
         return SearchReply(hits)

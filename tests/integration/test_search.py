@@ -12,16 +12,7 @@ import pytest
 from service.app import Ekko
 from tests.client import Client, assert_rejected
 from tests.factories import Factory
-
-# entity -> (matched fields, title fields): what docs/subjects.md promises, written out again.
-PROMISED = {
-    "wallets": (("name", "address"), ("name", "address")),
-    "alerts": (("message", "type"), ("message",)),
-    "users": (("email", "full_name"), ("full_name", "email")),
-    "alert_rules": (("name", "description"), ("name",)),
-    "workflows": (("name", "description"), ("name",)),
-    "agents": (("name", "type"), ("name",)),
-}
+from tests.support import SEARCH_PROMISED as PROMISED
 
 
 def score(value: str | None, q: str) -> int:

@@ -12,6 +12,7 @@ import duckdb
 import msgspec
 import pytest
 
+from schema.common import encode
 from service.model.registry import ENTITIES, EntitySpec, UniqueKey
 from service.store.database import connect
 from service.store.ddl import LATEST_VERSION, MIGRATIONS, apply_migrations
@@ -283,6 +284,10 @@ def test_many_records_are_read_by_id_in_one_query(ties: list[msgspec.Struct], co
     users.insert(user, {"password_hash": "$2b$04$hash"})
     assert users.get_many(["u1"]) == {"u1": user}
     assert "password_hash" not in msgspec.json.encode(users.get_many(["u1"])).decode()
+    # The encoded form (list includes) is the same bytes as encoding the records.
+    assert repo.get_many_encoded(wanted) == {i: encode(r) for i, r in repo.get_many(wanted).items()}
+    assert users.get_many_encoded(["u1"]) == {"u1": encode(user)}
+    assert repo.get_many_encoded([]) == {}
 
 
 def test_held_back_inserts_reach_the_table_before_anything_reads_it(con: duckdb.DuckDBPyConnection) -> None:
