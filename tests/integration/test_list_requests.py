@@ -143,9 +143,9 @@ async def test_include_embeds_each_alerts_wallet_with_one_query_per_page(
     alerts = [await make.create("alerts", related_wallet_id=wallets[n % 3]["id"]) for n in range(7)]
     alerts.append(await make.create("alerts", related_wallet_id=None))
     by_id = {w["id"]: w for w in wallets}
-    before = (await query_count(client, "wallets.get_many"), await query_count(client, "wallets.get"))
+    before = (await query_count(client, "wallets.get_many_encoded"), await query_count(client, "wallets.get"))
     body = await client.ok("ekko.alerts.list", {"include": ["wallet"], "limit": 100, "count": True})
-    after = (await query_count(client, "wallets.get_many"), await query_count(client, "wallets.get"))
+    after = (await query_count(client, "wallets.get_many_encoded"), await query_count(client, "wallets.get"))
     assert (after[0] - before[0], after[1] - before[1]) == (1, 0), "one query for the whole page"
     assert body["total"] == len(alerts) and len(body["items"]) == len(alerts)
     for item in body["items"]:
