@@ -21,6 +21,8 @@ from schema.common import Record
 from schema.wallet_balances import WalletBalance
 from service.model.columns import naive_utc, to_db
 from service.model.registry import ENTITIES
+from service.store.portfolio import Key, PortfolioChanges, add_into, scaled
+from service.store.portfolio import rebuild as rebuild_portfolio
 from service.store.repository import Repository
 from service.store.sql import Cursor, first_row, quote
 from service.store.write_batch import TableAccess, WriteBatch, as_text, unnest_sql
@@ -154,6 +156,9 @@ class BalanceStore(TableAccess):
         if self.batch is not None:
             self.batch.wrote("balance_rollups")  # a refusal after this rolls the transaction back
         new = [(r.wallet_id, naive_utc(r.timestamp), r.id, r.balance, r.fiat_value) for r in rows]
+        diff, spans = self._appended(new)
+        changes = PortfolioChanges(self.cur)
+        add_into(diff, changes.deltas(spans), -1)
         if len(new) >= BULK_ROWS:
             self.cur.execute(_UPSERT_ROLLUPS, _columns(new, _NEW_TYPES))
             found: set[tuple[str, str, datetime]] = set()  # every latest row goes through the upsert
@@ -177,7 +182,38 @@ class BalanceStore(TableAccess):
             self.cur.execute(_UPDATE_LATEST, _columns(known, _LATEST_TYPES))
         if first:
             self.cur.execute(_MERGE_LATEST, _columns(first, _LATEST_TYPES))
+        add_into(diff, changes.deltas(spans), 1)
+        changes.apply(diff)
         return set(newest)
+
+    def _appended(self, new: list[tuple[Any, ...]]) -> tuple[dict[Key, int], dict[tuple[str, str], Any]]:
+        """portfolio_changes of new rows (wallet, time, id, balance, fiat). A wallet whose rows all
+        follow its latest row only extends its last roll-ups: the differences come from that row
+        alone. Otherwise: the (wallet, interval) spans whose changes are read before and after."""
+        by_wallet: dict[str, list[tuple[Any, ...]]] = {}
+        for row in new:
+            by_wallet.setdefault(row[0], []).append(row)
+        diff: dict[Key, int] = {}
+        spans: dict[tuple[str, str], Any] = {}
+        for wallet, (chain, latest) in self._wallets(by_wallet).items():
+            rows = sorted(by_wallet[wallet], key=lambda r: (r[1], r[2]))
+            if latest is None or (rows[0][1], rows[0][2]) > latest[:2]:
+                _extend(diff, chain, 0 if latest is None else scaled(latest[2]), rows)
+            else:
+                for interval in INTERVALS:
+                    spans[(wallet, interval)] = (chain, bucket(interval, rows[0][1]), bucket(interval, rows[-1][1]))
+        return diff, spans
+
+    def _wallets(self, wallets: Iterable[str]) -> dict[str, tuple[str, tuple[Any, ...] | None]]:
+        """Each existing wallet's chain and latest (timestamp, id, fiat value) or None."""
+        if self.batch is not None:
+            self.batch.flush(self.cur, WALLETS.name)  # a wallet created in this transaction too
+        rows = self.cur.execute(
+            "SELECT w.id, w.blockchain_symbol, l.timestamp, l.id, l.fiat_value FROM wallets w"
+            " LEFT JOIN balance_latest l ON l.wallet_id = w.id WHERE w.id IN (SELECT unnest(?::VARCHAR[]))",
+            [sorted(wallets)],
+        ).fetchall()
+        return {w: (chain, None if at is None else (at, i, fiat)) for w, chain, at, i, fiat in rows}
 
     def refresh(self, touched: Iterable[tuple[str, datetime]], known: dict[str, WalletBalance]) -> set[str]:
         """Recompute the roll-ups of every interval holding one of these (wallet, naive UTC time)
@@ -190,6 +226,20 @@ class BalanceStore(TableAccess):
         if self.batch is not None:
             self.batch.wrote("balance_rollups")  # a refusal after this rolls the transaction back
         ids, times = [w for w, _ in touched], [at for _, at in touched]
+        chains = self._wallets(wallets)  # a deleted wallet's changes left with it (forget_wallet)
+        low_high: dict[str, tuple[datetime, datetime]] = {}
+        for wallet, at in touched:
+            low, high = low_high.get(wallet, (at, at))
+            low_high[wallet] = (min(low, at), max(high, at))
+        spans = {
+            (w, i): (chains[w][0], bucket(i, low), bucket(i, high))
+            for w, (low, high) in low_high.items()
+            if w in chains
+            for i in INTERVALS
+        }
+        changes = PortfolioChanges(self.cur)
+        diff: dict[Key, int] = {}
+        add_into(diff, changes.deltas(spans), -1)
         for interval, unit in INTERVALS.items():
             # The intervals are worked out by DuckDB: per-row Python here cost more than the SQL.
             keys = (
@@ -209,8 +259,26 @@ class BalanceStore(TableAccess):
                 " WHERE b.timestamp >= ? AND b.timestamp < ? GROUP BY b.wallet_id, s",
                 [interval, ids, times, low, high],
             )
+        add_into(diff, changes.deltas(spans), 1)
+        changes.apply(diff)
         self._refresh_latest(sorted(wallets), known)
         return wallets
+
+    def move_wallet(self, wallet_id: str, source: str, target: str) -> None:
+        """The wallet's chain changed: its part of portfolio_changes moves with it."""
+        if self.batch is not None:
+            self.batch.wrote("portfolio_changes")
+        PortfolioChanges(self.cur).move(wallet_id, source, target, INTERVALS)
+
+    def forget_wallet(self, wallet_id: str, chain: str) -> None:
+        """The wallet is deleted (its rows with it): its part of portfolio_changes, its roll-ups
+        and latest row go now, so a wallet made again with its id in this transaction starts
+        from nothing."""
+        if self.batch is not None:
+            self.batch.wrote("portfolio_changes")
+        PortfolioChanges(self.cur).move(wallet_id, chain, None, INTERVALS)
+        self.cur.execute("DELETE FROM balance_rollups WHERE wallet_id = ?", [wallet_id])
+        self.cur.execute("DELETE FROM balance_latest WHERE wallet_id = ?", [wallet_id])
 
     def _refresh_latest(self, wallets: list[str], known: dict[str, WalletBalance]) -> None:
         """Each wallet's newest row is the last row of its newest weekly roll-up: taken from
@@ -314,17 +382,29 @@ class BalanceStore(TableAccess):
         chains = [(c, n, joined(bi, bf, 18), joined(fi, ff, 8)) for c, n, bi, bf, fi, ff in rows]
         return statuses, chains
 
-    def portfolio(self, interval: str, high: datetime, chain: str | None) -> list[tuple]:
-        """Per interval start before `high`: the change of the summed carried-forward fiat value
-        (a wallet's value is its interval's last fiat value, or the one before, null as 0)."""
-        chain_filter = "" if chain is None else " AND w.blockchain_symbol = ?"
-        return self.cur.execute(
-            "SELECT start, sum(d) FROM (SELECT r.start, coalesce(r.last_fiat_value, 0)"
-            " - coalesce(lag(coalesce(r.last_fiat_value, 0)) OVER (PARTITION BY r.wallet_id ORDER BY r.start), 0) AS d"
-            " FROM balance_rollups r JOIN wallets w ON w.id = r.wallet_id"
-            f" WHERE r.interval = ? AND r.start < ?{chain_filter}) GROUP BY start ORDER BY start",
-            [interval, high, *([] if chain is None else [chain])],
-        ).fetchall()
+    def portfolio(
+        self, interval: str, low: datetime, high: datetime, chain: str | None
+    ) -> tuple[Decimal, list[tuple[datetime, Decimal]]]:
+        """The summed carried-forward fiat value before `low` (aligned to `interval`) and its
+        change per interval start in [low, high), from portfolio_changes."""
+        bounds = (bucket("1w", low), bucket("1d", low), low)
+        return PortfolioChanges(self.cur).points(interval, bounds, high, chain)
+
+
+def _extend(diff: dict[Key, int], chain: str, previous: int, rows: list[tuple[Any, ...]]) -> None:
+    """Differences of rows (wallet, time, id, balance, fiat; in order) that all follow the wallet's
+    latest row, whose fiat value (times 10^8) is `previous`: at each interval they reach, the
+    interval's last value minus the one before it."""
+    hours: dict[datetime, int] = {}
+    for _, at, _, _, fiat in rows:
+        hours[at.replace(minute=0, second=0, microsecond=0)] = scaled(fiat)  # the last row wins
+    days = {bucket("1d", hour): value for hour, value in hours.items()}
+    weeks = {bucket("1w", day): value for day, value in days.items()}
+    for interval, values in (("1h", hours), ("1d", days), ("1w", weeks)):
+        value = previous
+        for start, last in values.items():
+            diff[(chain, interval, start)] = diff.get((chain, interval, start), 0) + last - value
+            value = last
 
 
 def rebuild(cur: Cursor) -> None:
@@ -344,3 +424,4 @@ def rebuild(cur: Cursor) -> None:
         "INSERT INTO balance_latest SELECT b.* FROM wallet_balances b WHERE b.id IN ("
         " SELECT arg_max(last_id, start) FROM balance_rollups WHERE interval = '1w' GROUP BY wallet_id)"
     )
+    rebuild_portfolio(cur)
