@@ -275,9 +275,30 @@ INSERT INTO balance_latest SELECT * FROM wallet_balances WHERE id IN (
     SELECT arg_max(last_id, start) FROM balance_rollups WHERE interval = '1w' GROUP BY wallet_id);
 """
 
+# portfolio_changes from the roll-ups and the wallets' chains: migration 8 runs it, and so does
+# service.store.portfolio.rebuild (after a legacy migration or a restore).
+PORTFOLIO_FILL = """
+INSERT INTO portfolio_changes SELECT * FROM (
+    SELECT blockchain_symbol, interval, start,
+        units + fraction // 100000000 - CASE WHEN fraction % 100000000 < 0 THEN 1 ELSE 0 END AS units,
+        fraction % 100000000 + CASE WHEN fraction % 100000000 < 0 THEN 100000000 ELSE 0 END AS fraction
+    FROM (
+        SELECT w.blockchain_symbol, d.interval, d.start, sum(d.du) AS units, sum(d.df) AS fraction
+        FROM (SELECT wallet_id, interval, start, u - coalesce(lag(u) OVER w, 0) AS du,
+                f - coalesce(lag(f) OVER w, 0) AS df
+            FROM (SELECT r.wallet_id, r.interval, r.start, trunc(coalesce(r.last_fiat_value, 0))::HUGEINT AS u,
+                ((coalesce(r.last_fiat_value, 0) - trunc(coalesce(r.last_fiat_value, 0))) * 100000000)::BIGINT AS f
+                FROM balance_rollups r)
+            WINDOW w AS (PARTITION BY wallet_id, interval ORDER BY start)) d
+        JOIN wallets w ON w.id = d.wallet_id
+        GROUP BY w.blockchain_symbol, d.interval, d.start))
+WHERE units <> 0 OR fraction <> 0
+ORDER BY interval, start, blockchain_symbol
+"""
+
 # Per chain and interval, the change of the summed carried-forward fiat value (service.store.portfolio):
 # portfolio_history reads a few hundred of these rows instead of every roll-up before `to`.
-V8 = """
+V8 = f"""
 CREATE TABLE portfolio_changes (
     blockchain_symbol VARCHAR NOT NULL,
     interval VARCHAR NOT NULL,
@@ -295,22 +316,7 @@ CREATE TABLE portfolio_changes (
 -- The rows an existing database holds, as service.store.portfolio.rebuild derives them: per
 -- wallet roll-up, its last fiat value (null as 0) minus the one of the wallet's previous
 -- roll-up of that size, split in whole units and eighth decimals, summed per chain and start.
-INSERT INTO portfolio_changes SELECT * FROM (
-    SELECT blockchain_symbol, interval, start,
-        units + fraction // 100000000 - CASE WHEN fraction % 100000000 < 0 THEN 1 ELSE 0 END AS units,
-        fraction % 100000000 + CASE WHEN fraction % 100000000 < 0 THEN 100000000 ELSE 0 END AS fraction
-    FROM (
-        SELECT w.blockchain_symbol, d.interval, d.start, sum(d.du) AS units, sum(d.df) AS fraction
-        FROM (SELECT wallet_id, interval, start, u - coalesce(lag(u) OVER w, 0) AS du,
-                f - coalesce(lag(f) OVER w, 0) AS df
-            FROM (SELECT r.wallet_id, r.interval, r.start, trunc(coalesce(r.last_fiat_value, 0))::HUGEINT AS u,
-                ((coalesce(r.last_fiat_value, 0) - trunc(coalesce(r.last_fiat_value, 0))) * 100000000)::BIGINT AS f
-                FROM balance_rollups r)
-            WINDOW w AS (PARTITION BY wallet_id, interval ORDER BY start)) d
-        JOIN wallets w ON w.id = d.wallet_id
-        GROUP BY w.blockchain_symbol, d.interval, d.start))
-WHERE units <> 0 OR fraction <> 0
-ORDER BY interval, start, blockchain_symbol;
+{PORTFOLIO_FILL.strip()};
 """
 
 MIGRATIONS: list[tuple[int, str, str]] = [

@@ -21,6 +21,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from service.store.ddl import PORTFOLIO_FILL
 from service.store.sql import Cursor
 
 SCALE = 10**8  # fiat values have 8 decimals
@@ -62,23 +63,6 @@ _DELETE = (
     "DELETE FROM portfolio_changes p USING (SELECT unnest(?::VARCHAR[]) AS c, unnest(?::VARCHAR[]) AS i,"
     " unnest(?::TIMESTAMP[]) AS s) k WHERE p.blockchain_symbol = k.c AND p.interval = k.i AND p.start = k.s"
 )
-# Every row from the roll-ups and the wallets' chains (after a migration or a restore). The
-# migration that made the table runs the same SQL (frozen in service.store.ddl).
-REBUILD = f"""
-INSERT INTO portfolio_changes SELECT * FROM (
-    SELECT blockchain_symbol, interval, start,
-        units + fraction // 100000000 - CASE WHEN fraction % 100000000 < 0 THEN 1 ELSE 0 END AS units,
-        fraction % 100000000 + CASE WHEN fraction % 100000000 < 0 THEN 100000000 ELSE 0 END AS fraction
-    FROM (
-        SELECT w.blockchain_symbol, d.interval, d.start, sum(d.du) AS units, sum(d.df) AS fraction
-        FROM (SELECT wallet_id, interval, start, u - coalesce(lag(u) OVER w, 0) AS du,
-                f - coalesce(lag(f) OVER w, 0) AS df
-            FROM (SELECT r.wallet_id, r.interval, r.start, {_SPLIT} FROM balance_rollups r) {_WINDOW}) d
-        JOIN wallets w ON w.id = d.wallet_id
-        GROUP BY w.blockchain_symbol, d.interval, d.start))
-WHERE units <> 0 OR fraction <> 0
-ORDER BY interval, start, blockchain_symbol
-"""
 
 
 def scaled(value: Decimal | None) -> int:
@@ -156,4 +140,4 @@ class PortfolioChanges:
 
 def rebuild(cur: Cursor) -> None:
     cur.execute("DELETE FROM portfolio_changes")
-    cur.execute(REBUILD)
+    cur.execute(PORTFOLIO_FILL)
