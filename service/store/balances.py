@@ -11,7 +11,7 @@ rows with equal timestamps are ordered by id (docs/decisions.md, "Balances").
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Context, Decimal
 from typing import Any
 
@@ -21,7 +21,8 @@ from schema.common import Record
 from schema.wallet_balances import WalletBalance
 from service.model.columns import naive_utc, to_db
 from service.model.registry import ENTITIES
-from service.store.portfolio import Key, PortfolioChanges, add_into, scaled
+from service.store.intervals import INTERVALS, LENGTHS, bucket
+from service.store.portfolio import Key, PortfolioChanges, add_into, appended
 from service.store.portfolio import rebuild as rebuild_portfolio
 from service.store.repository import Repository
 from service.store.sql import Cursor, first_row, quote
@@ -30,9 +31,6 @@ from service.store.write_batch import TableAccess, WriteBatch, as_text, unnest_s
 BALANCES = ENTITIES["wallet_balances"]
 WALLETS = ENTITIES["wallets"]
 _EXACT = Context(prec=80)  # sums of DECIMAL(38,18) need more than the default 28 digits
-# interval -> date_trunc unit. DuckDB's 'week' starts on Monday (ISO weeks).
-INTERVALS = {"1h": "hour", "1d": "day", "1w": "week"}
-LENGTHS = {"1h": timedelta(hours=1), "1d": timedelta(days=1), "1w": timedelta(weeks=1)}
 ROLLUP_COLUMNS = "start, first, last, min, max, count, last_fiat_value"
 _ORDER = "(b.timestamp, b.id)"
 _AGGREGATES = f"""arg_min(b.balance, {_ORDER}), arg_max(b.balance, {_ORDER}), min(b.balance), max(b.balance),
@@ -132,14 +130,6 @@ def to_row(record: WalletBalance) -> tuple[Any, ...]:
     return tuple(to_db(c, getattr(record, c.name)) for c in BALANCES.columns)
 
 
-def bucket(interval: str, at: datetime) -> datetime:
-    """The start of the UTC interval holding `at` (naive UTC, as stored), as date_trunc gives it."""
-    if interval == "1h":
-        return at.replace(minute=0, second=0, microsecond=0)
-    day = at.replace(hour=0, minute=0, second=0, microsecond=0)
-    return day if interval == "1d" else day - timedelta(days=day.weekday())
-
-
 class BalanceStore(TableAccess):
     """The derived tables and the balance reads, on one cursor (the writer's, with its batch:
     statements on wallet_balances first send the rows held back for it; or a reader's)."""
@@ -156,7 +146,7 @@ class BalanceStore(TableAccess):
         if self.batch is not None:
             self.batch.wrote("balance_rollups")  # a refusal after this rolls the transaction back
         new = [(r.wallet_id, naive_utc(r.timestamp), r.id, r.balance, r.fiat_value) for r in rows]
-        diff, spans = self._appended(new)
+        diff, spans = appended(new, self._wallets({row[0] for row in new}))
         changes = PortfolioChanges(self.cur)
         add_into(diff, changes.deltas(spans), -1)
         if len(new) >= BULK_ROWS:
@@ -185,24 +175,6 @@ class BalanceStore(TableAccess):
         add_into(diff, changes.deltas(spans), 1)
         changes.apply(diff)
         return set(newest)
-
-    def _appended(self, new: list[tuple[Any, ...]]) -> tuple[dict[Key, int], dict[tuple[str, str], Any]]:
-        """portfolio_changes of new rows (wallet, time, id, balance, fiat). A wallet whose rows all
-        follow its latest row only extends its last roll-ups: the differences come from that row
-        alone. Otherwise: the (wallet, interval) spans whose changes are read before and after."""
-        by_wallet: dict[str, list[tuple[Any, ...]]] = {}
-        for row in new:
-            by_wallet.setdefault(row[0], []).append(row)
-        diff: dict[Key, int] = {}
-        spans: dict[tuple[str, str], Any] = {}
-        for wallet, (chain, latest) in self._wallets(by_wallet).items():
-            rows = sorted(by_wallet[wallet], key=lambda r: (r[1], r[2]))
-            if latest is None or (rows[0][1], rows[0][2]) > latest[:2]:
-                _extend(diff, chain, 0 if latest is None else scaled(latest[2]), rows)
-            else:
-                for interval in INTERVALS:
-                    spans[(wallet, interval)] = (chain, bucket(interval, rows[0][1]), bucket(interval, rows[-1][1]))
-        return diff, spans
 
     def _wallets(self, wallets: Iterable[str]) -> dict[str, tuple[str, tuple[Any, ...] | None]]:
         """Each existing wallet's chain and latest (timestamp, id, fiat value) or None."""
@@ -268,7 +240,7 @@ class BalanceStore(TableAccess):
         """The wallet's chain changed: its part of portfolio_changes moves with it."""
         if self.batch is not None:
             self.batch.wrote("portfolio_changes")
-        PortfolioChanges(self.cur).move(wallet_id, source, target, INTERVALS)
+        PortfolioChanges(self.cur).move(wallet_id, source, target)
 
     def forget_wallet(self, wallet_id: str, chain: str) -> None:
         """The wallet is deleted (its rows with it): its part of portfolio_changes, its roll-ups
@@ -276,7 +248,7 @@ class BalanceStore(TableAccess):
         from nothing."""
         if self.batch is not None:
             self.batch.wrote("portfolio_changes")
-        PortfolioChanges(self.cur).move(wallet_id, chain, None, INTERVALS)
+        PortfolioChanges(self.cur).move(wallet_id, chain, None)
         self.cur.execute("DELETE FROM balance_rollups WHERE wallet_id = ?", [wallet_id])
         self.cur.execute("DELETE FROM balance_latest WHERE wallet_id = ?", [wallet_id])
 
@@ -389,22 +361,6 @@ class BalanceStore(TableAccess):
         change per interval start in [low, high), from portfolio_changes."""
         bounds = (bucket("1w", low), bucket("1d", low), low)
         return PortfolioChanges(self.cur).points(interval, bounds, high, chain)
-
-
-def _extend(diff: dict[Key, int], chain: str, previous: int, rows: list[tuple[Any, ...]]) -> None:
-    """Differences of rows (wallet, time, id, balance, fiat; in order) that all follow the wallet's
-    latest row, whose fiat value (times 10^8) is `previous`: at each interval they reach, the
-    interval's last value minus the one before it."""
-    hours: dict[datetime, int] = {}
-    for _, at, _, _, fiat in rows:
-        hours[at.replace(minute=0, second=0, microsecond=0)] = scaled(fiat)  # the last row wins
-    days = {bucket("1d", hour): value for hour, value in hours.items()}
-    weeks = {bucket("1w", day): value for day, value in days.items()}
-    for interval, values in (("1h", hours), ("1d", days), ("1w", weeks)):
-        value = previous
-        for start, last in values.items():
-            diff[(chain, interval, start)] = diff.get((chain, interval, start), 0) + last - value
-            value = last
 
 
 def rebuild(cur: Cursor) -> None:

@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from service.store.ddl import PORTFOLIO_FILL
+from service.store.intervals import INTERVALS, bucket
 from service.store.sql import Cursor
 
 SCALE = 10**8  # fiat values have 8 decimals
@@ -80,6 +81,44 @@ def add_into(diff: dict[Key, int], rows: Iterable[tuple[Any, ...]], sign: int) -
         diff[(chain, interval, start)] = diff.get((chain, interval, start), 0) + sign * (units * SCALE + fraction)
 
 
+def appended(
+    new: list[tuple[Any, ...]], wallets: Mapping[str, tuple[str, tuple[Any, ...] | None]]
+) -> tuple[dict[Key, int], dict[tuple[str, str], tuple[str, datetime, datetime]]]:
+    """New rows (wallet, naive time, id, balance, fiat), with each wallet's chain and latest
+    (timestamp, id, fiat) before them. A wallet whose rows all follow its latest row only
+    extends its last roll-ups: its differences come from that row alone, here. Otherwise the
+    (wallet, interval) spans whose changes are read before and after (`deltas`)."""
+    by_wallet: dict[str, list[tuple[Any, ...]]] = {}
+    for row in new:
+        by_wallet.setdefault(row[0], []).append(row)
+    diff: dict[Key, int] = {}
+    spans: dict[tuple[str, str], tuple[str, datetime, datetime]] = {}
+    for wallet, (chain, latest) in wallets.items():
+        rows = sorted(by_wallet[wallet], key=lambda r: (r[1], r[2]))
+        if latest is None or (rows[0][1], rows[0][2]) > latest[:2]:
+            _extend(diff, chain, 0 if latest is None else scaled(latest[2]), rows)
+        else:
+            for interval in INTERVALS:
+                spans[(wallet, interval)] = (chain, bucket(interval, rows[0][1]), bucket(interval, rows[-1][1]))
+    return diff, spans
+
+
+def _extend(diff: dict[Key, int], chain: str, previous: int, rows: list[tuple[Any, ...]]) -> None:
+    """Differences of rows (in order) that all follow the wallet's latest row, whose fiat value
+    (times 10^8) is `previous`: at each interval they reach, the interval's last value minus
+    the one before it."""
+    hours: dict[datetime, int] = {}
+    for _, at, _, _, fiat in rows:
+        hours[at.replace(minute=0, second=0, microsecond=0)] = scaled(fiat)  # the last row wins
+    days = {bucket("1d", hour): value for hour, value in hours.items()}
+    weeks = {bucket("1w", day): value for day, value in days.items()}
+    for interval, values in (("1h", hours), ("1d", days), ("1w", weeks)):
+        value = previous
+        for start, last in values.items():
+            diff[(chain, interval, start)] = diff.get((chain, interval, start), 0) + last - value
+            value = last
+
+
 class PortfolioChanges:
     """The writer's maintenance of portfolio_changes, and the report's read of it."""
 
@@ -106,10 +145,10 @@ class PortfolioChanges:
         if zero:
             self.cur.execute(_DELETE, [list(column) for column in zip(*zero, strict=True)])
 
-    def move(self, wallet_id: str, source: str | None, target: str | None, intervals: Iterable[str]) -> None:
+    def move(self, wallet_id: str, source: str | None, target: str | None) -> None:
         """Take a wallet's whole contribution from chain `source` and give it to `target`
         (None: nobody), as its chain changes or it is deleted."""
-        rows = self.deltas({(wallet_id, i): ("", FIRST, LAST) for i in intervals})
+        rows = self.deltas({(wallet_id, i): ("", FIRST, LAST) for i in INTERVALS})
         diff: dict[Key, int] = {}
         for chain, sign in ((source, -1), (target, 1)):
             if chain is not None:

@@ -35,8 +35,9 @@ from service.model.errors import Conflict, Detail, NotFound, ServiceError, inval
 from service.model.limits import ENVELOPE_RESERVE, PayloadLimit, too_large
 from service.model.registry import ENTITIES
 from service.model.values import canonical_id, normalize, to_utc
-from service.store.balances import LENGTHS, BalanceStore, bucket
+from service.store.balances import BalanceStore
 from service.store.database import Database, in_one_snapshot
+from service.store.intervals import LENGTHS, bucket
 from service.store.repository import Repository
 from service.store.uow import UnitOfWork
 from service.usecases.cache import RecordCache

@@ -22,8 +22,9 @@ from schema.wallets import Wallet, WalletCreate, WalletUpdate
 from service.model.limits import PayloadLimit
 from service.model.registry import ENTITIES
 from service.model.rules import Rules
-from service.store.balances import bucket, rebuild
+from service.store.balances import rebuild
 from service.store.database import Cursor, Database
+from service.store.intervals import bucket
 from service.usecases.balances import BalanceService, derive
 from service.usecases.cache import RecordCache
 from service.usecases.entities import EntityService

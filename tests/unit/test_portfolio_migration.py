@@ -11,8 +11,9 @@ from pathlib import Path
 
 import duckdb
 
-from service.store.balances import bucket, rebuild
+from service.store.balances import rebuild
 from service.store.ddl import MIGRATIONS, apply_migrations, current_version
+from service.store.intervals import bucket
 
 T0 = datetime(2026, 1, 4, 23, 30)  # a Sunday: the rows span two ISO weeks
 WALLETS = {"w1": "ETH", "w2": "ETH", "w3": "AVAX"}
