@@ -38,7 +38,8 @@ def build(db: Database, rows: int) -> None:
     con.execute(
         "INSERT INTO wallets SELECT printf('%08d-0000-4000-8000-000000000000', i), now(), now(), 1,"
         " CASE WHEN i % 3 = 0 THEN 'ETH' ELSE 'AVAX' END, printf('0x%040d', i), NULL, 0,"
-        " CASE WHEN i % 5 = 0 THEN 'frozen' ELSE 'active' END FROM range(10000) t(i)"
+        " CASE WHEN i % 5 = 0 THEN 'frozen' ELSE 'active' END,"
+        " printf('%s:0x%040d', CASE WHEN i % 3 = 0 THEN 'ETH' ELSE 'AVAX' END, i) FROM range(10000) t(i)"
     )
     con.execute(
         "INSERT INTO wallet_balances SELECT uuid()::VARCHAR, now(), now(), 1,"

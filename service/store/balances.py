@@ -11,7 +11,7 @@ rows with equal timestamps are ordered by id (docs/decisions.md, "Balances").
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Context, Decimal
 from typing import Any
 
@@ -21,6 +21,9 @@ from schema.common import Record
 from schema.wallet_balances import WalletBalance
 from service.model.columns import naive_utc, to_db
 from service.model.registry import ENTITIES
+from service.store.intervals import INTERVALS, LENGTHS, bucket
+from service.store.portfolio import Key, PortfolioChanges, add_into, appended
+from service.store.portfolio import rebuild as rebuild_portfolio
 from service.store.repository import Repository
 from service.store.sql import Cursor, first_row, quote
 from service.store.write_batch import TableAccess, WriteBatch, as_text, unnest_sql
@@ -28,9 +31,6 @@ from service.store.write_batch import TableAccess, WriteBatch, as_text, unnest_s
 BALANCES = ENTITIES["wallet_balances"]
 WALLETS = ENTITIES["wallets"]
 _EXACT = Context(prec=80)  # sums of DECIMAL(38,18) need more than the default 28 digits
-# interval -> date_trunc unit. DuckDB's 'week' starts on Monday (ISO weeks).
-INTERVALS = {"1h": "hour", "1d": "day", "1w": "week"}
-LENGTHS = {"1h": timedelta(hours=1), "1d": timedelta(days=1), "1w": timedelta(weeks=1)}
 ROLLUP_COLUMNS = "start, first, last, min, max, count, last_fiat_value"
 _ORDER = "(b.timestamp, b.id)"
 _AGGREGATES = f"""arg_min(b.balance, {_ORDER}), arg_max(b.balance, {_ORDER}), min(b.balance), max(b.balance),
@@ -140,14 +140,6 @@ def to_row(record: WalletBalance) -> tuple[Any, ...]:
     return tuple(to_db(c, getattr(record, c.name)) for c in BALANCES.columns)
 
 
-def bucket(interval: str, at: datetime) -> datetime:
-    """The start of the UTC interval holding `at` (naive UTC, as stored), as date_trunc gives it."""
-    if interval == "1h":
-        return at.replace(minute=0, second=0, microsecond=0)
-    day = at.replace(hour=0, minute=0, second=0, microsecond=0)
-    return day if interval == "1d" else day - timedelta(days=day.weekday())
-
-
 class BalanceStore(TableAccess):
     """The derived tables and the balance reads, on one cursor (the writer's, with its batch:
     statements on wallet_balances first send the rows held back for it; or a reader's)."""
@@ -164,15 +156,17 @@ class BalanceStore(TableAccess):
         (`encode(rows)`), when the caller has it. Returns the wallets."""
         if self.batch is not None:
             self.batch.wrote("balance_rollups")  # a refusal after this rolls the transaction back
-        if len(rows) >= BULK_ROWS:
-            if encoded is not None:
+        new = [(r.wallet_id, naive_utc(r.timestamp), r.id, r.balance, r.fiat_value) for r in rows]
+        diff, spans = appended(new, self._wallets({row[0] for row in new}))
+        changes = PortfolioChanges(self.cur)
+        add_into(diff, changes.deltas(spans), -1)
+        if len(new) >= BULK_ROWS:
+            if encoded is not None:  # DuckDB reads the rows from their JSON: no parameter per value
                 self.cur.execute(_UPSERT_ENCODED_ROLLUPS, [encoded.decode()])
             else:
-                new = [(r.wallet_id, naive_utc(r.timestamp), r.id, r.balance, r.fiat_value) for r in rows]
                 self.cur.execute(_UPSERT_ROLLUPS, _columns(new, _NEW_TYPES))
             found: set[tuple[str, str, datetime]] = set()  # every latest row goes through the upsert
         else:
-            new = [(r.wallet_id, naive_utc(r.timestamp), r.id, r.balance, r.fiat_value) for r in rows]
             found = set(self.cur.execute(_UPDATE_ROLLUPS, _columns(new, _NEW_TYPES)).fetchall())
             hours = {bucket("1h", at) for _, at, *_ in new}
             keys = {hour: [(i, bucket(i, hour)) for i in INTERVALS] for hour in hours}
@@ -192,7 +186,20 @@ class BalanceStore(TableAccess):
             self.cur.execute(_UPDATE_LATEST, _columns(known, _LATEST_TYPES))
         if first:
             self.cur.execute(_MERGE_LATEST, _columns(first, _LATEST_TYPES))
+        add_into(diff, changes.deltas(spans), 1)
+        changes.apply(diff)
         return set(newest)
+
+    def _wallets(self, wallets: Iterable[str]) -> dict[str, tuple[str, tuple[Any, ...] | None]]:
+        """Each existing wallet's chain and latest (timestamp, id, fiat value) or None."""
+        if self.batch is not None:
+            self.batch.flush(self.cur, WALLETS.name)  # a wallet created in this transaction too
+        rows = self.cur.execute(
+            "SELECT w.id, w.blockchain_symbol, l.timestamp, l.id, l.fiat_value FROM wallets w"
+            " LEFT JOIN balance_latest l ON l.wallet_id = w.id WHERE w.id IN (SELECT unnest(?::VARCHAR[]))",
+            [sorted(wallets)],
+        ).fetchall()
+        return {w: (chain, None if at is None else (at, i, fiat)) for w, chain, at, i, fiat in rows}
 
     def refresh(self, touched: Iterable[tuple[str, datetime]], known: dict[str, WalletBalance]) -> set[str]:
         """Recompute the roll-ups of every interval holding one of these (wallet, naive UTC time)
@@ -205,6 +212,20 @@ class BalanceStore(TableAccess):
         if self.batch is not None:
             self.batch.wrote("balance_rollups")  # a refusal after this rolls the transaction back
         ids, times = [w for w, _ in touched], [at for _, at in touched]
+        chains = self._wallets(wallets)  # a deleted wallet's changes left with it (forget_wallet)
+        low_high: dict[str, tuple[datetime, datetime]] = {}
+        for wallet, at in touched:
+            low, high = low_high.get(wallet, (at, at))
+            low_high[wallet] = (min(low, at), max(high, at))
+        spans = {
+            (w, i): (chains[w][0], bucket(i, low), bucket(i, high))
+            for w, (low, high) in low_high.items()
+            if w in chains
+            for i in INTERVALS
+        }
+        changes = PortfolioChanges(self.cur)
+        diff: dict[Key, int] = {}
+        add_into(diff, changes.deltas(spans), -1)
         for interval, unit in INTERVALS.items():
             # The intervals are worked out by DuckDB: per-row Python here cost more than the SQL.
             keys = (
@@ -224,8 +245,26 @@ class BalanceStore(TableAccess):
                 " WHERE b.timestamp >= ? AND b.timestamp < ? GROUP BY b.wallet_id, s",
                 [interval, ids, times, low, high],
             )
+        add_into(diff, changes.deltas(spans), 1)
+        changes.apply(diff)
         self._refresh_latest(sorted(wallets), known)
         return wallets
+
+    def move_wallet(self, wallet_id: str, source: str, target: str) -> None:
+        """The wallet's chain changed: its part of portfolio_changes moves with it."""
+        if self.batch is not None:
+            self.batch.wrote("portfolio_changes")
+        PortfolioChanges(self.cur).move(wallet_id, source, target)
+
+    def forget_wallet(self, wallet_id: str, chain: str) -> None:
+        """The wallet is deleted (its rows with it): its part of portfolio_changes, its roll-ups
+        and latest row go now, so a wallet made again with its id in this transaction starts
+        from nothing."""
+        if self.batch is not None:
+            self.batch.wrote("portfolio_changes")
+        PortfolioChanges(self.cur).move(wallet_id, chain, None)
+        self.cur.execute("DELETE FROM balance_rollups WHERE wallet_id = ?", [wallet_id])
+        self.cur.execute("DELETE FROM balance_latest WHERE wallet_id = ?", [wallet_id])
 
     def _refresh_latest(self, wallets: list[str], known: dict[str, WalletBalance]) -> None:
         """Each wallet's newest row is the last row of its newest weekly roll-up: taken from
@@ -329,17 +368,13 @@ class BalanceStore(TableAccess):
         chains = [(c, n, joined(bi, bf, 18), joined(fi, ff, 8)) for c, n, bi, bf, fi, ff in rows]
         return statuses, chains
 
-    def portfolio(self, interval: str, high: datetime, chain: str | None) -> list[tuple]:
-        """Per interval start before `high`: the change of the summed carried-forward fiat value
-        (a wallet's value is its interval's last fiat value, or the one before, null as 0)."""
-        chain_filter = "" if chain is None else " AND w.blockchain_symbol = ?"
-        return self.cur.execute(
-            "SELECT start, sum(d) FROM (SELECT r.start, coalesce(r.last_fiat_value, 0)"
-            " - coalesce(lag(coalesce(r.last_fiat_value, 0)) OVER (PARTITION BY r.wallet_id ORDER BY r.start), 0) AS d"
-            " FROM balance_rollups r JOIN wallets w ON w.id = r.wallet_id"
-            f" WHERE r.interval = ? AND r.start < ?{chain_filter}) GROUP BY start ORDER BY start",
-            [interval, high, *([] if chain is None else [chain])],
-        ).fetchall()
+    def portfolio(
+        self, interval: str, low: datetime, high: datetime, chain: str | None
+    ) -> tuple[Decimal, list[tuple[datetime, Decimal]]]:
+        """The summed carried-forward fiat value before `low` (aligned to `interval`) and its
+        change per interval start in [low, high), from portfolio_changes."""
+        bounds = (bucket("1w", low), bucket("1d", low), low)
+        return PortfolioChanges(self.cur).points(interval, bounds, high, chain)
 
 
 def rebuild(cur: Cursor) -> None:
@@ -359,3 +394,4 @@ def rebuild(cur: Cursor) -> None:
         "INSERT INTO balance_latest SELECT b.* FROM wallet_balances b WHERE b.id IN ("
         " SELECT arg_max(last_id, start) FROM balance_rollups WHERE interval = '1w' GROUP BY wallet_id)"
     )
+    rebuild_portfolio(cur)

@@ -332,6 +332,50 @@ FROM (
 );
 """
 
+# portfolio_changes from the roll-ups and the wallets' chains: migration 10 runs it, and so does
+# service.store.portfolio.rebuild (after a legacy migration or a restore).
+PORTFOLIO_FILL = """
+INSERT INTO portfolio_changes SELECT * FROM (
+    SELECT blockchain_symbol, interval, start,
+        units + fraction // 100000000 - CASE WHEN fraction % 100000000 < 0 THEN 1 ELSE 0 END AS units,
+        fraction % 100000000 + CASE WHEN fraction % 100000000 < 0 THEN 100000000 ELSE 0 END AS fraction
+    FROM (
+        SELECT w.blockchain_symbol, d.interval, d.start, sum(d.du) AS units, sum(d.df) AS fraction
+        FROM (SELECT wallet_id, interval, start, u - coalesce(lag(u) OVER w, 0) AS du,
+                f - coalesce(lag(f) OVER w, 0) AS df
+            FROM (SELECT r.wallet_id, r.interval, r.start, trunc(coalesce(r.last_fiat_value, 0))::HUGEINT AS u,
+                ((coalesce(r.last_fiat_value, 0) - trunc(coalesce(r.last_fiat_value, 0))) * 100000000)::BIGINT AS f
+                FROM balance_rollups r)
+            WINDOW w AS (PARTITION BY wallet_id, interval ORDER BY start)) d
+        JOIN wallets w ON w.id = d.wallet_id
+        GROUP BY w.blockchain_symbol, d.interval, d.start))
+WHERE units <> 0 OR fraction <> 0
+ORDER BY interval, start, blockchain_symbol
+"""
+
+# Per chain and interval, the change of the summed carried-forward fiat value (service.store.portfolio):
+# portfolio_history reads a few hundred of these rows instead of every roll-up before `to`.
+V10 = f"""
+CREATE TABLE portfolio_changes (
+    blockchain_symbol VARCHAR NOT NULL,
+    interval VARCHAR NOT NULL,
+    start TIMESTAMP NOT NULL,
+    -- The change times 10^8 = units * 10^8 + fraction, 0 <= fraction < 10^8: exact where a
+    -- DECIMAL(38,8) sum of many wallets' values would overflow.
+    units HUGEINT NOT NULL,
+    fraction BIGINT NOT NULL,
+    -- One row per key: the writer adds its differences with INSERT ... ON CONFLICT DO UPDATE.
+    -- The report's range reads (one interval size, starts in a range) go by the zone maps of
+    -- rows inserted in (interval, start) order and appended in time order, not this index.
+    PRIMARY KEY (blockchain_symbol, interval, start)
+);
+
+-- The rows an existing database holds, as service.store.portfolio.rebuild derives them: per
+-- wallet roll-up, its last fiat value (null as 0) minus the one of the wallet's previous
+-- roll-up of that size, split in whole units and eighth decimals, summed per chain and start.
+{PORTFOLIO_FILL.strip()};
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "initial schema: eight entities and the outbox", V1),
     (2, "outbox dead letters: entries the relay cannot publish", V2),
@@ -342,11 +386,12 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (7, "18-decimal balances; balance roll-ups and latest balance per wallet", V7),
     (8, "outbox entries that stand for a batch of creates", V8),
     (9, "search_terms: the searchable fields, lower-cased, with a trigram mask", V9),
+    (10, "portfolio_changes: per-chain changes of the portfolio's fiat value", V10),
 ]
 
-# Tables derived from others (rebuilt by service.store.balances.rebuild and
-# service.store.search.rebuild); dropped with them.
-DERIVED_TABLES = ("balance_rollups", "balance_latest", "search_terms")
+# Tables derived from others (rebuilt by service.store.balances.rebuild, service.store.portfolio.rebuild
+# and service.store.search.rebuild); dropped with them.
+DERIVED_TABLES = ("balance_rollups", "balance_latest", "portfolio_changes", "search_terms")
 
 LATEST_VERSION = MIGRATIONS[-1][0]
 

@@ -34,8 +34,9 @@ from service.model.errors import Conflict, Detail, NotFound, invalid
 from service.model.limits import ENVELOPE_RESERVE, PayloadLimit, too_large
 from service.model.registry import ENTITIES
 from service.model.values import canonical_id, to_utc
-from service.store.balances import LENGTHS, BalanceStore, bucket
+from service.store.balances import BalanceStore
 from service.store.database import Database, in_one_snapshot
+from service.store.intervals import LENGTHS, bucket
 from service.store.repository import Repository
 from service.store.uow import UnitOfWork
 from service.usecases.cache import RecordCache
@@ -63,18 +64,23 @@ class FollowBalances:
     def __init__(self) -> None:
         self.inserted: list[WalletBalance] = []
         self.changed: set[tuple[str, datetime]] = set()  # (wallet, naive UTC time) of changed rows
+        # Each updated row as written last: a latest row that was updated is not read back from
+        # balance_latest, which still holds it as it was.
+        self.updated: dict[str, WalletBalance] = {}
 
     def run(self, uow: UnitOfWork) -> None:
         if self.changed:
-            follow(uow, self.changed | {(r.wallet_id, naive_utc(r.timestamp)) for r in self.inserted}, [])
+            touched = self.changed | {(r.wallet_id, naive_utc(r.timestamp)) for r in self.inserted}
+            follow(uow, touched, [], {**{r.id: r for r in self.inserted}, **self.updated})
         elif self.inserted:
-            follow(uow, set(), self.inserted)
+            follow(uow, set(), self.inserted, {})
 
 
 def derive(uow: UnitOfWork, touched: list[Touched]) -> None:
-    """Roll-ups, latest rows and wallets.balance follow the balance rows this write touched:
-    new rows are merged in; a changed or deleted row has its intervals recomputed. Done once
-    per transaction (FollowBalances).
+    """Roll-ups, latest rows, portfolio changes and wallets.balance follow the balance rows this
+    write touched: new rows are merged in; a changed or deleted row has its intervals
+    recomputed. Done once per transaction (FollowBalances). A wallet's chain change or delete
+    moves its portfolio changes at once: they are kept per chain.
 
     A direct change of wallets.balance is refused while the wallet has balance rows: its
     balance is then its newest row's (docs/decisions.md, "Balances")."""
@@ -84,11 +90,17 @@ def derive(uow: UnitOfWork, touched: list[Touched]) -> None:
             task = task or uow.deferred("follow_balances", FollowBalances)
             if before is None and isinstance(after, WalletBalance):
                 task.inserted.append(after)
+            elif isinstance(after, WalletBalance):
+                task.updated[after.id] = after
             for row in (before, after):
                 if isinstance(row, WalletBalance) and before is not None:
                     task.changed.add((row.wallet_id, naive_utc(row.timestamp)))
         elif entity == WALLETS.name and isinstance(before, Wallet) and isinstance(after, Wallet):
             refuse_direct_balance(uow, before, after)
+            if before.blockchain_symbol != after.blockchain_symbol:
+                uow.store(BalanceStore).move_wallet(after.id, before.blockchain_symbol, after.blockchain_symbol)
+        elif entity == WALLETS.name and isinstance(before, Wallet) and after is None:
+            uow.store(BalanceStore).forget_wallet(before.id, before.blockchain_symbol)
     if task is not None and uow.batch is None:  # nothing runs deferred work: do it now
         task.run(uow)
 
@@ -105,13 +117,15 @@ def follow(
     uow: UnitOfWork,
     changed: set[tuple[str, datetime]],
     inserted: Sequence[WalletBalance],
+    written: dict[str, WalletBalance],
     encoded: bytes | None = None,
 ) -> None:
     """Bring the derived state up to date, then every touched wallet's balance (a wallet whose
-    balance moved gets a new version and goes through the outbox like any update). `encoded`:
-    `inserted` as one JSON array, when the caller has it (BalanceStore.merge)."""
+    balance moved gets a new version and goes through the outbox like any update). `written`:
+    the rows the transaction inserted or updated, by id, as they are now; `encoded`: `inserted`
+    as one JSON array, when the caller has it (BalanceStore.merge)."""
     store = uow.store(BalanceStore)
-    wallets = store.refresh(changed, {}) if changed else store.merge(inserted, encoded)
+    wallets = store.refresh(changed, written) if changed else store.merge(inserted, encoded)
     wallet_repo = Repository(WALLETS, store.cur)
     for row in store.follow_latest(sorted(wallets), naive_utc(utc_now())):
         uow.record(WALLETS, "updated", wallet_repo.to_record(row))
@@ -138,7 +152,7 @@ class BalanceService:
 
         def work(uow: UnitOfWork) -> list[Any]:
             rows.write(uow)
-            follow(uow, set(), rows.records, rows.data)
+            follow(uow, set(), rows.records, {}, rows.data)
             return uow.changes
 
         changes = await self.db.write(work, lookups=rows.lookups())
@@ -230,16 +244,15 @@ class BalanceService:
         if (high - low) / LENGTHS[request.interval] > MAX_POINTS:
             raise invalid("from", f"the range holds more than {MAX_POINTS} intervals of {request.interval}")
         chain = None if request.blockchain_symbol is UNSET else request.blockchain_symbol
-        deltas = await self.db.read(lambda cur: BalanceStore(cur).portfolio(request.interval, high, chain))
-        total, points, step = Decimal(0), [], LENGTHS[request.interval]
-        changes = iter(deltas)
-        pending = next(changes, None)
+        total, deltas = await self.db.read(lambda cur: BalanceStore(cur).portfolio(request.interval, low, high, chain))
+        points, step = [], LENGTHS[request.interval]
+        changes = dict(deltas)
         start = low
         while start < high:
-            while pending is not None and pending[0] <= start:
-                total = _EXACT.add(total, pending[1])
-                pending = next(changes, None)
-            points.append(PortfolioPoint(start.replace(tzinfo=UTC), FixedDecimal(total)))
+            total = _EXACT.add(total, changes.get(start, 0))
+            points.append(
+                PortfolioPoint(start.replace(tzinfo=UTC), FixedDecimal(total.quantize(_PLACES8, context=_EXACT)))
+            )
             start += step
         return PortfolioReply(points=points)
 

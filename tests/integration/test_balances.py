@@ -223,6 +223,15 @@ async def test_every_balance_subject_agrees_with_python_over_the_same_rows(clien
     del rows[1]
     await check_every_answer(client, rows, wallets)
 
+    # A wallet moved to another chain takes its portfolio value along; a deleted one (its rows
+    # cascade) takes it away.
+    wallets[2] = await client.ok("ekko.wallets.update", {"id": btc["id"], "blockchain_symbol": "ETH"})
+    await check_every_answer(client, rows, wallets)
+    await client.ok("ekko.wallets.delete", {"id": eth2["id"], "cascade": True})
+    rows = [r for r in rows if r["wallet_id"] != eth2["id"]]
+    wallets.remove(eth2)
+    await check_every_answer(client, rows, wallets)
+
 
 async def test_concurrent_writes_of_one_wallet_in_group_commits_keep_the_derived_state(
     client: Client, make: Factory

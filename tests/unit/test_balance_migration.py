@@ -10,8 +10,9 @@ from pathlib import Path
 
 import duckdb
 
-from service.store.balances import bucket, rebuild
+from service.store.balances import rebuild
 from service.store.ddl import LATEST_VERSION, MIGRATIONS, apply_migrations, current_version
+from service.store.intervals import bucket
 
 T0 = datetime(2025, 12, 31, 23, 30)
 WALLET = "00000000-0000-4000-8000-000000000001"

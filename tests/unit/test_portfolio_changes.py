@@ -1,0 +1,204 @@
+"""portfolio_changes and balance_latest, kept by the writer through random groups of balance creates, updates,
+deletes and ingests, wallet chain changes and wallet deletes (rows out of order, equal
+timestamps, null fiat values), equals what plain Python derives from the surviving rows; and
+equals a rebuild. The writes go through the entity services and the group commit, as the
+service runs them (a group's balance work is deferred to the end of its transaction)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import random
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from schema.balances import IngestRequest
+from schema.common import DeleteRequest
+from schema.wallet_balances import WalletBalance, WalletBalanceCreate, WalletBalanceUpdate
+from schema.wallets import Wallet, WalletCreate, WalletUpdate
+from service.model.limits import PayloadLimit
+from service.model.registry import ENTITIES
+from service.model.rules import Rules
+from service.store.balances import rebuild
+from service.store.database import Cursor, Database
+from service.store.intervals import bucket
+from service.usecases.balances import BalanceService, derive
+from service.usecases.cache import RecordCache
+from service.usecases.entities import EntityService
+
+T0 = datetime(2026, 3, 1, 22)  # naive UTC, as stored
+CHAINS = ("ETH", "AVAX", "BTC")
+INTERVALS = ("1h", "1d", "1w")
+
+
+def expected(rows: dict[str, WalletBalance], chains: dict[str, str]) -> dict[tuple[str, str, datetime], int]:
+    """Per (chain, interval, start): the sum over the chain's wallets of the interval's last fiat
+    value (null as 0) minus the one of the wallet's previous interval with rows, times 10^8."""
+    out: dict[tuple[str, str, datetime], int] = {}
+    for wallet, chain in chains.items():
+        mine = sorted(
+            (r for r in rows.values() if r.wallet_id == wallet), key=lambda r: (r.timestamp.replace(tzinfo=None), r.id)
+        )
+        for interval in INTERVALS:
+            last: dict[datetime, int] = {}
+            for r in mine:
+                fiat = r.fiat_value or Decimal(0)
+                last[bucket(interval, r.timestamp.replace(tzinfo=None))] = int(fiat * 10**8)
+            previous = 0
+            for start in sorted(last):
+                key = (chain, interval, start)
+                out[key] = out.get(key, 0) + last[start] - previous
+                previous = last[start]
+    return {k: v for k, v in out.items() if v}
+
+
+def newest(rows: dict[str, WalletBalance]) -> dict[str, tuple[str, datetime, Decimal | None]]:
+    out: dict[str, WalletBalance] = {}
+    for r in sorted(rows.values(), key=lambda r: (r.timestamp, r.id)):
+        out[r.wallet_id] = r
+    return {w: (r.id, r.timestamp.replace(tzinfo=None), r.fiat_value) for w, r in out.items()}
+
+
+def latest(cur: Cursor) -> dict[str, tuple[str, datetime, Decimal | None]]:
+    rows = cur.execute("SELECT wallet_id, id, timestamp, fiat_value FROM balance_latest").fetchall()
+    return {w: (i, t, f) for w, i, t, f in rows}
+
+
+def stored(cur: Cursor) -> dict[tuple[str, str, datetime], int]:
+    rows = cur.execute("SELECT blockchain_symbol, interval, start, units, fraction FROM portfolio_changes").fetchall()
+    assert all(0 <= f < 10**8 for *_, f in rows), "fractions are normalized"
+    assert all(u or f for *_, u, f in rows), "no zero rows"
+    return {(c, i, s): int(u) * 10**8 + int(f) for c, i, s, u, f in rows}
+
+
+class World:
+    """The services, and what the writes that succeeded left, in plain Python."""
+
+    def __init__(self, db: Database, rng: random.Random) -> None:
+        cache = RecordCache(1000)
+
+        def service(name: str) -> EntityService:
+            return EntityService(ENTITIES[name], db, cache, Rules(), after_commit=lambda c: None, derive=derive)
+
+        self.wallets_service, self.rows_service = service("wallets"), service("wallet_balances")
+        self.balances = BalanceService(db, cache, after_commit=lambda c: None, limit=PayloadLimit())
+        self.rng = rng
+        self.chains: dict[str, str] = {}
+        self.rows: dict[str, WalletBalance] = {}
+        self.made = 0
+
+    def moment(self) -> datetime:
+        minutes = self.rng.choice([self.rng.randrange(-60 * 24 * 20, 60 * 24 * 20), 30, 90])  # 30, 90: ties
+        return (T0 + timedelta(minutes=minutes)).replace(tzinfo=UTC)
+
+    def fiat(self) -> Decimal | None:
+        return None if self.rng.random() < 0.2 else Decimal(self.rng.randrange(-(10**10), 10**14)).scaleb(-8)
+
+    def item(self, wallet: str) -> WalletBalanceCreate:
+        return WalletBalanceCreate(
+            wallet_id=wallet,
+            balance=Decimal(self.rng.randrange(10**6)),
+            timestamp=self.moment(),
+            fiat_value=self.fiat(),
+        )
+
+    async def new_wallet(self) -> None:
+        self.made += 1
+        chain = self.rng.choice(CHAINS)
+        wallet = await self.wallets_service.create(WalletCreate(blockchain_symbol=chain, address=f"0x{self.made:040x}"))
+        assert isinstance(wallet, Wallet)
+        self.chains[wallet.id] = chain
+
+    def operations(self) -> list[Callable[[], Awaitable[None]]]:
+        """One group's writes, each on rows and wallets no other write of the group touches
+        (the order of writes inside a group is not the order they were made)."""
+        ops: list[Callable[[], Awaitable[None]]] = []
+        wallets = list(self.chains)
+        self.rng.shuffle(wallets)
+        rows = list(self.rows.values())
+        self.rng.shuffle(rows)
+        busy = set(wallets[:2])  # these wallets only change or go; the others get rows
+        for wallet in wallets[:2]:
+            change = self.delete_wallet if self.rng.random() < 0.15 and len(wallets) > 4 else self.change_chain
+            ops.append(functools.partial(change, wallet))
+        free = [w for w in wallets if w not in busy] or [None]
+        for _ in range(self.rng.randrange(1, 9)):
+            if free[0] is not None:
+                ops.append(functools.partial(self.create, self.rng.choice(free)))
+        for row in [r for r in rows if r.wallet_id not in busy][: self.rng.randrange(0, 4)]:
+            ops.append(functools.partial(self.update if self.rng.random() < 0.6 else self.delete, row))
+        if free[0] is not None and self.rng.random() < 0.25:
+            size = self.rng.choice([3, 20, 60, 1_100])  # 1,100: the bulk upsert
+            ops.append(functools.partial(self.ingest, [self.item(self.rng.choice(free)) for _ in range(size)]))  # type: ignore[arg-type]
+        if self.rng.random() < 0.4:
+            ops.append(self.new_wallet)
+        return ops
+
+    async def create(self, wallet: str) -> None:
+        row = await self.rows_service.create(self.item(wallet))
+        assert isinstance(row, WalletBalance)
+        self.rows[row.id] = row
+
+    async def ingest(self, items: list[WalletBalanceCreate]) -> None:
+        reply = await self.balances.ingest(IngestRequest(items=items))
+        for row_id, item in zip(reply.ids, items, strict=True):
+            self.rows[row_id] = WalletBalance(
+                id=row_id,
+                created_at=T0,
+                updated_at=T0,
+                version=1,
+                wallet_id=item.wallet_id,
+                timestamp=item.timestamp,  # type: ignore[arg-type]
+                balance=item.balance,
+                fiat_value=item.fiat_value,
+            )
+
+    async def update(self, row: WalletBalance) -> None:
+        changes: dict[str, Any] = self.rng.choice(
+            [
+                {"timestamp": self.moment()},
+                {"fiat_value": self.fiat()},
+                {"timestamp": self.moment(), "fiat_value": None},
+            ]
+        )
+        updated = await self.rows_service.update(WalletBalanceUpdate(id=row.id, **changes))
+        assert isinstance(updated, WalletBalance)
+        self.rows[row.id] = updated
+
+    async def delete(self, row: WalletBalance) -> None:
+        await self.rows_service.delete(DeleteRequest(id=row.id))
+        del self.rows[row.id]
+
+    async def change_chain(self, wallet: str) -> None:
+        chain = self.rng.choice([c for c in CHAINS if c != self.chains[wallet]])
+        await self.wallets_service.update(WalletUpdate(id=wallet, blockchain_symbol=chain))
+        self.chains[wallet] = chain
+
+    async def delete_wallet(self, wallet: str) -> None:
+        await self.wallets_service.delete(DeleteRequest(id=wallet, cascade=True))
+        del self.chains[wallet]
+        self.rows = {i: r for i, r in self.rows.items() if r.wallet_id != wallet}
+
+
+async def test_kept_changes_equal_python_and_a_rebuild_through_random_groups(tmp_path: Path) -> None:
+    db = Database(tmp_path / "portfolio.db", 1)
+    db.open()
+    try:
+        world = World(db, random.Random(11))
+        for _ in range(6):
+            await world.new_wallet()
+        cur = db.connection.cursor()
+        for group in range(40):
+            await asyncio.gather(*(op() for op in world.operations()))
+            assert stored(cur) == expected(world.rows, world.chains), f"after group {group}"
+            # the appends' shortcut reads balance_latest: an updated latest row is there as it is now
+            assert latest(cur) == newest(world.rows), f"after group {group}"
+        assert len(world.rows) > 100 and len(world.chains) >= 3
+        kept = stored(cur)
+        db.transaction(rebuild)
+        assert stored(cur) == kept
+    finally:
+        db.close()
