@@ -124,11 +124,11 @@ def _pins(lock_file: Path) -> list[str]:
 
 
 # The whole suite (`test` with no arguments) on parallel pytest-xdist workers: most tests wait on
-# a nats-server, a DuckDB fsync or a subprocess, so 3 workers overlap those waits on 2 cores.
+# a nats-server, a DuckDB fsync or a subprocess, so 4 workers overlap those waits on 2 cores.
 # worksteal: an idle worker takes queued tests from a busy one, so one slow module does not
 # leave the others idle at the end. Tests marked `serial` (latency bounds, races with the
 # machine's load) run afterwards in one process, alone, as the whole suite did before.
-TEST_WORKERS = "3"
+TEST_WORKERS = "4"
 PARALLEL_RUN = ["-n", TEST_WORKERS, "--dist", "worksteal", "-m", "not serial"]
 SERIAL_RUN = ["-p", "no:xdist", "-m", "serial"]
 NO_TESTS_COLLECTED = 5  # pytest's exit status when -m selects nothing
