@@ -3,6 +3,7 @@
 
     python3 dev.py run     # make .venv if needed, then `ekko run`
     python3 dev.py test    # make .venv if needed, then every check and the whole test suite
+                           # (on parallel workers; tests marked `serial` after, alone)
     python3 dev.py check   # only the checks: ruff lint + format, import contracts, mypy,
                            # docs/schemas.json and docs/asyncapi.json current
     python3 dev.py bench   # the benchmarks under bench/
@@ -122,6 +123,16 @@ def _pins(lock_file: Path) -> list[str]:
     return [line.split(" ")[0] for line in lock_file.read_text().splitlines() if "==" in line and line[0].isalnum()]
 
 
+# The whole suite (`test` with no arguments) on parallel pytest-xdist workers: most tests wait on
+# a nats-server, a DuckDB fsync or a subprocess, so 4 workers overlap those waits on 2 cores.
+# worksteal: an idle worker takes queued tests from a busy one, so one slow module does not
+# leave the others idle at the end. Tests marked `serial` (latency bounds, races with the
+# machine's load) run afterwards in one process, alone, as the whole suite did before.
+TEST_WORKERS = "4"
+PARALLEL_RUN = ["-n", TEST_WORKERS, "--dist", "worksteal", "-m", "not serial"]
+SERIAL_RUN = ["-p", "no:xdist", "-m", "serial"]
+NO_TESTS_COLLECTED = 5  # pytest's exit status when -m selects nothing
+
 CHECKS = (
     ("ruff lint", ["ruff", "check", "."]),
     ("ruff format", ["ruff", "format", "--check", "."]),
@@ -144,6 +155,19 @@ def check(env: dict[str, str]) -> int:
     return 0
 
 
+def whole_suite(env: dict[str, str]) -> int:
+    """Every test: the parallel part, then the `serial` part (even after a failure, so one run
+    reports every failing test); the worse exit status of the two."""
+    pytest = [str(BIN / "python"), "-m", "pytest"]
+    print(f"dev.py test: parallel tests: pytest {' '.join(PARALLEL_RUN)}", flush=True)
+    parallel = subprocess.call([*pytest, *PARALLEL_RUN], cwd=ROOT, env=env)
+    print(f"dev.py test: serial tests: pytest {' '.join(SERIAL_RUN)}", flush=True)
+    serial = subprocess.call([*pytest, *SERIAL_RUN], cwd=ROOT, env=env)
+    if serial == NO_TESTS_COLLECTED:
+        serial = 0  # no test is marked serial: nothing to run alone
+    return parallel or serial
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in {"run", "test", "check", "bench", "ekko", "lock"}:
         print(__doc__)
@@ -156,8 +180,8 @@ def main(argv: list[str]) -> int:
     os.chdir(ROOT)
     if command == "check":
         return check(env)
-    if command == "test" and not rest and (code := check(env)) != 0:
-        return code  # `test` with no arguments is everything CI runs: the checks, then every test
+    if command == "test" and not rest:
+        return check(env) or whole_suite(env)  # everything CI runs: the checks, then every test
     args = {
         "run": [str(BIN / "ekko"), "run", *rest],
         "ekko": [str(BIN / "ekko"), *rest],

@@ -22,6 +22,17 @@ from tests.client import Client
 from tests.factories import Factory
 from tests.natsd import READER_INBOX, NatsServer
 
+# Fixtures whose tests assert a latency bound (tests/hostile.py: a reply within 1 s): such a
+# test runs alone, after the parallel ones (`python3 dev.py test`), marked here so a new test
+# using the fixture is too.
+SERIAL_FIXTURES = frozenset({"hostile"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERIAL_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.serial)
+
 
 @pytest.fixture
 def nats_server(tmp_path: Path) -> Iterator[NatsServer]:

@@ -21,6 +21,7 @@ from service.config import NATS_PASSWORD_VARIABLES
 DEFAULT_MAX_PAYLOAD = 1024 * 1024  # nats-server's own default, what a stock deployment has
 PASSWORDS = {user: f"test-{user}-password" for user in NATS_PASSWORD_VARIABLES}
 READER_INBOX = "_INBOX_reader"  # the reader may subscribe only to its own inbox prefix
+START_ATTEMPTS = 3  # a first start on a port another process took meanwhile tries a new one
 
 
 def free_port() -> int:
@@ -45,9 +46,12 @@ class NatsServer:
         self.port = port or free_port()
         self.no_auth_user = no_auth_user
         self.proc: subprocess.Popen[bytes] | None = None
+        self._port_picked_here = port is None
+        self._started_once = False
         # A config of its own that includes the repository's (include paths are relative to
         # the including file) and sets max_payload, which `reload` rewrites.
         self.config = store_dir.parent / f"nats-{self.port}.conf"
+        self.log = self.config.with_suffix(".log")  # what nats-server says, for a start that fails
         self._write_config(max_payload)
 
     def _write_config(self, max_payload: int) -> None:
@@ -78,33 +82,56 @@ class NatsServer:
         return {**os.environ, **passwords, "EKKO_NO_AUTH_USER": self.no_auth_user}
 
     def start(self) -> NatsServer:
-        self.proc = subprocess.Popen(
-            [
-                binary(),
-                "-c",
-                str(self.config),
-                "-a",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-js",
-                "-sd",
-                str(self.store_dir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=self.environment(),
-        )
+        """Start and wait until this process listens. A port picked by free_port() may be taken
+        by another process before nats-server binds it (parallel test workers pick ports too):
+        then the first start retries on another port; a restart keeps its port and fails."""
+        may_move = self._port_picked_here and not self._started_once
+        for _ in range(START_ATTEMPTS if may_move else 1):
+            if self._spawn():
+                self._started_once = True
+                return self
+            if may_move:
+                self.port = free_port()
+        raise RuntimeError(f"nats-server did not start on port {self.port}:\n{self._log_tail()}")
+
+    def _spawn(self) -> bool:
+        """True once this process listens, False if it exited (e.g. its port was in use).
+        Readiness is nats-server's ports file for this pid, not a connection to the port:
+        a connection could reach another process that holds the same port."""
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    binary(),
+                    "-c",
+                    str(self.config),
+                    "-a",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "-js",
+                    "-sd",
+                    str(self.store_dir),
+                    "--ports_file_dir",
+                    str(self.config.parent),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.environment(),
+            )
+        ports_file = self.config.parent / f"{Path(binary()).name}_{self.proc.pid}.ports"
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
-            except OSError:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"nats-server exited with {self.proc.returncode}") from None
-                time.sleep(0.05)
-        raise RuntimeError("nats-server did not start listening within 10 s")
+            if ports_file.exists():
+                return True
+            if self.proc.poll() is not None:
+                self.proc = None
+                return False
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"nats-server did not start listening within 10 s:\n{self._log_tail()}")
+
+    def _log_tail(self) -> str:
+        return self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -4,6 +4,7 @@ against the schemas it publishes, and Node.js with the JavaScript client's packa
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import json
 import re
@@ -80,16 +81,20 @@ def installed_node() -> str:
     """node, with tests/e2e/js's packages installed (once; package-lock.json pins them).
     Skips the calling test when node or npm is not on PATH."""
     node = tool("node")
-    if not all((JS_DIR / "node_modules" / package).is_dir() for package in JS_PACKAGES):
-        done = subprocess.run(
-            [tool("npm"), "install", "--no-audit", "--no-fund"],
-            cwd=JS_DIR,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert done.returncode == 0, f"npm install failed:\n{done.stdout}\n{done.stderr}"
+    # Parallel test workers (pytest-xdist) are separate processes: one installs, the others wait
+    # for it on the lock and then find the packages there.
+    with (JS_DIR / "package.json").open("rb") as locked:
+        fcntl.flock(locked, fcntl.LOCK_EX)
+        if not all((JS_DIR / "node_modules" / package).is_dir() for package in JS_PACKAGES):
+            done = subprocess.run(
+                [tool("npm"), "install", "--no-audit", "--no-fund"],
+                cwd=JS_DIR,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            assert done.returncode == 0, f"npm install failed:\n{done.stdout}\n{done.stderr}"
     return node
 
 

@@ -182,6 +182,8 @@ def median(values: list[float]) -> float:
     return ordered[len(ordered) // 2]
 
 
+# serial: compares medians of login times
+@pytest.mark.serial
 async def test_login_time_does_not_tell_whether_the_email_exists(settings: Settings, nats_server: NatsServer) -> None:
     """Users hashed at cost 12, the service restarted with BCRYPT_ROUNDS 4 (the issue's case:
     6 ms for an unknown email, 237 ms for a known one). Medians of wrong-password logins."""
