@@ -40,6 +40,7 @@ from service.model.rules import Rules, build_rules
 from service.store.database import Database
 from service.store.outbox import Change
 from service.store.timings import QUERY_TIMES
+from service.sync.barrier import sent_to_server
 from service.sync.jetstream import JetStreamSync
 from service.sync.lease import LeaseOwner, WriterLease
 from service.sync.relay import Relay
@@ -267,7 +268,7 @@ class Ekko:
             if self.relay is not None:
                 self.relay.start()
             await self.broker.start()
-            await self.broker.connection.flush()  # the server has every subscription once start() returns
+            await sent_to_server(self.broker.connection)  # the server has every subscription once start() returns
             if self.lease_lost.is_set():  # lost while starting (e.g. a long migration outlived NATS)
                 await self._unsubscribe()
         except BaseException:
