@@ -31,7 +31,7 @@ from service.store.write_batch import TableAccess, WriteBatch, as_text, unnest_s
 BALANCES = ENTITIES["wallet_balances"]
 WALLETS = ENTITIES["wallets"]
 _EXACT = Context(prec=80)  # sums of DECIMAL(38,18) need more than the default 28 digits
-ROLLUP_COLUMNS = "start, first, last, min, max, count, last_fiat_value"
+_HISTORY_COLUMNS = "start, first::VARCHAR, last::VARCHAR, min::VARCHAR, max::VARCHAR, count, last_fiat_value::VARCHAR"
 _ORDER = "(b.timestamp, b.id)"
 _AGGREGATES = f"""arg_min(b.balance, {_ORDER}), arg_max(b.balance, {_ORDER}), min(b.balance), max(b.balance),
     count(*), arg_max_null(b.fiat_value, {_ORDER}), min(b.timestamp), arg_min(b.id, {_ORDER}),
@@ -335,8 +335,10 @@ class BalanceStore(TableAccess):
         return None if row is None else self.rows.to_record(row)
 
     def history(self, wallet_id: str, interval: str, low: datetime, high: datetime, limit: int) -> list[tuple]:
+        """The roll-ups' decimals come as text (the same digits and scale): DuckDB hands a
+        DECIMAL to Python ~3x slower than its text, measured on a year of daily points."""
         return self.cur.execute(
-            f"SELECT {ROLLUP_COLUMNS} FROM balance_rollups WHERE wallet_id = ? AND interval = ?"
+            f"SELECT {_HISTORY_COLUMNS} FROM balance_rollups WHERE wallet_id = ? AND interval = ?"
             " AND start >= ? AND start < ? ORDER BY start LIMIT ?",
             [wallet_id, interval, low, high, limit],
         ).fetchall()

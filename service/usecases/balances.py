@@ -53,7 +53,7 @@ _PLACES18 = Decimal(1).scaleb(-18)
 _PLACES8 = Decimal(1).scaleb(-8)
 
 
-def fixed(value: Decimal | None) -> FixedDecimal | None:
+def fixed(value: Decimal | str | None) -> FixedDecimal | None:
     return None if value is None else FixedDecimal(value)
 
 
