@@ -20,6 +20,9 @@ from tests.sync_helpers import eventually
 
 
 @pytest.mark.slow
+# Alone after the parallel part: its timeouts (1 s writes, a service restart, verify until
+# in sync) add up past the test timeout when four workers share the 2 cores (one full run).
+@pytest.mark.serial
 async def test_sigkill_mid_load_loses_no_acknowledged_write(nats_server: NatsServer, tmp_path: Path) -> None:
     db_path, log = tmp_path / "data" / "ekko.db", tmp_path / "service.log"
     proc = start_service(nats_server.url, db_path, log)
