@@ -130,9 +130,15 @@ async def test_ekko_sync_verify_and_repair_commands_show_and_clear_dead_letters(
     await app.start()
     try:
         assert app.relay is not None
+        relay = app.relay
         await put_in_outbox(app, unpublishable("agents", "bad key!", 10))
-        await eventually(lambda: _drained(app), what="entry dead-lettered")
-        assert app.relay.stats.dead_letters == 1
+
+        # The outbox can read empty before the relay's coroutine, resumed after the commit that
+        # moved the entry, has counted it: wait for both.
+        async def dead_lettered() -> bool:
+            return relay.stats.dead_letters == 1 and await _drained(app)
+
+        await eventually(dead_lettered, what="entry dead-lettered")
     finally:
         await app.stop()
     code, out, err = await ekko_command("sync", "verify", "--json", nats_url=nats_server.url, db_path=db_path)
