@@ -90,13 +90,9 @@ class Repository(TableAccess, Generic[RecordT]):
         row = self._first(f"SELECT {self._select} FROM {self._table} WHERE id = ?", [entity_id])
         return None if row is None else self.to_record(row)
 
-    def get_encoded(self, entity_id: str) -> bytes | None:
-        """The record as reply bytes, the same as `encode(get(...))`."""
-        return self.get_many_encoded([entity_id]).get(entity_id)
-
     @timed("get_many_encoded")
     def get_many_encoded(self, ids: Iterable[str]) -> dict[str, bytes]:
-        """id -> reply bytes of those ids that exist (as `encode(get_many(...)[id])`), in one
+        """id -> reply bytes of those ids that exist (as `encode(get(id))`), in one
         query (`IN` of constants is an index lookup), without building records: each row's
         values go positionally into a Struct of the record's fields (encode_row)."""
         wanted = sorted(set(ids))
@@ -171,16 +167,6 @@ class Repository(TableAccess, Generic[RecordT]):
         row = self._first(f"SELECT count(*) FROM {self._table} WHERE {where}", params)
         assert row is not None
         return int(row[0])
-
-    @timed("get_many")
-    def get_many(self, ids: Iterable[str]) -> dict[str, RecordT]:
-        """id -> record of those ids that exist, in one query."""
-        wanted = sorted(set(ids))
-        if not wanted:
-            return {}
-        # One list parameter, whatever the page size: the statement text is always the same.
-        rows = self._execute(f"SELECT {self._select} FROM {self._table} WHERE id = ANY(?::VARCHAR[])", [wanted])
-        return {record.id: record for record in map(self.to_record, rows.fetchall())}
 
     # `list` here is the method above, so the builtin is spelled out.
     @timed("list_all")

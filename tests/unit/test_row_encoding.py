@@ -50,9 +50,9 @@ def test_every_entitys_row_encodes_to_its_records_bytes(con: duckdb.DuckDBPyConn
     entity_id = str(uuid.UUID(int=10_001))
     record = repo.get(entity_id)
     assert record is not None
-    assert repo.get_encoded(entity_id) == encode(record)
-    assert b"secret" not in (repo.get_encoded(entity_id) or b"")
-    assert repo.get_encoded(str(uuid.UUID(int=99))) is None
+    assert repo.get_many_encoded([entity_id]).get(entity_id) == encode(record)
+    assert b"secret" not in (repo.get_many_encoded([entity_id]).get(entity_id) or b"")
+    assert repo.get_many_encoded([str(uuid.UUID(int=99))]) == {}
 
 
 @pytest.mark.parametrize(
@@ -71,7 +71,7 @@ def test_edge_values_encode_as_the_record_does(con: duckdb.DuckDBPyConnection, f
     entity_id = str(uuid.UUID(int=10_002))
     record = repo.get(entity_id)
     assert record is not None
-    assert repo.get_encoded(entity_id) == encode(record)
+    assert repo.get_many_encoded([entity_id]).get(entity_id) == encode(record)
 
 
 def random_balance(rng: random.Random, n: int) -> dict[str, Any]:
