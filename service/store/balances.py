@@ -25,101 +25,30 @@ from service.store.intervals import INTERVALS, LENGTHS, bucket
 from service.store.portfolio import Key, PortfolioChanges, add_into, appended
 from service.store.portfolio import rebuild as rebuild_portfolio
 from service.store.repository import Repository
-from service.store.sql import Cursor, first_row, quote
-from service.store.write_batch import TableAccess, WriteBatch, as_text, unnest_sql
+from service.store.rollup_sql import (
+    AGGREGATES,
+    INSERT_LATEST,
+    INSERT_ROLLUPS,
+    LATEST_TYPES,
+    LISTED_TYPES,
+    MERGE_LATEST,
+    ORDER,
+    UPDATE_LATEST,
+    UPDATE_ROLLUPS,
+)
+from service.store.sql import Cursor, first_row
+from service.store.write_batch import TableAccess, WriteBatch, as_text
 
 BALANCES = ENTITIES["wallet_balances"]
 WALLETS = ENTITIES["wallets"]
 _EXACT = Context(prec=80)  # sums of DECIMAL(38,18) need more than the default 28 digits
 _HISTORY_COLUMNS = "start, first::VARCHAR, last::VARCHAR, min::VARCHAR, max::VARCHAR, count, last_fiat_value::VARCHAR"
-_ORDER = "(b.timestamp, b.id)"
-_AGGREGATES = f"""arg_min(b.balance, {_ORDER}), arg_max(b.balance, {_ORDER}), min(b.balance), max(b.balance),
-    count(*), arg_max_null(b.fiat_value, {_ORDER}), min(b.timestamp), arg_min(b.id, {_ORDER}),
-    max(b.timestamp), arg_max(b.id, {_ORDER})"""
-_ROLLUP_NAMES = "first, last, min, max, count, last_fiat_value, first_at, first_id, last_at, last_id"
-# New rows, one list per column (decimals as text: write_batch.as_text), as table `b`.
-_NEW_ROWS = (
-    "(SELECT unnest(?::VARCHAR[]) AS wallet_id, unnest(?::TIMESTAMP[]) AS timestamp, unnest(?::VARCHAR[]) AS id,"
-    " unnest(?::VARCHAR[])::DECIMAL(38,18) AS balance, unnest(?::VARCHAR[])::DECIMAL(38,8) AS fiat_value) b"
-)
-_UNITS = "(VALUES " + ", ".join(f"('{i}', '{u}')" for i, u in INTERVALS.items()) + ") u(interval, unit)"
-# The new rows' roll-up per key, as table `k` (the aggregates in _ROLLUP_NAMES' order).
-_FOLDED_SELECT = (
-    f"SELECT b.wallet_id, u.interval, date_trunc(u.unit, b.timestamp) AS start, {_AGGREGATES}"
-    f" FROM {_NEW_ROWS}, {_UNITS} GROUP BY b.wallet_id, u.interval, start"
-)
-_FOLDED = f"({_FOLDED_SELECT}) k(wallet_id, interval, start, {_ROLLUP_NAMES})"
-
-
-def _merged(new: str) -> str:
-    """SET clauses folding roll-up `new` into `r`; both read the old values throughout."""
-    earlier = f"({new}.first_at, {new}.first_id) < (r.first_at, r.first_id)"
-    later = f"({new}.last_at, {new}.last_id) > (r.last_at, r.last_id)"
-    return ", ".join(
-        [f"{c} = CASE WHEN {earlier} THEN {new}.{c} ELSE r.{c} END" for c in ("first", "first_at", "first_id")]
-        + [
-            f"{c} = CASE WHEN {later} THEN {new}.{c} ELSE r.{c} END"
-            for c in ("last", "last_fiat_value", "last_at", "last_id")
-        ]
-        + [f"min = least(r.min, {new}.min), max = greatest(r.max, {new}.max), count = r.count + {new}.count"]
-    )
-
-
-# The new rows folded into the intervals that have rows already; the keys it found come
-# back. For a few rows this UPDATE costs about half of INSERT ... ON CONFLICT DO UPDATE in
-# DuckDB 2.0 (docs/decisions.md, "Balances").
-_UPDATE_ROLLUPS = (
-    f"UPDATE balance_rollups AS r SET {_merged('k')} FROM {_FOLDED}"
-    " WHERE r.wallet_id = k.wallet_id AND r.interval = k.interval AND r.start = k.start"
-    " RETURNING r.wallet_id, r.interval, r.start"
-)
-# Thousands of rows (an ingest) mostly open intervals: one upsert costs less than UPDATE + INSERT.
-_UPSERT_ROLLUPS = (
-    f"INSERT INTO balance_rollups AS r {_FOLDED_SELECT}"
-    f" ON CONFLICT (wallet_id, interval, start) DO UPDATE SET {_merged('excluded')}"
-)
-BULK_ROWS = 1_000
-# The same upsert fed from the JSON array of the new records (as `encode` writes them) instead
-# of five list parameters: DuckDB parses the array itself, so no Python value per row is made
-# or bound under the GIL (an ingest of 5,000 rows: ~20 ms less; docs/decisions.md).
-_ENCODED_ROWS = (
-    "(SELECT r.wallet_id, r.timestamp::TIMESTAMP AS timestamp, r.id, r.balance::DECIMAL(38,18) AS balance,"
-    " r.fiat_value::DECIMAL(38,8) AS fiat_value FROM (SELECT unnest(from_json(?::VARCHAR, '[{"
-    '"wallet_id":"VARCHAR","timestamp":"VARCHAR","id":"VARCHAR","balance":"VARCHAR","fiat_value":"VARCHAR"'
-    "}]')) AS r)) b"
-)
-_UPSERT_ENCODED_ROLLUPS = _UPSERT_ROLLUPS.replace(_NEW_ROWS, _ENCODED_ROWS)
-# Intervals that had no rows: every new row of such a key is sent, so its roll-up is whole;
-# keys that existed were merged by _UPDATE_ROLLUPS already.
-_INSERT_ROLLUPS = f"INSERT INTO balance_rollups {_FOLDED_SELECT} ON CONFLICT DO NOTHING"
-# balance_latest has wallet_balances' columns, in its order.
-_INSERT_LATEST = "INSERT INTO balance_latest SELECT " + ", ".join(
-    unnest_sql(c.sql_type, quote(c.name)) for c in BALANCES.columns
-)
-_MERGE_LATEST = (
-    _INSERT_LATEST
-    + " ON CONFLICT (wallet_id) DO UPDATE SET "
-    + ", ".join(f"{quote(c.name)} = excluded.{quote(c.name)}" for c in BALANCES.columns if c.name != "wallet_id")
-    + " WHERE (excluded.timestamp, excluded.id) > (balance_latest.timestamp, balance_latest.id)"
-)
-# A wallet known to have a latest row: replaced when the new row is newer.
-_UPDATE_LATEST = (
-    "UPDATE balance_latest AS l SET "
-    + ", ".join(f"{quote(c.name)} = k.{quote(c.name)}" for c in BALANCES.columns if c.name != "wallet_id")
-    + " FROM (SELECT "
-    + ", ".join(unnest_sql(c.sql_type, quote(c.name)) for c in BALANCES.columns)
-    + ") k WHERE l.wallet_id = k.wallet_id AND (k.timestamp, k.id) > (l.timestamp, l.id)"
-)
 
 
 def _columns(rows: Iterable[Sequence[Any]], types: Sequence[str]) -> list[list[Any]]:
     """Rows as one list parameter per column (decimals as text, as unnest_sql takes them)."""
     columns = zip(*rows, strict=True)
     return [as_text(c) if t.startswith("DECIMAL") else list(c) for c, t in zip(columns, types, strict=True)]
-
-
-_NEW_TYPES = ("VARCHAR", "TIMESTAMP", "VARCHAR", "DECIMAL", "DECIMAL")
-_LATEST_TYPES = tuple(c.sql_type for c in BALANCES.columns)
 
 
 def exact_sum(column: str, scale: int) -> str:
@@ -149,30 +78,23 @@ class BalanceStore(TableAccess):
         self.rows = Repository(BALANCES, cursor)
 
     # -- the writer: derived state ------------------------------------------
-    def merge(self, rows: Sequence[WalletBalance], encoded: bytes | None = None) -> set[str]:
-        """New rows only: fold them into their intervals and latest rows without reading the
-        other rows. Appends into intervals and latest rows that exist cost two UPDATEs; a first
-        row of an interval or of a wallet adds an INSERT. `encoded`: the rows as one JSON array
-        (`encode(rows)`), when the caller has it. Returns the wallets."""
+    def merge(self, rows: Sequence[WalletBalance]) -> set[str]:
+        """New rows only (a writer group's creates): fold them into their intervals and latest
+        rows without reading the other rows. Appends into intervals and latest rows that exist
+        cost two UPDATEs; a first row of an interval or of a wallet adds an INSERT. An ingest's
+        rows take StagedBalances.merge instead. Returns the wallets."""
         if self.batch is not None:
             self.batch.wrote("balance_rollups")  # a refusal after this rolls the transaction back
         new = [(r.wallet_id, naive_utc(r.timestamp), r.id, r.balance, r.fiat_value) for r in rows]
         diff, spans = appended(new, self._wallets({row[0] for row in new}))
         changes = PortfolioChanges(self.cur)
         add_into(diff, changes.deltas(spans), -1)
-        if len(new) >= BULK_ROWS:
-            if encoded is not None:  # DuckDB reads the rows from their JSON: no parameter per value
-                self.cur.execute(_UPSERT_ENCODED_ROLLUPS, [encoded.decode()])
-            else:
-                self.cur.execute(_UPSERT_ROLLUPS, _columns(new, _NEW_TYPES))
-            found: set[tuple[str, str, datetime]] = set()  # every latest row goes through the upsert
-        else:
-            found = set(self.cur.execute(_UPDATE_ROLLUPS, _columns(new, _NEW_TYPES)).fetchall())
-            hours = {bucket("1h", at) for _, at, *_ in new}
-            keys = {hour: [(i, bucket(i, hour)) for i in INTERVALS] for hour in hours}
-            fresh = [row for row in new if any((row[0], i, s) not in found for i, s in keys[bucket("1h", row[1])])]
-            if fresh:
-                self.cur.execute(_INSERT_ROLLUPS, _columns(fresh, _NEW_TYPES))
+        found = set(self.cur.execute(UPDATE_ROLLUPS, _columns(new, LISTED_TYPES)).fetchall())
+        hours = {bucket("1h", at) for _, at, *_ in new}
+        keys = {hour: [(i, bucket(i, hour)) for i in INTERVALS] for hour in hours}
+        fresh = [row for row in new if any((row[0], i, s) not in found for i, s in keys[bucket("1h", row[1])])]
+        if fresh:
+            self.cur.execute(INSERT_ROLLUPS, _columns(fresh, LISTED_TYPES))
         newest: dict[str, WalletBalance] = {}
         for row in rows:
             held = newest.get(row.wallet_id)
@@ -183,9 +105,9 @@ class BalanceStore(TableAccess):
         known = [to_row(r) for w, r in newest.items() if w in has_rows]
         first = [to_row(r) for w, r in newest.items() if w not in has_rows]
         if known:
-            self.cur.execute(_UPDATE_LATEST, _columns(known, _LATEST_TYPES))
+            self.cur.execute(UPDATE_LATEST, _columns(known, LATEST_TYPES))
         if first:
-            self.cur.execute(_MERGE_LATEST, _columns(first, _LATEST_TYPES))
+            self.cur.execute(MERGE_LATEST, _columns(first, LATEST_TYPES))
         add_into(diff, changes.deltas(spans), 1)
         changes.apply(diff)
         return set(newest)
@@ -240,7 +162,7 @@ class BalanceStore(TableAccess):
             )
             self._execute(
                 f"INSERT INTO balance_rollups SELECT b.wallet_id, ?, date_trunc('{unit}', b.timestamp) AS s,"
-                f" {_AGGREGATES} FROM wallet_balances b JOIN {keys} k"
+                f" {AGGREGATES} FROM wallet_balances b JOIN {keys} k"
                 f" ON b.wallet_id = k.wallet_id AND date_trunc('{unit}', b.timestamp) = k.start"
                 " WHERE b.timestamp >= ? AND b.timestamp < ? GROUP BY b.wallet_id, s",
                 [interval, ids, times, low, high],
@@ -288,7 +210,7 @@ class BalanceStore(TableAccess):
                 wanted = sorted(set(wanted) - {r[0] for r in rows})
         self.cur.execute("DELETE FROM balance_latest WHERE wallet_id IN (SELECT unnest(?::VARCHAR[]))", [wallets])
         if rows:  # one list per column: a multi-row VALUES costs ~1 ms per row here
-            self.cur.execute(_INSERT_LATEST, _columns(rows, _LATEST_TYPES))
+            self.cur.execute(INSERT_LATEST, _columns(rows, LATEST_TYPES))
 
     def follow_latest(self, wallets: Sequence[str], now: datetime) -> list[tuple[Any, ...]]:
         """Set wallets.balance to the newest row's balance (0 once a wallet has none left), a new
@@ -347,7 +269,7 @@ class BalanceStore(TableAccess):
         """first, last, min, max, count and the exact sum of the rows in [low, high); None without rows."""
         where = "FROM wallet_balances b WHERE b.wallet_id = ? AND b.timestamp >= ? AND b.timestamp < ?"
         row = self._first(
-            f"SELECT arg_min(b.balance, {_ORDER}), arg_max(b.balance, {_ORDER}), min(b.balance), max(b.balance),"
+            f"SELECT arg_min(b.balance, {ORDER}), arg_max(b.balance, {ORDER}), min(b.balance), max(b.balance),"
             f" count(*) {where}",
             [wallet_id, low, high],
         )
@@ -389,7 +311,7 @@ def rebuild(cur: Cursor) -> None:
     for interval, unit in INTERVALS.items():
         cur.execute(
             f"INSERT INTO balance_rollups SELECT b.wallet_id, ?, date_trunc('{unit}', b.timestamp) AS s,"
-            f" {_AGGREGATES} FROM wallet_balances b GROUP BY b.wallet_id, s ORDER BY b.wallet_id, s",
+            f" {AGGREGATES} FROM wallet_balances b GROUP BY b.wallet_id, s ORDER BY b.wallet_id, s",
             [interval],
         )
     cur.execute(

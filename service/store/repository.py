@@ -188,14 +188,21 @@ class Repository(TableAccess, Generic[RecordT]):
         self._insert(tuple(names), params, record.id, keys=keys)
 
     @timed("insert_encoded")
-    def insert_encoded(self, records: bytes, ids: builtins.list[str]) -> None:
+    def insert_encoded(self, records: bytes, ids: builtins.list[str]) -> str:
         """New rows from the JSON array of their encoded records (as `encode` writes them; `ids`
         theirs): DuckDB reads the array itself, so no Python value per row is made or bound.
-        Only for entities whose rows are their records' columns (no unique keys, no secrets)."""
+        It reads it once, into a temporary table of this connection, and inserts from there;
+        returns that table's name: the same rows, readable for the rest of the transaction
+        (the derived state of an ingest). Only for entities whose rows are their records'
+        columns (no unique keys, no secrets)."""
         assert not self.spec.unique and not self.spec.secret_columns, f"{self.spec.name}: use insert()"
-        self._execute(_insert_json_sql(self.spec), [records.decode()])
+        staged = f"staged_{self.spec.name}"
+        self.cur.execute(_stage_json_sql(self.spec, staged), [records.decode()])
+        names = ", ".join(quote(c.name) for c in self.spec.columns)
+        self._execute(f"INSERT INTO {self._table} ({names}) SELECT {names} FROM {quote(staged)}")
         if self.batch is not None:
             self.batch.inserted(self.spec.name, ids)
+        return staged
 
     @timed("update")
     def update(self, record: RecordT, changed: Iterable[str], secrets: dict[str, Any] | None = None) -> None:
@@ -349,14 +356,14 @@ def _after_sql(sort: Sequence[SortKey], after: Sequence[Any]) -> tuple[str, list
     return "(" + (" OR ".join(alternatives) or "FALSE") + ")", params
 
 
-def _insert_json_sql(spec: EntitySpec) -> str:
-    """`INSERT ... SELECT` of the records in a JSON array parameter: each field read as text (a
-    JSON column as JSON) and cast to its column's type. Decimals arrive as exact fixed-point text
-    and timestamps as RFC 3339 in UTC, which DuckDB's casts read as naive UTC."""
+def _stage_json_sql(spec: EntitySpec, staged: str) -> str:
+    """A temporary table `staged` (replacing the last one) of the records in a JSON array
+    parameter: each field read as text (a JSON column as JSON) and cast to its column's type.
+    Decimals arrive as exact fixed-point text and timestamps as RFC 3339 in UTC, which DuckDB's
+    casts read as naive UTC. Temporary tables belong to one connection and are never logged."""
     shape = {c.name: "JSON" if c.kind is Kind.JSON else "VARCHAR" for c in spec.columns}
-    names = ", ".join(quote(c.name) for c in spec.columns)
-    values = ", ".join(f"r.{quote(c.name)}::{c.sql_type}" for c in spec.columns)
+    values = ", ".join(f"r.{quote(c.name)}::{c.sql_type} AS {quote(c.name)}" for c in spec.columns)
     return (
-        f"INSERT INTO {quote(spec.name)} ({names}) SELECT {values}"
+        f"CREATE OR REPLACE TEMPORARY TABLE {quote(staged)} AS SELECT {values}"
         f" FROM (SELECT unnest(from_json(?::VARCHAR, '[{msgspec.json.encode(shape).decode()}]')) AS r)"
     )

@@ -34,6 +34,7 @@ from service.model.errors import Conflict, Detail, NotFound, invalid
 from service.model.limits import ENVELOPE_RESERVE, PayloadLimit, too_large
 from service.model.registry import ENTITIES
 from service.model.values import canonical_id, to_utc
+from service.store.balance_ingest import StagedBalances
 from service.store.balances import BalanceStore
 from service.store.database import Database, in_one_snapshot
 from service.store.intervals import LENGTHS, bucket
@@ -118,14 +119,19 @@ def follow(
     changed: set[tuple[str, datetime]],
     inserted: Sequence[WalletBalance],
     written: dict[str, WalletBalance],
-    encoded: bytes | None = None,
+    staged: str | None = None,
 ) -> None:
     """Bring the derived state up to date, then every touched wallet's balance (a wallet whose
     balance moved gets a new version and goes through the outbox like any update). `written`:
-    the rows the transaction inserted or updated, by id, as they are now; `encoded`: `inserted`
-    as one JSON array, when the caller has it (BalanceStore.merge)."""
+    the rows the transaction inserted or updated, by id, as they are now; `staged`: the
+    temporary table holding `inserted`, when they came in through one (an ingest)."""
     store = uow.store(BalanceStore)
-    wallets = store.refresh(changed, written) if changed else store.merge(inserted, encoded)
+    if changed:
+        wallets = store.refresh(changed, written)
+    elif staged is not None:
+        wallets = uow.store(StagedBalances).merge(staged)
+    else:
+        wallets = store.merge(inserted)
     wallet_repo = Repository(WALLETS, store.cur)
     for row in store.follow_latest(sorted(wallets), naive_utc(utc_now())):
         uow.record(WALLETS, "updated", wallet_repo.to_record(row))
@@ -151,8 +157,8 @@ class BalanceService:
         self.limit_reply(len(encode(reply)), "the ingest reply")
 
         def work(uow: UnitOfWork) -> list[Any]:
-            rows.write(uow)
-            follow(uow, set(), rows.records, {}, rows.data)
+            staged = rows.write(uow)
+            follow(uow, set(), rows.records, {}, staged)
             return uow.changes
 
         changes = await self.db.write(work, lookups=rows.lookups())

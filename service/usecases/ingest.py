@@ -105,18 +105,20 @@ class IngestRows:
         ids = [r.id for r in records]
         return cls(records, ids, {r.wallet_id for r in records}, encode(records), client_ids)
 
-    def write(self, uow: UnitOfWork) -> None:
+    def write(self, uow: UnitOfWork) -> str:
         """Inside the writer's transaction: refuse the whole batch if an item points at a missing
         wallet or reuses an existing id (naming the first such item), then insert every row and
-        note them as created (one outbox entry)."""
+        note them as created (one outbox entry). Returns the temporary table the rows were
+        staged in (Repository.insert_encoded), for the derived state."""
         repo = uow.repo(BALANCES)
         parents = uow.repo(WALLETS)
         missing = {w for w in self.wallets if not parents.exists(w)}
         taken = {i for i in self.client_ids if repo.exists(i)}
         if missing or taken:
             self._refuse(missing, taken)
-        repo.insert_encoded(self.data, self.ids)
+        staged = repo.insert_encoded(self.data, self.ids)
         uow.record_created(BALANCES, self.data, len(self.records))
+        return staged
 
     def _refuse(self, missing: set[str], taken: set[str]) -> None:
         for index, record in enumerate(self.records):

@@ -97,13 +97,26 @@ class World:
     def fiat(self) -> Decimal | None:
         return None if self.rng.random() < 0.2 else Decimal(self.rng.randrange(-(10**10), 10**14)).scaleb(-8)
 
-    def item(self, wallet: str) -> WalletBalanceCreate:
+    def item(self, wallet: str, at: datetime | None = None) -> WalletBalanceCreate:
         return WalletBalanceCreate(
             wallet_id=wallet,
             balance=Decimal(self.rng.randrange(10**6)),
-            timestamp=self.moment(),
+            timestamp=at or self.moment(),
             fiat_value=self.fiat(),
         )
+
+    def items(self, wallets: list[str]) -> list[WalletBalanceCreate]:
+        """An ingest's items: at random times, or (half the time) each wallet's rows after its
+        newest row in time order, as balance pipelines send them (the appends' path)."""
+        if self.rng.random() < 0.5:
+            return [self.item(w) for w in wallets]
+        start = T0.replace(tzinfo=UTC) - timedelta(days=30)
+        newest = {w: max((r.timestamp for r in self.rows.values() if r.wallet_id == w), default=start) for w in wallets}
+        items = []
+        for wallet in wallets:
+            newest[wallet] += timedelta(minutes=self.rng.choice([0, 1, 30, 61, 1_500]))  # 0: a tie, ordered by id
+            items.append(self.item(wallet, newest[wallet]))
+        return items
 
     async def new_wallet(self) -> None:
         self.made += 1
@@ -132,7 +145,7 @@ class World:
             ops.append(functools.partial(self.update if self.rng.random() < 0.6 else self.delete, row))
         if free[0] is not None and self.rng.random() < 0.25:
             size = self.rng.choice([3, 20, 60, 1_100])  # 1,100: the bulk upsert
-            ops.append(functools.partial(self.ingest, [self.item(self.rng.choice(free)) for _ in range(size)]))  # type: ignore[arg-type]
+            ops.append(functools.partial(self.ingest, self.items([self.rng.choice(free) for _ in range(size)])))  # type: ignore[arg-type]
         if self.rng.random() < 0.4:
             ops.append(self.new_wallet)
         return ops
