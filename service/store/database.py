@@ -26,6 +26,7 @@ import duckdb
 
 from service.model.correlation import CORRELATION_ID
 from service.model.errors import DatabaseLocked, ServiceError, StorageUnavailable
+from service.store.checkpoints import IdleCheckpoints
 from service.store.ddl import apply_migrations
 from service.store.outbox import Change
 from service.store.sql import Cursor
@@ -113,6 +114,7 @@ class Database:
         self._readers: ThreadPoolExecutor | None = None
         self._writer: ThreadPoolExecutor | None = None
         self._writer_cursor: Cursor | None = None
+        self.checkpoints: IdleCheckpoints | None = None
         self._waiting = 0
         self._lock = threading.Lock()
         self._queue: list[_Queued] = []
@@ -136,6 +138,7 @@ class Database:
     # -- lifecycle -----------------------------------------------------------
     def open(self) -> Database:
         self._con = connect(self.path)
+        IdleCheckpoints.configure(self._con)
         self.schema_version = apply_migrations(self._con)
         self._idle = asyncio.Queue()
         for _ in range(self.pool_size):
@@ -143,6 +146,7 @@ class Database:
         self._readers = ThreadPoolExecutor(self.pool_size, thread_name_prefix="duckdb-read")
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="duckdb-write")
         self._writer_cursor = self._con.cursor()
+        self.checkpoints = IdleCheckpoints(self.path, self._writer, self._writer_cursor)
         return self
 
     def close(self) -> bool:
@@ -150,6 +154,8 @@ class Database:
         checkpoint failed (`checkpoint_error` says why): the WAL is replayed at next open."""
         if self._con is None:
             return self.checkpoint_error is None
+        if self.checkpoints is not None:
+            self.checkpoints.cancel()
         for pool in (self._writer, self._readers):
             if pool is not None:
                 pool.shutdown(wait=True)
@@ -257,6 +263,8 @@ class Database:
                 batch, self._queue = self._queue[:size], self._queue[size:]
                 if not batch:
                     self._draining = False
+                    if self.checkpoints is not None:
+                        loop.call_soon_threadsafe(self.checkpoints.writes_done, loop, self._is_writing)
                     return
             self.group_sizes.add(len(batch))
             try:
@@ -269,6 +277,9 @@ class Database:
                 loop.call_soon_threadsafe(self.on_deferred_changes, changes)
             for item, result, error in settled:
                 loop.call_soon_threadsafe(_settle, item.future, result, error)
+
+    def _is_writing(self) -> bool:
+        return self._draining
 
     def _run_group(self, batch: list[_Queued]) -> list[tuple[_Queued, object, BaseException | None]]:
         settled: list[tuple[_Queued, object, BaseException | None]] = []
