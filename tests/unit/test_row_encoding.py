@@ -112,3 +112,25 @@ def test_list_pages_encode_as_their_records_do(con: duckdb.DuckDBPyConnection) -
             assert len(records) == 39
             assert page.items == [encode(record) for record in records]
             assert [page.record(i) for i in range(len(records))] == records
+
+
+def test_records_inserted_from_their_json_array_read_back_as_they_were(con: duckdb.DuckDBPyConnection) -> None:
+    """Repository.insert_encoded (an ingest): DuckDB reads the records from their JSON array,
+    into its staged table and the entity's; both hold exactly the records, at the edges of
+    their types."""
+    spec = ENTITIES["wallet_balances"]
+    rng = random.Random(38)
+    records = []
+    for n in range(1, 400):
+        values = {**random_balance(rng, n), "id": str(uuid.UUID(int=n)), "created_at": T0, "updated_at": T0}
+        typed = msgspec.structs.asdict(msgspec.convert({**values, "version": 1}, spec.record, strict=False))
+        records.append(spec.record(**normalize(spec, typed)))
+    repo = Repository(spec, con)
+    staged = repo.insert_encoded(encode(records), [r.id for r in records])
+    query = build_query(spec, ListRequest(sort=["id"], limit=1000))
+    assert repo.list(query) == records
+    names = ", ".join(f'"{c.name}"' for c in spec.columns)
+    assert (
+        con.execute(f'SELECT {names} FROM "{staged}" ORDER BY id').fetchall()
+        == con.execute(f"SELECT {names} FROM wallet_balances ORDER BY id").fetchall()
+    )
