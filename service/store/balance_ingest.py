@@ -1,7 +1,7 @@
 """The derived state of an ingest: thousands of new balance rows, staged in a temporary
 table of the writer's connection (`Repository.insert_encoded`), folded into the roll-ups,
 latest rows and portfolio changes by a few statements that read that table, with no Python
-value per row (docs/decisions.md 38). The result equals what `BalanceStore.merge` makes of
+value per row (docs/decisions.md 39). The result equals what `BalanceStore.merge` makes of
 the same rows, which tests hold against a rebuild from every row.
 """
 

@@ -1,5 +1,5 @@
 """When the WAL is folded into the database file: in a pause between writes, not in the
-middle of a burst (docs/decisions.md 39).
+middle of a burst (docs/decisions.md 40).
 
 DuckDB checkpoints inside the COMMIT that takes the WAL past `checkpoint_threshold` (16 MiB
 by default). A checkpoint writes the changed row groups and every index whole, so it costs
