@@ -17,7 +17,7 @@ import msgspec
 from service.model.columns import Kind, to_db
 from service.model.registry import EntitySpec, UniqueKey
 from service.store.rows import EncodedRows, RecordT, encode_row, row_record
-from service.store.sql import Cursor, count_rows, first_row, quote
+from service.store.sql import Cursor, count_rows, first_row, in_list, quote
 from service.store.tables import index_columns
 from service.store.timings import timed
 from service.store.write_batch import TableAccess, Unknown, WriteBatch
@@ -93,13 +93,13 @@ class Repository(TableAccess, Generic[RecordT]):
     @timed("get_many_encoded")
     def get_many_encoded(self, ids: Iterable[str]) -> dict[str, bytes]:
         """id -> reply bytes of those ids that exist (as `encode(get(id))`), in one
-        query (`IN` of constants is an index lookup), without building records: each row's
+        query (service.store.sql.in_list), without building records: each row's
         values go positionally into a Struct of the record's fields (encode_row)."""
         wanted = sorted(set(ids))
         if not wanted:
             return {}
-        marks = ", ".join("?" for _ in wanted)
-        rows = self._execute(f"SELECT {self._select} FROM {self._table} WHERE id IN ({marks})", wanted)
+        where, params = in_list("id", wanted)
+        rows = self._execute(f"SELECT {self._select} FROM {self._table} WHERE {where}", params)
         # id is every record's first column (schema.common.Record)
         return {row[0]: encode_row(self.spec, row) for row in rows.fetchall()}
 
