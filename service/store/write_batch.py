@@ -156,11 +156,10 @@ class WriteBatch:
             self._absent.setdefault(table, set()).update(wanted - found)
         for (table, column), wanted in keys.items():
             where, params = in_list(column, wanted)
+            owners = cur.execute(f"SELECT {quote(column)}, id FROM {quote(table)} WHERE {where}", params).fetchall()
             known = self._keys.setdefault((table, column), {})
             known.update(dict.fromkeys(wanted))
-            known.update(
-                cur.execute(f"SELECT {quote(column)}, id FROM {quote(table)} WHERE {where}", params).fetchall()
-            )
+            known.update(owners)
 
     def exists(self, table: str, entity_id: str) -> bool | None:
         """True or False when known, None when the table must be asked."""
