@@ -7,7 +7,6 @@ value is bound as a parameter.
 from __future__ import annotations
 
 import builtins
-import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic
@@ -58,8 +57,8 @@ class ListQuery:
     sort: tuple[SortKey, ...]  # always ends with id
     limit: int
     after: tuple[Any, ...] | None = None  # the sort values of the last row of the previous page
-    # A hint: the first sort key (a column without NULLs) goes no further than this. A page
-    # read with it is exact when it comes back full; a short one is read again without it.
+    # The first sort key (a column without NULLs) goes no further than this: a hint, whose
+    # page is exact only when it comes back full (service.usecases.page_spans.read_within).
     bound: Any = None
 
 
@@ -156,8 +155,6 @@ class Repository(TableAccess, Generic[RecordT]):
         without records (encode_row); a row's record on demand, for the cursor."""
         sql, params = list_sql(self.spec, query)
         rows = self._execute(sql, params).fetchall()
-        if query.bound is not None and len(rows) < query.limit:  # rows may lie beyond the bound
-            return self.list_encoded(dataclasses.replace(query, bound=None))
         return EncodedRows(self.spec, [encode_row(self.spec, r) for r in rows], rows)
 
     @timed("count_where")
