@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -17,9 +15,9 @@ import pytest
 from service.model.registry import ENTITIES
 from service.store.database import Database
 from service.store.uow import UnitOfWork
+from tests.factories import wallet_record
 
 WALLETS = ENTITIES["wallets"]
-T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -30,17 +28,7 @@ def db(tmp_path: Path) -> Iterator[Database]:
 
 
 def wallet(n: int, name: str) -> msgspec.Struct:
-    return WALLETS.record(
-        id=str(uuid.UUID(int=n)),
-        created_at=T0,
-        updated_at=T0,
-        version=1,
-        blockchain_symbol="ETH",
-        address=f"0x{n:040x}",
-        name=name,
-        balance=Decimal("0E-8"),
-        status="active",
-    )
+    return wallet_record(n, name=name)
 
 
 def create(uow: UnitOfWork, record: msgspec.Struct) -> None:
