@@ -7,18 +7,14 @@ from typing import Any
 
 from faststream.nats import NatsRouter
 
-from handlers.crud import subscribe
-from handlers.stats import Endpoints
+from handlers.crud import Serving, subscribe
 from schema.balances import SUBJECTS
 from schema.common import encode
 from service.usecases.balances import BalanceService
 
 
-def balance_router(
-    service: BalanceService, *, prefix: str, workers: int, write_workers: int, queue: str, endpoints: Endpoints
-) -> NatsRouter:
-    router = NatsRouter(prefix=f"{prefix}.")
-    listed = endpoints.prefixed(f"{prefix}.")
+def balance_router(service: BalanceService, serving: Serving) -> NatsRouter:
+    router, listed = serving.router()
 
     async def ingest(body: Any) -> bytes:
         return encode(await service.ingest(body))
@@ -51,14 +47,14 @@ def balance_router(
         "reports.portfolio_history": portfolio_history,
     }
     for subject, (request, reply) in SUBJECTS.items():
-        count = write_workers if subject == "wallet_balances.ingest" else workers
+        count = serving.write_workers if subject == "wallet_balances.ingest" else serving.workers
         subscribe(
             router,
             subject,
             request,
             handlers[subject],
             workers=count,
-            queue=queue,
+            queue=serving.queue,
             endpoints=listed,
             reply=reply,
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -11,6 +12,7 @@ from faststream.nats import NatsMessage, NatsRouter
 
 from handlers.stats import Endpoints, PrefixedEndpoints
 from schema.common import DeleteReply, DeleteRequest, GetRequest, encode
+from service.config import Settings
 from service.model.errors import invalid
 from service.model.nesting import MAX_DEPTH, too_deep
 from service.model.queries import list_request_of, page_of
@@ -57,6 +59,34 @@ async def no_body(msg: NatsMessage) -> None:
 _EMPTY_BODY = re.compile(rb"\s*(?:\{\s*\}|null)?\s*")
 
 
+@dataclass(frozen=True)
+class Serving:
+    """What every router subscribes with: the subject prefix, subscribers per subject (`workers`;
+    `write_workers` for subjects that wait for a group commit or a shared read), the queue group,
+    and the catalogue each subject is listed in."""
+
+    prefix: str
+    workers: int
+    write_workers: int
+    queue: str
+    endpoints: Endpoints
+
+    @classmethod
+    def from_settings(cls, settings: Settings, endpoints: Endpoints) -> Serving:
+        return cls(
+            prefix=settings.subject_prefix,
+            workers=settings.workers_per_subject,
+            write_workers=settings.write_workers_per_subject,
+            queue=settings.queue_group,
+            endpoints=endpoints,
+        )
+
+    def router(self, group: str = "") -> tuple[NatsRouter, PrefixedEndpoints]:
+        """A router for the subjects `<prefix>.<group>...`, and the catalogue as it sees them."""
+        prefix = f"{self.prefix}.{group}"
+        return NatsRouter(prefix=prefix), self.endpoints.prefixed(prefix)
+
+
 def subscribe(
     router: NatsRouter,
     subject: str,
@@ -86,13 +116,11 @@ def subscribe_decoded(
         router.subscriber(subject, queue=queue, decoder=decoder)(handler)
 
 
-def entity_router(
-    service: EntityService, *, prefix: str, workers: int, write_workers: int, queue: str, endpoints: Endpoints
-) -> NatsRouter:
+def entity_router(service: EntityService, serving: Serving) -> NatsRouter:
     spec = service.spec
-    router = NatsRouter(prefix=f"{prefix}.{spec.name}.")
-    listed = endpoints.prefixed(f"{prefix}.{spec.name}.")
+    router, listed = serving.router(f"{spec.name}.")
     record = spec.record
+    workers, write_workers, queue = serving.workers, serving.write_workers, serving.queue
 
     async def create(body: Any) -> bytes:
         return encode(await service.create(body))

@@ -7,8 +7,7 @@ from typing import Any
 
 from faststream.nats import NatsRouter
 
-from handlers.crud import subscribe
-from handlers.stats import Endpoints
+from handlers.crud import Serving, subscribe
 from schema import reports as shapes
 from schema.common import encode
 from service.usecases.reports import ReportService
@@ -21,16 +20,22 @@ def _replying(answer: Callable[[Any], Awaitable[Any]]) -> Callable[[Any], Awaita
     return handle
 
 
-def reports_router(
-    reports: ReportService, *, prefix: str, workers: int, queue: str, endpoints: Endpoints
-) -> NatsRouter:
-    router = NatsRouter(prefix=f"{prefix}.")
-    listed = endpoints.prefixed(f"{prefix}.")
+def reports_router(reports: ReportService, serving: Serving) -> NatsRouter:
+    router, listed = serving.router()
     for subject, request, answer, reply in (
         ("reports.alert_stats", shapes.AlertStatsRequest, reports.alert_stats, shapes.AlertStats),
         ("reports.wallet_overview", shapes.WalletOverviewRequest, reports.wallet_overview, shapes.WalletOverview),
         ("search", shapes.SearchRequest, reports.search, shapes.SearchReply),
     ):
         handler = _replying(answer)
-        subscribe(router, subject, request, handler, workers=workers, queue=queue, endpoints=listed, reply=reply)
+        subscribe(
+            router,
+            subject,
+            request,
+            handler,
+            workers=serving.workers,
+            queue=serving.queue,
+            endpoints=listed,
+            reply=reply,
+        )
     return router

@@ -10,12 +10,10 @@ from typing import Any, cast
 
 from faststream.nats import NatsRouter
 
-from handlers.crud import subscribe
-from handlers.stats import Endpoints
+from handlers.crud import Serving, subscribe
 from schema.admin import MigrateRequest
 from schema.common import encode
 from schema.users import AuthenticateRequest, User, UserCreate, UserUpdate
-from service.config import Settings
 from service.migration.report import BackupInfo, MigrationReport, ValidationResult
 from service.sync.check import VerifyReport
 from service.usecases.admin import MigrationAdmin
@@ -39,19 +37,16 @@ def _audit(subject: str, work: Callable[[], Awaitable[Any]]) -> Callable[[], Awa
 
 
 def system_router(
-    settings: Settings,
+    serving: Serving,
     *,
     auth: AuthService,
     admin: MigrationAdmin,
     status: StatusService,
     metrics: MetricsService,
     users: EntityService,
-    endpoints: Endpoints,
 ) -> NatsRouter:
-    router = NatsRouter(prefix=f"{settings.subject_prefix}.")
-    workers, queue = settings.workers_per_subject, settings.queue_group
-    listed = endpoints.prefixed(f"{settings.subject_prefix}.")
-    prefix = settings.subject_prefix
+    router, listed = serving.router()
+    workers, queue, prefix = serving.workers, serving.queue, serving.prefix
 
     async def authenticate(body: Any) -> bytes:
         return encode(await auth.authenticate(body.email, body.password))

@@ -23,7 +23,7 @@ from faststream.nats import NatsBroker
 from faststream.nats.security import NatsCredentials, NatsNKey, NatsSecurity, NatsUserPassword
 
 from handlers.balances import balance_router
-from handlers.crud import entity_router
+from handlers.crud import Serving, entity_router
 from handlers.discovery import Identity, discovery_router
 from handlers.errors import ErrorReplyMiddleware
 from handlers.prometheus import MetricsEndpoint
@@ -160,47 +160,6 @@ class Ekko:
         self.metrics_endpoint = (
             MetricsEndpoint(self.metrics, settings.metrics_port) if settings.metrics_port is not None else None
         )
-        for service in self.services.values():
-            self.broker.include_router(
-                entity_router(
-                    service,
-                    prefix=settings.subject_prefix,
-                    workers=settings.workers_per_subject,
-                    write_workers=settings.write_workers_per_subject,
-                    queue=settings.queue_group,
-                    endpoints=self.endpoints,
-                )
-            )
-        self.broker.include_router(
-            balance_router(
-                self.balances,
-                prefix=settings.subject_prefix,
-                workers=settings.workers_per_subject,
-                write_workers=settings.write_workers_per_subject,
-                queue=settings.queue_group,
-                endpoints=self.endpoints,
-            )
-        )
-        self.broker.include_router(
-            system_router(
-                settings,
-                auth=self.auth,
-                admin=self.admin,
-                status=self.status,
-                metrics=self.metrics,
-                users=self.services["users"],
-                endpoints=self.endpoints,
-            )
-        )
-        self.broker.include_router(
-            reports_router(
-                self.reports,
-                prefix=settings.subject_prefix,
-                workers=settings.workers_per_subject,
-                queue=settings.queue_group,
-                endpoints=self.endpoints,
-            )
-        )
         metadata = {
             "deployment": settings.deployment,
             "role": self.owner.role,
@@ -208,9 +167,24 @@ class Ekko:
             "host": self.owner.host,
             "pid": str(self.owner.pid),
         }
-        self.broker.include_router(
-            discovery_router(Identity(self.instance_id, __version__, self.started, metadata), self.endpoints)
-        )
+        serving = Serving.from_settings(settings, self.endpoints)
+        # In this order: $SRV.INFO lists the subjects as they were registered.
+        routers = [
+            *(entity_router(service, serving) for service in self.services.values()),
+            balance_router(self.balances, serving),
+            system_router(
+                serving,
+                auth=self.auth,
+                admin=self.admin,
+                status=self.status,
+                metrics=self.metrics,
+                users=self.services["users"],
+            ),
+            reports_router(self.reports, serving),
+            discovery_router(Identity(self.instance_id, __version__, self.started, metadata), self.endpoints),
+        ]
+        for router in routers:
+            self.broker.include_router(router)
 
     def _deferred_changes(self, changes: Sequence[Change]) -> None:
         """Changes a group's shared work recorded (wallets whose balance followed their rows)."""

@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,23 @@ ENTITY_FIXTURES: dict[str, dict[str, Any]] = json.loads(FIXTURE.read_text())
 MAX_N = 999_999  # templates such as a timestamp's microseconds hold six digits
 
 _numbers = itertools.count(1)
+
+
+def wallet_record(n: int, **fields: Any) -> msgspec.Struct:
+    """Wallet n as stored (id UUID n, address 0x + n in hex), for tests that write rows
+    through a repository rather than over NATS; `fields` replace its values."""
+    created = datetime(2024, 1, 1, tzinfo=UTC)
+    values: dict[str, Any] = {
+        "id": str(uuid.UUID(int=n)),
+        "created_at": created,
+        "updated_at": created,
+        "version": 1,
+        "blockchain_symbol": "ETH",
+        "address": f"0x{n:040x}",
+        "balance": Decimal("0E-8"),
+        "status": "active",
+    }
+    return ENTITIES["wallets"].record(**(values | fields))
 
 
 def fixture(entity: str) -> dict[str, Any]:

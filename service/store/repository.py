@@ -7,7 +7,6 @@ value is bound as a parameter.
 from __future__ import annotations
 
 import builtins
-import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic
@@ -17,7 +16,7 @@ import msgspec
 from service.model.columns import Kind, to_db
 from service.model.registry import EntitySpec, UniqueKey
 from service.store.rows import EncodedRows, RecordT, encode_row, row_record
-from service.store.sql import Cursor, count_rows, first_row, quote
+from service.store.sql import Cursor, count_rows, first_row, in_list, quote
 from service.store.tables import index_columns
 from service.store.timings import timed
 from service.store.write_batch import TableAccess, Unknown, WriteBatch
@@ -58,8 +57,8 @@ class ListQuery:
     sort: tuple[SortKey, ...]  # always ends with id
     limit: int
     after: tuple[Any, ...] | None = None  # the sort values of the last row of the previous page
-    # A hint: the first sort key (a column without NULLs) goes no further than this. A page
-    # read with it is exact when it comes back full; a short one is read again without it.
+    # The first sort key (a column without NULLs) goes no further than this: a hint, whose
+    # page is exact only when it comes back full (service.usecases.page_spans.read_within).
     bound: Any = None
 
 
@@ -93,13 +92,13 @@ class Repository(TableAccess, Generic[RecordT]):
     @timed("get_many_encoded")
     def get_many_encoded(self, ids: Iterable[str]) -> dict[str, bytes]:
         """id -> reply bytes of those ids that exist (as `encode(get(id))`), in one
-        query (`IN` of constants is an index lookup), without building records: each row's
+        query (service.store.sql.in_list), without building records: each row's
         values go positionally into a Struct of the record's fields (encode_row)."""
         wanted = sorted(set(ids))
         if not wanted:
             return {}
-        marks = ", ".join("?" for _ in wanted)
-        rows = self._execute(f"SELECT {self._select} FROM {self._table} WHERE id IN ({marks})", wanted)
+        where, params = in_list("id", wanted)
+        rows = self._execute(f"SELECT {self._select} FROM {self._table} WHERE {where}", params)
         # id is every record's first column (schema.common.Record)
         return {row[0]: encode_row(self.spec, row) for row in rows.fetchall()}
 
@@ -156,8 +155,6 @@ class Repository(TableAccess, Generic[RecordT]):
         without records (encode_row); a row's record on demand, for the cursor."""
         sql, params = list_sql(self.spec, query)
         rows = self._execute(sql, params).fetchall()
-        if query.bound is not None and len(rows) < query.limit:  # rows may lie beyond the bound
-            return self.list_encoded(dataclasses.replace(query, bound=None))
         return EncodedRows(self.spec, [encode_row(self.spec, r) for r in rows], rows)
 
     @timed("count_where")

@@ -20,7 +20,7 @@ from schema.common import Record
 from schema.reports import SearchHit
 from service.model.search import EXACT, PREFIX, SEARCHABLE, SUBSTRING, Searchable
 from service.store.sql import Cursor, quote
-from service.store.write_batch import WriteBatch
+from service.store.write_batch import TableAccess, WriteBatch
 
 TABLE = "search_terms"
 # A hit's title is cut to this many characters: 100 hits of 10,000-character alert messages
@@ -102,25 +102,27 @@ class SearchRefresh:
         uow.store(SearchTerms).replace(self.rows, self.replaced)
 
 
-class SearchTerms:
-    """Statements on search_terms inside the writer's transaction."""
+class SearchTerms(TableAccess):
+    """Statements on search_terms inside the writer's transaction (UnitOfWork.store), after
+    any rows the batch holds back for it, as every table's (none today: its rows are written
+    here, at once)."""
 
     def __init__(self, cur: Cursor, batch: WriteBatch | None = None) -> None:
-        self.cur = cur  # search_terms is never held back in the batch: nothing to flush first
+        super().__init__(cur, TABLE, batch)
 
     def replace(
         self, rows: dict[tuple[str, str], tuple[list[str], str] | None], replaced: set[tuple[str, str]]
     ) -> None:
         if replaced:
             entities, ids = zip(*sorted(replaced), strict=True)
-            self.cur.execute(
+            self._execute(
                 f"DELETE FROM {TABLE} WHERE (entity, id) IN (SELECT (unnest(?::VARCHAR[]), unnest(?::VARCHAR[])))",
                 [list(entities), list(ids)],
             )
         new = [(entity, entity_id, text, row[1]) for (entity, entity_id), row in rows.items() if row for text in row[0]]
         if new:
             columns = [list(column) for column in zip(*new, strict=True)]
-            self.cur.execute(
+            self._execute(
                 f"INSERT INTO {TABLE} {_ROW_SQL}"
                 " FROM (SELECT unnest(?::VARCHAR[]) AS entity, unnest(?::VARCHAR[]) AS id,"
                 " lower(unnest(?::VARCHAR[])) AS t, unnest(?::VARCHAR[]) AS title)",

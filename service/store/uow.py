@@ -154,7 +154,9 @@ class UnitOfWork:
             for change in self.changes:
                 self.outbox.add(change)
         if self._search is not None:
-            # Once per group (the writer's deferred task), or now when no group shares the transaction.
+            # Without a batch nothing runs deferred work before COMMIT (a unit of work made
+            # outside the writer, or one that took the raw cursor), so the write refreshes its
+            # own rows now; with one, the group's writes share one refresh (UnitOfWork.deferred).
             if self.batch is None:
                 self._search.run(self)
             else:

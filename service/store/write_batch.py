@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar, cast
 
-from service.store.sql import Cursor, first_row, insert_sql, quote
+from service.store.sql import Cursor, first_row, in_list, insert_sql, quote
 
 # (table, id): does the row exist; (table, unique column, normalized key): who holds the key.
 Lookup = tuple[str, str] | tuple[str, str, str]
@@ -139,7 +139,7 @@ class WriteBatch:
     # -- known ids and keys ------------------------------------------------------
     def prefetch(self, cur: Cursor, lookups: Iterable[Lookup]) -> None:
         """Learn in one query per table which of these ids exist, and per unique column which
-        rows hold these keys (an IN list of constants: DuckDB answers it from the index)."""
+        rows hold these keys (service.store.sql.in_list: from the index, or one list joined in)."""
         ids: dict[str, set[str]] = {}
         keys: dict[tuple[str, str], set[str]] = {}
         for lookup in lookups:
@@ -150,15 +150,16 @@ class WriteBatch:
             elif self.find_key(*lookup) is Unknown:
                 keys.setdefault((lookup[0], lookup[1]), set()).add(lookup[2])
         for table, wanted in ids.items():
-            rows = cur.execute(f"SELECT id FROM {quote(table)} WHERE id IN ({_in_list(wanted)})", _in_params(wanted))
-            found = {row[0] for row in rows.fetchall()}
+            where, params = in_list("id", wanted)
+            found = {row[0] for row in cur.execute(f"SELECT id FROM {quote(table)} WHERE {where}", params).fetchall()}
             self._present.setdefault(table, set()).update(found)
             self._absent.setdefault(table, set()).update(wanted - found)
         for (table, column), wanted in keys.items():
-            sql = f"SELECT {quote(column)}, id FROM {quote(table)} WHERE {quote(column)} IN ({_in_list(wanted)})"
+            where, params = in_list(column, wanted)
+            owners = cur.execute(f"SELECT {quote(column)}, id FROM {quote(table)} WHERE {where}", params).fetchall()
             known = self._keys.setdefault((table, column), {})
             known.update(dict.fromkeys(wanted))
-            known.update(cur.execute(sql, _in_params(wanted)).fetchall())
+            known.update(owners)
 
     def exists(self, table: str, entity_id: str) -> bool | None:
         """True or False when known, None when the table must be asked."""
@@ -216,23 +217,6 @@ def as_text(values: Iterable[Any]) -> list[str | None]:
     the same value as text cast in SQL at ~2 us (bench/ingest_bench.py). Exact: the text holds
     every digit, and values are at their column's scale already (service.model.values)."""
     return [None if v is None else format(v, "f") if isinstance(v, Decimal) else str(v) for v in values]
-
-
-# From this many values on, an IN list is one list parameter joined in (SELECT unnest(?)):
-# binding each value costs ~25 us (1,000 ids: 27 ms against 3 ms for the join on 10,000
-# wallets), while the join scans the table instead of its index (1,000 of 1M ids: 51 ms
-# against 41 ms; 100: 59 against 10). Measured with DuckDB 2.0.1 (docs/decisions.md).
-BULK_LOOKUP = 500
-
-
-def _in_list(values: set[str]) -> str:
-    if len(values) >= BULK_LOOKUP:
-        return "SELECT unnest(?::VARCHAR[])"
-    return ", ".join("?" for _ in values)
-
-
-def _in_params(values: set[str]) -> list[Any]:
-    return [list(values)] if len(values) >= BULK_LOOKUP else list(values)
 
 
 class TableAccess:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -16,7 +17,7 @@ from service.store.database import Database, in_one_snapshot
 from service.store.listing import ListPlan, encode_cursor, plan_list
 from service.store.repository import Repository
 from service.store.sql import Cursor
-from service.usecases.page_spans import PageSpans
+from service.usecases.page_spans import PageSpans, read_within
 
 # The list reply without items: `{"items":[],"next_cursor":""}` plus the quotes of a cursor.
 _EMPTY_PAGE = b'{"items":[],"next_cursor":""}'
@@ -33,14 +34,15 @@ class _Read:
     total: int | None
 
 
-def _read(spec: EntitySpec, plan: ListPlan, cur: Cursor) -> _Read:
+def _read(spec: EntitySpec, plan: ListPlan, bound: datetime | None, cur: Cursor) -> _Read:
     """The page plus one row (it tells whether a next page exists), one query per include
     for the parents of the whole page, and the total when asked for. Whole records are
-    encoded from the rows directly (Repository.list_encoded): no record per row is built."""
+    encoded from the rows directly (Repository.list_encoded): no record per row is built;
+    such a page is read within `bound` first (page_spans.read_within)."""
     query = dataclasses.replace(plan.query, limit=plan.query.limit + 1)
     total = Repository(spec, cur).count_where(query.conditions) if plan.count else None
     if plan.select is None and not plan.includes:
-        page = Repository(spec, cur).list_encoded(query)
+        page = read_within(Repository(spec, cur).list_encoded, query, bound)
         return _Read(page.items[: plan.query.limit], len(page.rows), page.record, total)
     rows = Repository(spec, cur).list(query)
     parents: Parents = {}
@@ -80,13 +82,10 @@ async def list_page(
     `spans`: how far the list's last pages reached, to bound the next (service.usecases.page_spans)."""
     plan = plan_list(spec, request)
     several = plan.count or bool(plan.includes)  # more than one statement: one snapshot for all
-    key = b""
-    if spans is not None and plan.select is None and not plan.includes and spans.applies(spec, plan.query):
-        key = msgspec.json.encode([spec.name, request.filters, request.sort], order="sorted")
-        plan = dataclasses.replace(plan, query=dataclasses.replace(plan.query, bound=spans.bound(key, plan.query)))
+    key, bound = (b"", None) if spans is None else spans.hint(spec, plan, request)
 
     def read(cur: Cursor) -> _Read:
-        return _read(spec, plan, cur)
+        return _read(spec, plan, bound, cur)
 
     result = await db.read(in_one_snapshot(read) if several else read)
     if key and spans is not None and result.found > plan.query.limit:  # a full page: learn how far it reached

@@ -5,20 +5,28 @@ group its page lies in, up to 122,880 rows, because DuckDB's zone maps cannot te
 wallet's rows from another's (docs/decisions.md 33). A bound on the time column lets the
 scan skip the rows outside it. The bound comes from the same list's previous page: a
 client walking pages asks for the next one from where the last ended, and pages of one
-parent span similar times. The bound is only a hint: Repository.list_encoded reads the page
-again without it when the bounded page is not full, so a stale span costs a second
-statement, never a wrong page.
+parent span similar times. The bound is only a hint: `read_within` reads the page again
+without it when the bounded page is not full, so a stale span costs a second statement,
+never a wrong page. `PageSpans.hint` decides whether a list gets a bound, `read_within`
+is how a page is read with one: the whole rule is here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import msgspec
+
+from schema.common import ListRequest
 from service.model.columns import Kind, naive_utc
 from service.model.registry import EntitySpec
+from service.store.listing import ListPlan
 from service.store.repository import ListQuery
+from service.store.rows import EncodedRows
 
 MARGIN = 2  # the bound lies twice the last page's span away: pages of one parent vary
 
@@ -36,6 +44,16 @@ class PageSpans:
     def __init__(self, max_entries: int = 10_000) -> None:
         self.max_entries = max_entries
         self._spans: OrderedDict[bytes, _Span] = OrderedDict()
+
+    def hint(self, spec: EntitySpec, plan: ListPlan, request: ListRequest) -> tuple[bytes, datetime | None]:
+        """(the list's key, the bound its page is read within first: see read_within). The key is
+        empty when the list takes no bound: pages shaped by `select`/`include` (not read by
+        read_within), or not in the order of a timestamp (`applies`). The bound is None until
+        a full page of the list was learned."""
+        if plan.select is not None or plan.includes or not self.applies(spec, plan.query):
+            return b"", None
+        key = msgspec.json.encode([spec.name, request.filters, request.sort], order="sorted")
+        return key, self.bound(key, plan.query)
 
     @staticmethod
     def applies(spec: EntitySpec, query: ListQuery) -> bool:
@@ -65,3 +83,15 @@ class PageSpans:
         self._spans.move_to_end(key)
         while len(self._spans) > self.max_entries:
             self._spans.popitem(last=False)
+
+
+def read_within(read: Callable[[ListQuery], EncodedRows], query: ListQuery, bound: datetime | None) -> EncodedRows:
+    """The page of `query` by `read`, first only as far as `bound` on its first sort key (None:
+    no bound). Rows beyond the bound sort after every row within it, so a bounded page that
+    comes back full is exactly the unbounded page; a short one may lack rows that lie beyond
+    the bound, and is read again without it."""
+    if bound is not None:
+        page = read(dataclasses.replace(query, bound=bound))
+        if len(page.rows) == query.limit:
+            return page
+    return read(query)

@@ -160,7 +160,7 @@ async def test_ingest_names_the_item_with_a_repeated_existing_or_orphan_id_and_s
 ) -> None:
     wallet = (await make.create("wallets"))["id"]
     existing = await client.ok("ekko.wallet_balances.create", {"wallet_id": wallet, "balance": "1"})
-    many = items([wallet], 1_500)  # past write_batch.BULK_LOOKUP: the wallets are looked up as one list
+    many = items([wallet], 1_500)  # past sql.BULK_LOOKUP: the wallets are looked up as one list
     chosen = str(uuid.uuid4())
     cases = [
         ([{**many[0], "id": chosen}, {**many[1], "id": chosen.upper()}], 400, "items[1].id"),

@@ -3,18 +3,23 @@ returns unbounded, also when the rows grow sparse, so that the learned bound fal
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 
 import msgspec
 import pytest
 
 from schema.common import ListReply, ListRequest
+from service.model.columns import naive_utc
 from service.model.limits import PayloadLimit
 from service.model.registry import ENTITIES
 from service.store.database import Database
+from service.store.listing import plan_list
+from service.store.repository import ListQuery, Repository
+from service.store.rows import EncodedRows
 from service.usecases.listing import list_page
-from service.usecases.page_spans import PageSpans
+from service.usecases.page_spans import PageSpans, read_within
 from tests.history import made_id
 
 WALLETS = 3
@@ -64,3 +69,64 @@ async def test_lists_not_in_time_order_are_not_bounded(db: Database) -> None:
     first = await list_page(spec, db, PayloadLimit(), request, spans)
     assert first == await list_page(spec, db, PayloadLimit(), request, None)
     assert isinstance(first, ListReply) and not spans._spans
+
+
+def recorded(db: Database) -> tuple[list[ListQuery], Callable[[ListQuery], EncodedRows]]:
+    """A page read on the table, and the queries it was asked for."""
+    seen: list[ListQuery] = []
+    repo = Repository(ENTITIES["wallet_balances"], db.connection)
+
+    def read(query: ListQuery) -> EncodedRows:
+        seen.append(query)
+        return repo.list_encoded(query)
+
+    return seen, read
+
+
+def newest_page(sort: str = "-timestamp") -> ListQuery:
+    request = ListRequest(filters={"wallet_id": made_id("parent", 1)}, sort=[sort], limit=37)
+    return plan_list(ENTITIES["wallet_balances"], request).query
+
+
+def time_of(page: EncodedRows, row: int) -> datetime:
+    return naive_utc(page.record(row).timestamp)
+
+
+def test_a_bounded_page_that_comes_back_full_is_read_once(db: Database) -> None:
+    seen, read = recorded(db)
+    query = newest_page()
+    unbounded = read(query)
+    seen.clear()
+    page = read_within(read, query, time_of(unbounded, query.limit - 1))  # the last row lies on it
+    assert [q.bound for q in seen] == [time_of(unbounded, query.limit - 1)]
+    assert page.items == unbounded.items
+
+
+@pytest.mark.parametrize("sort", ["-timestamp", "timestamp"])
+def test_a_short_bounded_page_is_read_again_without_the_bound(db: Database, sort: str) -> None:
+    seen, read = recorded(db)
+    query = newest_page(sort)
+    unbounded = read(query)
+    seen.clear()
+    page = read_within(read, query, time_of(unbounded, 10))  # rows 11.. lie beyond it
+    assert [q.bound for q in seen] == [time_of(unbounded, 10), None]
+    assert page.items == unbounded.items and len(page.rows) == query.limit
+
+
+def test_without_a_bound_the_page_is_read_once_as_asked(db: Database) -> None:
+    seen, read = recorded(db)
+    query = newest_page()
+    assert read_within(read, query, None).items == read(query).items
+    assert seen == [query, query]
+
+
+@pytest.mark.parametrize("shape", [{"select": ["id", "timestamp"]}, {"include": ["wallet"]}])
+def test_pages_shaped_by_select_or_include_get_no_hint(shape: dict[str, list[str]]) -> None:
+    spec, spans = ENTITIES["wallet_balances"], PageSpans()
+    plain = ListRequest(filters={"wallet_id": made_id("parent", 1)}, sort=["-timestamp"], limit=5)
+    key, bound = spans.hint(spec, plan_list(spec, plain), plain)
+    assert key and bound is None  # a list that takes a bound, none learned yet
+    spans.learn(key, plan_list(spec, plain).query, datetime(2024, 1, 3), datetime(2024, 1, 2))
+    assert spans.hint(spec, plan_list(spec, plain), plain) == (key, datetime(2024, 1, 1))  # twice the span back
+    shaped = msgspec.structs.replace(plain, **shape)
+    assert spans.hint(spec, plan_list(spec, shaped), shaped) == (b"", None)

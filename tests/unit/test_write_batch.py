@@ -3,14 +3,11 @@ holds back or answers from memory must match what the table would say."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 
 import duckdb
-import msgspec
 import pytest
 
 from service.model.registry import ENTITIES
@@ -19,6 +16,7 @@ from service.store.ddl import apply_migrations
 from service.store.outbox import Change, OutboxRepository
 from service.store.repository import Repository
 from service.store.write_batch import WriteBatch
+from tests.factories import wallet_record as wallet
 
 WALLETS = ENTITIES["wallets"]
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -30,19 +28,6 @@ def con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     apply_migrations(connection)
     yield connection
     connection.close()
-
-
-def wallet(n: int) -> msgspec.Struct:
-    return WALLETS.record(
-        id=str(uuid.UUID(int=n)),
-        created_at=T0,
-        updated_at=T0,
-        version=1,
-        blockchain_symbol="ETH",
-        address=f"0x{n:040x}",
-        balance=Decimal("0E-8"),
-        status="active",
-    )
 
 
 def count_statements(con: duckdb.DuckDBPyConnection) -> tuple[list[str], object]:

@@ -1,0 +1,65 @@
+"""The composition root hands every router the same Serving (handlers.crud): the subject
+prefix, the queue group and the subscriber counts of the settings reach each subject."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+
+from handlers.crud import Serving, no_body, subscribe
+from handlers.stats import Endpoints
+from service.app import Ekko
+from service.config import Settings
+from service.model.registry import ENTITIES
+from service.usecases.metrics import RequestMetrics
+
+SETTINGS = Settings(subject_prefix="acme", workers_per_subject=3, write_workers_per_subject=5, queue_group="q")
+
+
+@pytest.fixture
+def app() -> Iterator[Ekko]:
+    built = Ekko(SETTINGS, "nats://127.0.0.1:1")  # built, never started
+    yield built
+    built.bcrypt_pool.shutdown()
+
+
+def subscribers(app: Ekko) -> Counter[tuple[str, str]]:
+    """(subject, queue group) -> how many subscribers take it."""
+    return Counter((sub._resolved_subject_string, sub.queue) for sub in app.broker.subscribers)
+
+
+def test_every_entity_subject_has_the_subscribers_its_kind_of_work_gets(app: Ekko) -> None:
+    counts = subscribers(app)
+    for name in ENTITIES:
+        # Writes and gets wait for a group or a shared read: write_workers; lists: workers.
+        for action in ("create", "get", "update", "delete"):
+            assert counts[(f"acme.{name}.{action}", "q")] == 5, (name, action)
+        assert counts[(f"acme.{name}.list", "q")] == 3, name
+
+
+def test_balance_report_and_system_subjects_take_the_same_settings(app: Ekko) -> None:
+    counts = subscribers(app)
+    assert counts[("acme.wallet_balances.ingest", "q")] == 5
+    assert counts[("acme.wallet_balances.latest", "q")] == 3
+    assert counts[("acme.search", "q")] == 3
+    assert counts[("acme.reports.alert_stats", "q")] == 3
+    assert counts[("acme.health", "q")] == 3
+    assert counts[("acme.admin.backup", "q")] == 1  # admin work: one subscriber
+    assert not [subject for subject, queue in counts if queue == "q" and not subject.startswith("acme.")]
+
+
+def test_the_catalogue_lists_each_subject_under_the_prefix_in_the_queue_group(app: Ekko) -> None:
+    served = {subject for subject, queue in subscribers(app) if queue == "q"}
+    listed = {e.subject: e.queue_group for e in app.endpoints}
+    assert set(listed) == served
+    assert set(listed.values()) == {"q"}
+
+
+def test_a_router_of_a_group_sees_its_subjects_relative_to_it() -> None:
+    endpoints = Endpoints(RequestMetrics())
+    router, listed = Serving.from_settings(SETTINGS, endpoints).router("wallets.")
+    subscribe(router, "get", None, no_body, workers=2, queue="q", endpoints=listed)
+    assert [sub._resolved_subject_string for sub in router.subscribers] == ["acme.wallets.get"] * 2
+    assert [e.subject for e in endpoints] == ["acme.wallets.get"]
