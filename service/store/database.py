@@ -134,6 +134,7 @@ class Database:
         # Batch writes (an ingest of thousands of rows) under way, from decoding to reply: the
         # relay holds back while there are any (service.sync.relay), so they get the CPU.
         self.bulk_writes = 0
+        self.bulk_ended = 0.0  # time.monotonic() when the last one ended
 
     # -- lifecycle -----------------------------------------------------------
     def open(self) -> Database:
@@ -195,6 +196,12 @@ class Database:
             yield
         finally:
             self.bulk_writes -= 1
+            self.bulk_ended = time.monotonic()
+
+    def bulk_recent(self, within: float) -> bool:
+        """A batch write is under way, or one ended less than `within` seconds ago (a client
+        streaming batches has the next one on its way)."""
+        return self.bulk_writes > 0 or time.monotonic() - self.bulk_ended < within
 
     async def read(self, fn: Callable[[Cursor], T]) -> T:
         """Run fn(cursor) on a pool thread. Waits for a free cursor when all are busy."""

@@ -30,8 +30,9 @@ log = logging.getLogger(__name__)
 # What a publish fails with while NATS or a bucket is away (logged briefly); anything else is
 # logged with its traceback, and retried all the same.
 RETRYABLE = (nats.errors.Error, asyncio.TimeoutError, ConnectionError, OSError)
-BULK_YIELD = 1.0  # seconds the relay holds back at most, between two batches, for batch writes
+BULK_YIELD = 5.0  # seconds the relay holds back at most, before each batch, for batch writes
 BULK_POLL = 0.01
+BULK_GRACE = 0.25  # seconds after a batch write during which the next one is expected
 
 
 @dataclass
@@ -67,7 +68,6 @@ class Relay:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._lock = asyncio.Lock()  # a repair and a batch never interleave
-        self._last_batch = time.monotonic()  # when the latest batch was published
 
     def notify(self) -> None:
         """Called after each commit that wrote to the outbox."""
@@ -140,12 +140,13 @@ class Relay:
                     await asyncio.wait_for(self._wake.wait(), min(self.idle_poll, until_check))
 
     async def _yield_to_bulk_writes(self) -> None:
-        """While batch writes are under way (Database.bulk), wait, for at most BULK_YIELD since
-        the last batch: publishing costs the event loop ~0.1 ms per message, two per change,
-        so a relay running beside an ingest of 5,000 rows takes most of the CPU the ingest
-        needs. Changes wait a little longer during an ingest; they are durable meanwhile."""
-        deadline = self._last_batch + BULK_YIELD
-        while self.db.bulk_writes and time.monotonic() < deadline and not self._stopping:
+        """While batch writes are under way or follow each other (Database.bulk_recent), wait,
+        for at most BULK_YIELD: publishing costs the event loop ~0.1 ms per message, two per
+        change, so a relay beside a stream of ingests took a third of their rate (22,000
+        against 28,000-31,000 rows/s held back; docs/decisions.md 39). Changes wait longer
+        during an ingest stream; they are durable meanwhile, and the relay catches up after."""
+        deadline = time.monotonic() + BULK_YIELD
+        while self.db.bulk_recent(BULK_GRACE) and time.monotonic() < deadline and not self._stopping:
             await asyncio.sleep(BULK_POLL)
 
     async def _check_buckets(self) -> None:
@@ -217,7 +218,6 @@ class Relay:
                 await self._bury(dead, last)
             else:
                 await self.db.write(lambda uow: uow.outbox.remove_through(last))
-        self._last_batch = time.monotonic()
         now = utc_now()
         self.stats.published += len(changes) - len(dead)
         self.stats.last_published_at = now

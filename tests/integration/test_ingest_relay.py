@@ -5,7 +5,9 @@ outage, and without a second copy when a batch is published again."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -173,3 +175,21 @@ async def test_ingest_names_the_item_with_a_repeated_existing_or_orphan_id_and_s
     assert page["total"] == 1
     await relay_idle(ekko)
     assert [e["id"] for e, _ in await balance_events(service_nc)] == [existing["id"]]  # nothing relayed
+
+
+async def test_the_relay_waits_while_ingests_follow_each_other_then_catches_up(
+    client: Client, make: Factory, ekko: Ekko, service_nc: NATS
+) -> None:
+    """During a stream of batch writes the relay leaves the CPU to them (at most BULK_YIELD
+    per batch of changes); once they stop it publishes what they left, without being woken."""
+    wallet = (await make.create("wallets"))["id"]
+    await relay_idle(ekko)
+    published = ekko.relay.stats.published if ekko.relay else 0
+    with ekko.db.bulk():  # an ingest under way, as BalanceService.ingest marks it
+        reply = await client.ok("ekko.wallet_balances.ingest", {"items": items([wallet], 3)})
+        held = time.monotonic()
+        while time.monotonic() - held < 1.0:
+            await asyncio.sleep(0.05)
+            assert ekko.relay is not None and ekko.relay.stats.published == published, "published during the ingest"
+    await relay_idle(ekko)
+    assert await kv_value(service_nc, reply["ids"][2])
