@@ -40,6 +40,7 @@ class IdleCheckpoints:
         self.cursor = cursor
         self.idle_wal = idle_wal
         self.checkpoints = 0  # run since start
+        self.closed = False
         self._timer: asyncio.TimerHandle | None = None
 
     @staticmethod
@@ -49,24 +50,25 @@ class IdleCheckpoints:
     def writes_done(self, loop: asyncio.AbstractEventLoop, writing: Callable[[], bool]) -> None:
         """On the event loop, after the writer drained its queue: look again in IDLE_SECONDS,
         unless more writes come first (each drain moves the look)."""
-        self.cancel()
-        self._timer = loop.call_later(IDLE_SECONDS, self._due, writing)
-
-    def cancel(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-            self._timer = None
+        self._timer = None if self.closed else loop.call_later(IDLE_SECONDS, self._due, writing)
+
+    def close(self) -> None:
+        """No more checkpoints from here (Database.close checkpoints last). Any thread: a
+        timer still set finds this and does nothing."""
+        self.closed = True
 
     def _due(self, writing: Callable[[], bool]) -> None:
         self._timer = None
-        if writing() or self._wal_bytes() < self.idle_wal:
+        if self.closed or writing() or self._wal_bytes() < self.idle_wal:
             return
         with contextlib.suppress(RuntimeError):  # the writer is shutting down: close() checkpoints
             self.writer.submit(self._run)
 
     def _run(self) -> None:
-        """A failure (a full disk) leaves the WAL as it is: the next pause tries again, and
-        DuckDB's own threshold still applies."""
+        """A failure (a full disk) leaves the WAL as it is: the pause after the next writes tries
+        again, close() checkpoints, and DuckDB's own threshold still applies."""
         try:
             self.cursor.execute("CHECKPOINT")
             self.checkpoints += 1

@@ -132,7 +132,7 @@ class Database:
         self._deferred_changes: list[Change] = []
         self.on_deferred_changes: Callable[[list[Change]], None] = lambda changes: None
         # Batch writes (an ingest of thousands of rows) under way, from decoding to reply: the
-        # relay holds back while there are any (service.sync.relay), so they get the CPU.
+        # relay holds back while they follow each other (service.sync.relay), so they get the CPU.
         self.bulk_writes = 0
         self.bulk_ended = 0.0  # time.monotonic() when the last one ended
 
@@ -156,7 +156,7 @@ class Database:
         if self._con is None:
             return self.checkpoint_error is None
         if self.checkpoints is not None:
-            self.checkpoints.cancel()
+            self.checkpoints.close()
         for pool in (self._writer, self._readers):
             if pool is not None:
                 pool.shutdown(wait=True)
@@ -270,8 +270,9 @@ class Database:
                 batch, self._queue = self._queue[:size], self._queue[size:]
                 if not batch:
                     self._draining = False
-                    if self.checkpoints is not None:
-                        loop.call_soon_threadsafe(self.checkpoints.writes_done, loop, self._is_writing)
+                    if self.checkpoints is not None and not self.checkpoints.closed:
+                        with contextlib.suppress(RuntimeError):  # the loop has closed (a one-shot tool)
+                            loop.call_soon_threadsafe(self.checkpoints.writes_done, loop, self._is_writing)
                     return
             self.group_sizes.add(len(batch))
             try:

@@ -11,7 +11,8 @@ DECIMAL(38,8) values overflows DECIMAL(38,8).
 The writer keeps the table in the transaction that changes the roll-ups: it reads the changes
 of the touched roll-ups (and of the next roll-up of each wallet, whose previous value may
 move) before and after, and adds the difference (`deltas`, `apply`); appends in time order
-skip the reads (`service.store.balances.BalanceStore.merge`).
+skip the reads (`service.store.balances.BalanceStore.merge` for a group's creates,
+`service.store.balance_ingest.StagedBalances` in SQL for an ingest).
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 # What a publish fails with while NATS or a bucket is away (logged briefly); anything else is
 # logged with its traceback, and retried all the same.
 RETRYABLE = (nats.errors.Error, asyncio.TimeoutError, ConnectionError, OSError)
-BULK_YIELD = 5.0  # seconds the relay holds back at most, before each batch, for batch writes
+BULK_YIELD = 5.0  # seconds a change waits at most while the relay leaves the CPU to batch writes
 BULK_POLL = 0.01
 BULK_GRACE = 0.25  # seconds after a batch write during which the next one is expected
 
@@ -67,6 +67,7 @@ class Relay:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._stop_requested = False  # stop() began: drain without holding back
         self._lock = asyncio.Lock()  # a repair and a batch never interleave
 
     def notify(self) -> None:
@@ -74,12 +75,14 @@ class Relay:
         self._wake.set()
 
     def start(self) -> None:
+        self._stopping = self._stop_requested = False
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
     async def stop(self, drain_timeout: float = 5.0) -> None:
         """Try to drain what is pending, then stop; anything left stays in the outbox for next start."""
         if self._task is None:
             return
+        self._stop_requested = True
         deadline = time.monotonic() + drain_timeout
         while time.monotonic() < deadline and await self.pending() and self.stats.last_error is None:
             self.notify()
@@ -140,13 +143,18 @@ class Relay:
                     await asyncio.wait_for(self._wake.wait(), min(self.idle_poll, until_check))
 
     async def _yield_to_bulk_writes(self) -> None:
-        """While batch writes are under way or follow each other (Database.bulk_recent), wait,
-        for at most BULK_YIELD: publishing costs the event loop ~0.1 ms per message, two per
-        change, so a relay beside a stream of ingests took a third of their rate (22,000
-        against 28,000-31,000 rows/s held back; docs/decisions.md 39). Changes wait longer
-        during an ingest stream; they are durable meanwhile, and the relay catches up after."""
-        deadline = time.monotonic() + BULK_YIELD
-        while self.db.bulk_recent(BULK_GRACE) and time.monotonic() < deadline and not self._stopping:
+        """While batch writes follow each other (Database.bulk_recent), wait, but never past
+        the moment the oldest pending change has waited BULK_YIELD: publishing costs the event
+        loop ~0.1 ms per message, two per change, so a relay beside a stream of ingests took a
+        third of their rate (docs/decisions.md 39). A burst of ingests then runs alone; a
+        stream longer than BULK_YIELD shares the CPU with the relay, which keeps its lag near
+        BULK_YIELD as long as it can keep up. Pending changes are durable meanwhile."""
+        if self._stop_requested or not self.db.bulk_recent(BULK_GRACE):
+            return
+        _, oldest = await self.db.read(lambda cur: OutboxRepository(cur).backlog())
+        waited = 0.0 if oldest is None else (utc_now() - oldest).total_seconds()
+        deadline = time.monotonic() + BULK_YIELD - waited
+        while self.db.bulk_recent(BULK_GRACE) and time.monotonic() < deadline and not self._stop_requested:
             await asyncio.sleep(BULK_POLL)
 
     async def _check_buckets(self) -> None:

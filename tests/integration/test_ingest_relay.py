@@ -20,6 +20,7 @@ from schema.events import CORRELATION_HEADER
 from schema.wallet_balances import WalletBalanceCreate
 from service.app import Ekko
 from service.store.outbox import OutboxRepository
+from service.sync.relay import BULK_GRACE, BULK_YIELD
 from tests.client import Client, assert_rejected
 from tests.factories import Factory
 from tests.natsd import NatsServer
@@ -193,3 +194,30 @@ async def test_the_relay_waits_while_ingests_follow_each_other_then_catches_up(
             assert ekko.relay is not None and ekko.relay.stats.published == published, "published during the ingest"
     await relay_idle(ekko)
     assert await kv_value(service_nc, reply["ids"][2])
+
+
+async def test_a_stream_of_ingests_longer_than_the_hold_back_is_published_as_it_goes(
+    client: Client, make: Factory, ekko: Ekko
+) -> None:
+    """The relay leaves the CPU to a stream of ingests only until the oldest waiting change
+    has waited BULK_YIELD: after that it publishes beside the stream, so what was ingested
+    more than BULK_YIELD (plus slack) before the stream ends is out when it ends."""
+    wallet = (await make.create("wallets"))["id"]
+    await relay_idle(ekko)
+    assert ekko.relay is not None
+    published = ekko.relay.stats.published
+    committed: list[tuple[float, int]] = []  # (when, rows ingested so far)
+    start, rows = time.monotonic(), 0
+    batch_size, ekko.relay.batch_size = ekko.relay.batch_size, 10  # a batch is one ingest's entry
+    try:
+        while time.monotonic() - start < BULK_YIELD + 4:
+            await client.ok("ekko.wallet_balances.ingest", {"items": items([wallet], 50)})
+            rows += 50
+            committed.append((time.monotonic(), rows))
+            await asyncio.sleep(BULK_GRACE / 2)  # the next batch comes within the grace: the stream never pauses
+        end = time.monotonic()
+        due = max([n for t, n in committed if t < end - BULK_YIELD - 2], default=0)
+        assert due >= 500, "the stream ran long enough to check"
+        assert ekko.relay.stats.published - published >= due
+    finally:
+        ekko.relay.batch_size = batch_size

@@ -36,7 +36,7 @@ def test_merged_groups_equal_a_rebuild_from_every_row(tmp_path: Path) -> None:
                 [wallet, f"0x{n:040x}", f"ETH:0x{n:040x}"],
             )
         number = 0
-        for size in (1, 5, 40, 3, 60, 1, 1_200, 25):  # 1,200: the bulk upsert (BULK_ROWS)
+        for size in (1, 5, 40, 3, 60, 1, 1_200, 25):  # 1,200: a large group of creates
             group = []
             for _ in range(size):
                 number += 1

@@ -1,8 +1,9 @@
-"""portfolio_changes and balance_latest, kept by the writer through random groups of balance creates, updates,
-deletes and ingests, wallet chain changes and wallet deletes (rows out of order, equal
-timestamps, null fiat values), equals what plain Python derives from the surviving rows; and
-equals a rebuild. The writes go through the entity services and the group commit, as the
-service runs them (a group's balance work is deferred to the end of its transaction)."""
+"""portfolio_changes, balance_latest, balance_rollups and wallets.balance, kept by the writer
+through random groups of balance creates, updates, deletes and ingests, wallet chain changes
+and wallet deletes (rows out of order, equal timestamps, null fiat values), equal what plain
+Python derives from the surviving rows and what a rebuild derives. The writes go through the
+entity services and the group commit, as the service runs them (a group's balance work is
+deferred to the end of its transaction)."""
 
 from __future__ import annotations
 
@@ -65,6 +66,18 @@ def newest(rows: dict[str, WalletBalance]) -> dict[str, tuple[str, datetime, Dec
 def latest(cur: Cursor) -> dict[str, tuple[str, datetime, Decimal | None]]:
     rows = cur.execute("SELECT wallet_id, id, timestamp, fiat_value FROM balance_latest").fetchall()
     return {w: (i, t, f) for w, i, t, f in rows}
+
+
+def latest_balances(cur: Cursor) -> dict[str, tuple[Any, ...]]:
+    rows = cur.execute("SELECT wallet_id, id, timestamp, balance FROM balance_latest").fetchall()
+    return {r[0]: r for r in rows}
+
+
+def derived_tables(cur: Cursor) -> tuple[list[tuple[Any, ...]], ...]:
+    """The roll-ups and latest rows, whole: what a rebuild from the rows must give again."""
+    return tuple(
+        cur.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in ("balance_rollups", "balance_latest")
+    )
 
 
 def stored(cur: Cursor) -> dict[tuple[str, str, datetime], int]:
@@ -144,7 +157,7 @@ class World:
         for row in [r for r in rows if r.wallet_id not in busy][: self.rng.randrange(0, 4)]:
             ops.append(functools.partial(self.update if self.rng.random() < 0.6 else self.delete, row))
         if free[0] is not None and self.rng.random() < 0.25:
-            size = self.rng.choice([3, 20, 60, 1_100])  # 1,100: the bulk upsert
+            size = self.rng.choice([3, 20, 60, 1_100])  # any size: an ingest takes the staged path
             ops.append(functools.partial(self.ingest, self.items([self.rng.choice(free) for _ in range(size)])))  # type: ignore[arg-type]
         if self.rng.random() < 0.4:
             ops.append(self.new_wallet)
@@ -209,9 +222,14 @@ async def test_kept_changes_equal_python_and_a_rebuild_through_random_groups(tmp
             assert stored(cur) == expected(world.rows, world.chains), f"after group {group}"
             # the appends' shortcut reads balance_latest: an updated latest row is there as it is now
             assert latest(cur) == newest(world.rows), f"after group {group}"
+            # every wallet's balance is its newest row's (0 without rows)
+            balances = dict(cur.execute("SELECT id, balance FROM wallets").fetchall())
+            assert balances == {w: r[3] for w, r in latest_balances(cur).items()} | {
+                w: 0 for w in balances if w not in {r.wallet_id for r in world.rows.values()}
+            }, f"after group {group}"
         assert len(world.rows) > 100 and len(world.chains) >= 3
-        kept = stored(cur)
+        kept = stored(cur), derived_tables(cur)
         db.transaction(rebuild)
-        assert stored(cur) == kept
+        assert (stored(cur), derived_tables(cur)) == kept
     finally:
         db.close()
