@@ -10,8 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from service.model.registry import ENTITIES
-from service.store.intervals import INTERVALS, bucket
-from service.store.portfolio import Key, PortfolioChanges, add_into
+from service.store.portfolio import Key, PortfolioChanges, add_into, follows, history_spans
 from service.store.rollup_sql import UNITS, merge_latest, upsert_rollups
 from service.store.sql import Cursor, quote
 from service.store.write_batch import TableAccess, WriteBatch
@@ -64,11 +63,10 @@ class StagedBalances(TableAccess):
         appends: list[tuple[str, str]] = []
         spans: dict[tuple[str, str], tuple[str, datetime, datetime]] = {}
         for wallet, chain, latest_at, latest_id, first_at, first_id, last_at in wallets:
-            if latest_at is None or (first_at, first_id) > (latest_at, latest_id):
+            if follows((first_at, first_id), None if latest_at is None else (latest_at, latest_id)):
                 appends.append((wallet, chain))
-            else:  # rows inside its history: the changes of the spans they touch are read before and after
-                for interval in INTERVALS:
-                    spans[(wallet, interval)] = (chain, bucket(interval, first_at), bucket(interval, last_at))
+            else:
+                spans.update(history_spans(wallet, chain, first_at, last_at))
         changes = PortfolioChanges(self.cur)
         diff: dict[Key, int] = {}
         add_into(diff, changes.deltas(spans), -1)

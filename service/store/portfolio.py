@@ -17,7 +17,7 @@ skip the reads (`service.store.balances.BalanceStore.merge` for a group's create
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -96,12 +96,25 @@ def appended(
     spans: dict[tuple[str, str], tuple[str, datetime, datetime]] = {}
     for wallet, (chain, latest) in wallets.items():
         rows = sorted(by_wallet[wallet], key=lambda r: (r[1], r[2]))
-        if latest is None or (rows[0][1], rows[0][2]) > latest[:2]:
+        if follows((rows[0][1], rows[0][2]), latest):
             _extend(diff, chain, 0 if latest is None else scaled(latest[2]), rows)
         else:
-            for interval in INTERVALS:
-                spans[(wallet, interval)] = (chain, bucket(interval, rows[0][1]), bucket(interval, rows[-1][1]))
+            spans.update(history_spans(wallet, chain, rows[0][1], rows[-1][1]))
     return diff, spans
+
+
+def follows(first: tuple[datetime, str], latest: Sequence[Any] | None) -> bool:
+    """New rows whose first (timestamp, id) is `first` all come after the wallet's latest row,
+    (timestamp, id, ...) or None when it has none: they only extend its last roll-ups."""
+    return latest is None or first > (latest[0], latest[1])
+
+
+def history_spans(
+    wallet: str, chain: str, first_at: datetime, last_at: datetime
+) -> dict[tuple[str, str], tuple[str, datetime, datetime]]:
+    """New rows from first_at to last_at inside a wallet's history: per interval, the span of
+    roll-up starts whose changes are read before and after (`PortfolioChanges.deltas`)."""
+    return {(wallet, i): (chain, bucket(i, first_at), bucket(i, last_at)) for i in INTERVALS}
 
 
 def _extend(diff: dict[Key, int], chain: str, previous: int, rows: list[tuple[Any, ...]]) -> None:
