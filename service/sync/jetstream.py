@@ -15,7 +15,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StreamConfig
 from nats.js.errors import BucketNotFoundError, NotFoundError
-from nats.js.kv import KeyValue
+from nats.js.kv import KV_DEL, KV_OP, KeyValue
 
 from schema.common import encode
 from schema.events import (
@@ -34,6 +34,7 @@ from service.config import Settings
 from service.model.limits import ENVELOPE_RESERVE, header_bytes
 from service.model.registry import ENTITY_ORDER
 from service.store.outbox import Change
+from service.sync.acks import AckedPublisher, Message
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,7 @@ class JetStreamSync:
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._kv: dict[str, KeyValue] = {}
+        self._publisher: AckedPublisher | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JetStreamSync:
@@ -113,6 +115,10 @@ class JetStreamSync:
     async def attach(self, nc: Client) -> set[str]:
         """Use this connection; create missing buckets and the stream (returns the created buckets)."""
         self._nc, self._js = nc, nc.jetstream()
+        if self._publisher is not None:
+            await self._publisher.stop()
+        self._publisher = AckedPublisher(nc)
+        await self._publisher.start()
         return await self.ensure()
 
     @property
@@ -184,18 +190,14 @@ class JetStreamSync:
     async def publish(self, changes: Sequence[Change]) -> None:
         """KV first (latest change per key only, so a retried batch never rolls a key back),
         then one event per change in order. Raises on the first failure; the caller retries all."""
+        if self._publisher is None:
+            raise JetStreamNotAttached("JetStream is not connected")
         latest: dict[tuple[str, str], Change] = {}
         for change in changes:
             latest[(change.entity, change.entity_id)] = change
-        await pipelined(self._kv_write, list(latest.values()))
-        await pipelined(self._event, changes)
-
-    async def _kv_write(self, change: Change) -> None:
-        kv = self._kv[change.entity]
-        if change.data is None:
-            await kv.delete(change.entity_id)
-        else:
-            await kv.put(change.entity_id, change.data)
+        await self._publisher.publish([kv_message(change) for change in latest.values()])
+        max_payload = self.connection.max_payload
+        await self._publisher.publish([self._event(change, max_payload) for change in changes])
 
     def unpublishable(self, change: Change, max_payload: int) -> str | None:
         """Why this change can never be published (its KV value or its event is too large for
@@ -210,14 +212,22 @@ class JetStreamSync:
             return f"event is {size} bytes with its headers; max_payload is {max_payload}"
         return None
 
-    async def _event(self, change: Change) -> None:
-        body, headers = event_message(change, self.connection.max_payload)
-        await self.js.publish(
-            f"{self.events_subject}.{change.entity}.{change.action}", body, stream=EVENTS_STREAM, headers=headers
-        )
+    def _event(self, change: Change, max_payload: int) -> Message:
+        body, headers = event_message(change, max_payload)
+        headers["Nats-Expected-Stream"] = EVENTS_STREAM
+        return f"{self.events_subject}.{change.entity}.{change.action}", body, headers
 
     def bucket(self, entity: str) -> KeyValue:
         return self._kv[entity]
+
+
+def kv_message(change: Change) -> Message:
+    """The KV put (or delete) of a change, as nats-py's KeyValue.put/delete sends it: the
+    bucket is the entity's, the key its id."""
+    subject = f"$KV.{change.entity}.{change.entity_id}"
+    if change.data is None:
+        return subject, b"", {KV_OP: KV_DEL}
+    return subject, change.data, None
 
 
 def variable_bytes(change: Change) -> int:

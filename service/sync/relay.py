@@ -145,8 +145,8 @@ class Relay:
     async def _yield_to_bulk_writes(self) -> None:
         """While batch writes follow each other (Database.bulk_recent), wait, but never past
         the moment the oldest pending change has waited BULK_YIELD: publishing costs the event
-        loop ~0.1 ms per message, two per change, so a relay beside a stream of ingests took a
-        third of their rate (docs/decisions.md 39). A burst of ingests then runs alone; a
+        loop ~0.1 ms per change, so a relay beside a stream of ingests takes a share of their
+        rate (docs/decisions.md 39, 41). A burst of ingests then runs alone; a
         stream longer than BULK_YIELD shares the CPU with the relay, which keeps its lag near
         BULK_YIELD as long as it can keep up. Pending changes are durable meanwhile."""
         if self._stop_requested or not self.db.bulk_recent(BULK_GRACE):
