@@ -46,14 +46,15 @@ def balance_router(service: BalanceService, serving: Serving) -> NatsRouter:
         "reports.wallet_stats": wallet_stats,
         "reports.portfolio_history": portfolio_history,
     }
+    # An ingest is a transaction of its own (up to 10,000 rows): it needs no crowd to fill a
+    # group, and each one waiting holds its decoded rows, so it runs like the reads.
     for subject, (request, reply) in SUBJECTS.items():
-        count = serving.write_workers if subject == "wallet_balances.ingest" else serving.workers
         subscribe(
             router,
             subject,
             request,
             handlers[subject],
-            workers=count,
+            workers=serving.workers,
             queue=serving.queue,
             endpoints=listed,
             reply=reply,

@@ -61,13 +61,14 @@ _EMPTY_BODY = re.compile(rb"\s*(?:\{\s*\}|null)?\s*")
 
 @dataclass(frozen=True)
 class Serving:
-    """What every router subscribes with: the subject prefix, subscribers per subject (`workers`;
-    `write_workers` for subjects that wait for a group commit or a shared read), the queue group,
-    and the catalogue each subject is listed in."""
+    """What every router subscribes with: the subject prefix, how many requests of a subject run
+    at once (`workers` subscribers for reads, `get_workers` for get, `write_workers` tasks for
+    writes: see subscribe_decoded), the queue group, and the catalogue each subject is listed in."""
 
     prefix: str
     workers: int
     write_workers: int
+    get_workers: int
     queue: str
     endpoints: Endpoints
 
@@ -77,6 +78,7 @@ class Serving:
             prefix=settings.subject_prefix,
             workers=settings.workers_per_subject,
             write_workers=settings.write_workers_per_subject,
+            get_workers=settings.get_workers_per_subject,
             queue=settings.queue_group,
             endpoints=endpoints,
         )
@@ -97,21 +99,38 @@ def subscribe(
     queue: str,
     endpoints: PrefixedEndpoints | None = None,
     reply: Any = None,
+    concurrent: bool = False,
 ) -> None:
     """Subscribe `handler` with the decoder of `request_type` (None: the subject takes no body).
     `endpoints` lists the subject for `$SRV.INFO`/`$SRV.STATS` and the published contract, `reply`
     being its reply's Struct (or type, e.g. `dict[str, int]`; None: free-form)."""
     decoder = no_body if request_type is None else json_decoder(request_type)
-    subscribe_decoded(router, subject, decoder, handler, workers=workers, queue=queue)
+    subscribe_decoded(router, subject, decoder, handler, workers=workers, queue=queue, concurrent=concurrent)
     if endpoints is not None:
         endpoints.add(subject, queue_group=queue, request=request_type, reply=reply)
 
 
 def subscribe_decoded(
-    router: NatsRouter, subject: str, decoder: Any, handler: Any, *, workers: int, queue: str
+    router: NatsRouter,
+    subject: str,
+    decoder: Any,
+    handler: Any,
+    *,
+    workers: int,
+    queue: str,
+    concurrent: bool = False,
 ) -> None:
-    """`workers` subscribers in one queue group: NATS spreads requests over them, so a slow
-    request of a subject does not hold up the others (FastStream runs each subscriber serially)."""
+    """`workers` requests of `subject` handled at once, in queue group `queue`.
+
+    By default as `workers` subscribers in the group: NATS spreads requests over them, so a
+    slow request does not hold up the others (FastStream runs each subscriber serially), and
+    a short one pays no task of its own. `concurrent`: one subscriber running up to `workers`
+    requests as tasks (FastStream's `max_workers`), for subjects that mostly wait (writes wait
+    for a group commit): hundreds of subscribers would cost start time, memory and GC pauses
+    (decision 42)."""
+    if concurrent:
+        router.subscriber(subject, queue=queue, decoder=decoder, max_workers=workers)(handler)
+        return
     for _ in range(workers):
         router.subscriber(subject, queue=queue, decoder=decoder)(handler)
 
@@ -120,7 +139,8 @@ def entity_router(service: EntityService, serving: Serving) -> NatsRouter:
     spec = service.spec
     router, listed = serving.router(f"{spec.name}.")
     record = spec.record
-    workers, write_workers, queue = serving.workers, serving.write_workers, serving.queue
+    workers, write_workers, get_workers = serving.workers, serving.write_workers, serving.get_workers
+    queue = serving.queue
 
     async def create(body: Any) -> bytes:
         return encode(await service.create(body))
@@ -138,17 +158,18 @@ def entity_router(service: EntityService, serving: Serving) -> NatsRouter:
         return encode(await service.list(body))
 
     decimals = spec.decimal_fields
-    # A get that misses the cache waits for a shared read (service.usecases.batching) as a write
-    # waits for its group: the more wait at once, the fewer reads. So it gets as many subscribers.
-    for action, request_type, handler, count, checked, reply in (
-        ("create", spec.create, create, write_workers, decimals, record),
-        ("get", GetRequest, get, write_workers, (), record),
-        ("update", spec.update, update, write_workers, decimals, record),
-        ("delete", DeleteRequest, delete, write_workers, (), DeleteReply),
+    # Writes wait for their group commit, run as tasks of one subscriber; a get that misses the
+    # cache waits for a read shared with the other misses (service.usecases.batching), but a hit
+    # is too short to pay for a task, so gets have more plain subscribers than the other reads.
+    for action, request_type, handler, count, concurrent, checked, reply in (
+        ("create", spec.create, create, write_workers, True, decimals, record),
+        ("get", GetRequest, get, get_workers, False, (), record),
+        ("update", spec.update, update, write_workers, True, decimals, record),
+        ("delete", DeleteRequest, delete, write_workers, True, (), DeleteReply),
         # ListRequest with this entity's filters and sort keys typed (for the schema; it decodes alike)
-        ("list", list_request_of(spec), list_, workers, (), page_of(record)),
+        ("list", list_request_of(spec), list_, workers, False, (), page_of(record)),
     ):
         decoder = json_decoder(request_type, checked)
-        subscribe_decoded(router, action, decoder, handler, workers=count, queue=queue)
+        subscribe_decoded(router, action, decoder, handler, workers=count, queue=queue, concurrent=concurrent)
         listed.add(action, queue_group=queue, request=request_type, reply=reply)
     return router

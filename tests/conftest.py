@@ -57,7 +57,12 @@ def unique() -> str:
 def settings(db_path: Path) -> Settings:
     """Fast settings for tests: cheap bcrypt, two subscribers per subject."""
     return Settings(
-        duckdb_path=db_path, bcrypt_rounds=4, workers_per_subject=2, write_workers_per_subject=4, duckdb_pool_size=4
+        duckdb_path=db_path,
+        bcrypt_rounds=4,
+        workers_per_subject=2,
+        write_workers_per_subject=4,
+        get_workers_per_subject=4,
+        duckdb_pool_size=4,
     )
 
 

@@ -217,7 +217,7 @@ async def test_a_stream_of_ingests_longer_than_the_hold_back_is_published_as_it_
             await asyncio.sleep(BULK_GRACE / 2)  # the next batch comes within the grace: the stream never pauses
         end = time.monotonic()
         due = max([n for t, n in committed if t < end - BULK_YIELD - 2], default=0)
-        assert due >= 500, "the stream ran long enough to check"
+        assert due >= 150, "the stream ran long enough to check"  # 3 ingests (fewer than 10 on a loaded machine)
         assert ekko.relay.stats.published - published >= due
     finally:
         ekko.relay.batch_size = batch_size

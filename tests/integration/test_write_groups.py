@@ -84,3 +84,27 @@ async def test_a_cascading_delete_later_in_the_group_removes_children_created_be
         ).fetchall()
     )
     assert counts == [(0, 0)]
+
+
+async def test_creates_over_nats_up_to_write_workers_wait_for_the_writer_at_once(ekko: Ekko, client: Any) -> None:
+    """One subscriber per write subject runs write_workers requests as tasks (decision 42): all of
+    them reach the writer's queue while it is busy and commit as one group."""
+    workers = ekko.settings.write_workers_per_subject
+    started, release = threading.Event(), threading.Event()
+    blocker = asyncio.create_task(ekko.db.write(lambda uow: started.set() or release.wait(10)))
+    assert await asyncio.to_thread(started.wait, 10)
+    groups = ekko.db.group_commits
+    creates = [
+        asyncio.ensure_future(client.ok("ekko.wallets.create", {"blockchain_symbol": "ETH", "address": f"0x{n:040x}"}))
+        for n in range(workers)
+    ]
+    for _ in range(500):
+        if ekko.db.queue_length == workers:
+            break
+        await asyncio.sleep(0.01)
+    assert ekko.db.queue_length == workers, "every request in flight waits in the writer's queue"
+    release.set()
+    await blocker
+    created = await asyncio.gather(*creates)
+    assert sorted(w["address"] for w in created) == [f"0x{n:040x}" for n in range(workers)]
+    assert ekko.db.group_commits - groups == 1

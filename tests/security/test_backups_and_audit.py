@@ -22,10 +22,9 @@ Usage = namedtuple("Usage", "total used free")
 
 
 @pytest.fixture
-def settings(db_path: Path) -> Settings:
-    return Settings(
-        duckdb_path=db_path, bcrypt_rounds=4, workers_per_subject=2, write_workers_per_subject=4, backup_keep=2
-    )
+def settings(settings: Settings) -> Settings:
+    """The suite's settings, keeping two backups."""
+    return settings.with_(backup_keep=2)
 
 
 def mode(path: Path) -> int:

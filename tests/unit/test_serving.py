@@ -15,7 +15,13 @@ from service.config import Settings
 from service.model.registry import ENTITIES
 from service.usecases.metrics import RequestMetrics
 
-SETTINGS = Settings(subject_prefix="acme", workers_per_subject=3, write_workers_per_subject=5, queue_group="q")
+SETTINGS = Settings(
+    subject_prefix="acme",
+    workers_per_subject=3,
+    write_workers_per_subject=5,
+    get_workers_per_subject=7,
+    queue_group="q",
+)
 
 
 @pytest.fixture
@@ -26,22 +32,35 @@ def app() -> Iterator[Ekko]:
 
 
 def subscribers(app: Ekko) -> Counter[tuple[str, str]]:
-    """(subject, queue group) -> how many subscribers take it."""
-    return Counter((sub._resolved_subject_string, sub.queue) for sub in app.broker.subscribers)
+    """(subject, queue group) -> how many requests of it run at once: the plain subscribers that
+    take it, plus the tasks (FastStream `max_workers`) of the one that runs them concurrently."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for sub in app.broker.subscribers:
+        counts[(sub._resolved_subject_string, sub.queue)] += getattr(sub, "max_workers", 1)
+    return counts
+
+
+def concurrent(app: Ekko) -> set[str]:
+    """Subjects served by one subscriber running several requests as tasks."""
+    return {sub._resolved_subject_string for sub in app.broker.subscribers if hasattr(sub, "max_workers")}
 
 
 def test_every_entity_subject_has_the_subscribers_its_kind_of_work_gets(app: Ekko) -> None:
-    counts = subscribers(app)
+    counts, tasks = subscribers(app), concurrent(app)
     for name in ENTITIES:
-        # Writes and gets wait for a group or a shared read: write_workers; lists: workers.
-        for action in ("create", "get", "update", "delete"):
+        # Writes wait for their group: write_workers tasks of one subscriber each.
+        for action in ("create", "update", "delete"):
             assert counts[(f"acme.{name}.{action}", "q")] == 5, (name, action)
+            assert f"acme.{name}.{action}" in tasks, (name, action)
+        # A get hit is too short for a task; its misses share a read: get_workers subscribers.
+        assert counts[(f"acme.{name}.get", "q")] == 7, name
         assert counts[(f"acme.{name}.list", "q")] == 3, name
+    assert all(subject.rsplit(".", 1)[1] in ("create", "update", "delete") for subject in tasks), tasks
 
 
 def test_balance_report_and_system_subjects_take_the_same_settings(app: Ekko) -> None:
     counts = subscribers(app)
-    assert counts[("acme.wallet_balances.ingest", "q")] == 5
+    assert counts[("acme.wallet_balances.ingest", "q")] == 3  # a transaction of its own: no crowd needed
     assert counts[("acme.wallet_balances.latest", "q")] == 3
     assert counts[("acme.search", "q")] == 3
     assert counts[("acme.reports.alert_stats", "q")] == 3
