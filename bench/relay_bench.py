@@ -1,7 +1,8 @@
 """Issue 3: commit -> KV latency of the outbox relay under a sustained create load.
 
-Paced open loop (at most 32 in flight) of `ekko.wallet_balances.create` against the
-service in its own process; a core NATS subscription on `$KV.wallet_balances.>`
+Paced open loop (at most --inflight, 256, in flight: the service runs 256 creates at once)
+of `ekko.wallet_balances.create` against the service in its own process; a core NATS
+subscription on `$KV.wallet_balances.>`
 times each key's arrival against the record's `created_at` (stamped just before the
 write is queued, so it includes the wait for the writer and the commit) and against
 the arrival of the create reply. Baseline in the same run: the same paced load as
@@ -10,7 +11,7 @@ Goal: at 1,000 creates/s sustained, p99 commit -> KV < 250 ms. When the service 
 not sustain the target, a second run at 80% of what it did sustain shows latency
 below saturation, and the writer probe (bench.writer_probe) shows where time goes.
 
-    python -m bench.relay_bench [--quick] [--rate N] [--seconds S] [--no-probe]
+    python -m bench.relay_bench [--quick] [--rate N] [--seconds S] [--inflight N] [--no-probe]
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from bench.harness import (
     verdict,
 )
 
-INFLIGHT = 32
+INFLIGHT = 256  # the service's EKKO_WRITE_WORKERS_PER_SUBJECT: fewer would cap its write groups
 GOAL_P99 = 0.250
 SUSTAINED = 0.95  # achieved / target rate that counts as sustaining the target
 BALANCE = {"balance": "1234.5678", "token_price": "2000.5", "fiat_value": "2469600.12"}
@@ -92,7 +93,7 @@ class Arrivals:
         return sorted(self.at[k] - t for k, t in since.items())
 
 
-async def direct_puts(url: str, rate: float, total: int) -> Result:
+async def direct_puts(url: str, rate: float, total: int, inflight: int) -> Result:
     """The baseline: the same paced load as `kv.put` from the client, send -> KV."""
     nc = await connect(url)
     try:
@@ -111,14 +112,14 @@ async def direct_puts(url: str, rate: float, total: int) -> Result:
             await kv.put(key, value)
             request_latencies.append(time.perf_counter() - start)
 
-        load = await paced(put, total, rate, INFLIGHT)
+        load = await paced(put, total, rate, inflight)
         await arrivals.wait_for(list(sent))
         return Result("direct kv.put", rate, load, sorted(request_latencies), {"send -> KV": arrivals.latencies(sent)})
     finally:
         await nc.drain()
 
 
-async def service_creates(nc: NATS, label: str, wallet_id: str, rate: float, total: int) -> Result:
+async def service_creates(nc: NATS, label: str, wallet_id: str, rate: float, total: int, inflight: int) -> Result:
     arrivals = Arrivals("wallet_balances")
     await arrivals.subscribe(nc)
     created: dict[str, float] = {}
@@ -139,7 +140,7 @@ async def service_creates(nc: NATS, label: str, wallet_id: str, rate: float, tot
         replied[record["id"]] = time.time()
         created[record["id"]] = datetime.fromisoformat(record["created_at"]).timestamp()
 
-    load = await paced(create, total, rate, INFLIGHT)
+    load = await paced(create, total, rate, inflight)
     backlog = await outbox_pending(nc)
     drain = await outbox_drained(nc)
     await arrivals.wait_for(list(created))
@@ -152,8 +153,8 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:,.1f}"
 
 
-def report(results: list[Result], rate: float, seconds: float) -> bool:
-    print(f"\npaced open loop: {seconds:g} s per run, at most {INFLIGHT} in flight")
+def report(results: list[Result], rate: float, seconds: float, inflight: int) -> bool:
+    print(f"\npaced open loop: {seconds:g} s per run, at most {inflight} in flight")
     print(
         table(
             [
@@ -211,7 +212,7 @@ async def run(args: argparse.Namespace) -> bool:
     total = int(args.rate * args.seconds)
     with nats_server() as (server, tmp):
         print(f"baseline: {total:,} direct kv.put at {args.rate:,.0f}/s ...", flush=True)
-        results = [await direct_puts(server.url, args.rate, total)]
+        results = [await direct_puts(server.url, args.rate, total, args.inflight)]
         with responder("ekko", server.url, "--db", str(Path(tmp) / "ekko.db")):
             nc = await connect(server.url)
             try:
@@ -219,7 +220,7 @@ async def run(args: argparse.Namespace) -> bool:
                 wallet = json.loads((await nc.request("ekko.wallets.create", body, timeout=10)).data)
                 await outbox_drained(nc)
                 print(f"ekko: {total:,} wallet_balances.create at {args.rate:,.0f}/s ...", flush=True)
-                results.append(await service_creates(nc, "ekko create", wallet["id"], args.rate, total))
+                results.append(await service_creates(nc, "ekko create", wallet["id"], args.rate, total, args.inflight))
                 achieved = results[-1].load.rate
                 if achieved < SUSTAINED * args.rate:
                     lower = round(0.8 * achieved, -1)
@@ -229,12 +230,17 @@ async def run(args: argparse.Namespace) -> bool:
                     )
                     results.append(
                         await service_creates(
-                            nc, f"ekko create @{lower:,.0f}/s", wallet["id"], lower, int(lower * args.seconds)
+                            nc,
+                            f"ekko create @{lower:,.0f}/s",
+                            wallet["id"],
+                            lower,
+                            int(lower * args.seconds),
+                            args.inflight,
                         )
                     )
             finally:
                 await nc.drain()
-        ok = report(results, args.rate, args.seconds)
+        ok = report(results, args.rate, args.seconds, args.inflight)
         if args.probe:
             from bench.writer_probe import probe
 
@@ -247,6 +253,7 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a short smoke run (3 s of load)")
     parser.add_argument("--rate", type=float, default=1000.0, help="target creates per second")
     parser.add_argument("--seconds", type=float, default=15.0, help="length of each paced run")
+    parser.add_argument("--inflight", type=int, default=INFLIGHT, help="most requests in flight")
     parser.add_argument("--no-probe", dest="probe", action="store_false", help="skip the in-process writer probe")
     args = parser.parse_args(argv)
     if args.quick:

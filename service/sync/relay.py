@@ -123,6 +123,9 @@ class Relay:
                         await self.repair()
                 await self._check_buckets()
                 await self._yield_to_bulk_writes()
+                # Cleared before reading: a commit from here on (during the read or the publish)
+                # wakes the wait below instead of being missed for idle_poll.
+                self._wake.clear()
                 published = await self._publish_batch()
                 backoff = 0.05
             except Exception as exc:
@@ -137,7 +140,6 @@ class Relay:
                 backoff = min(backoff * 2, 5.0)
                 continue
             if not published:
-                self._wake.clear()
                 until_check = max(self._next_check - time.monotonic(), 0.0)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), min(self.idle_poll, until_check))
