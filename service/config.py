@@ -116,8 +116,8 @@ class Settings:
     subject_prefix: str = "ekko"
     """First token of every subject; tests use a unique one per test."""
     workers_per_subject: int = 8
-    """Subscribers per read subject (get, list, ...) in one queue group: how many requests of one
-    subject run at once."""
+    """Subscribers per read subject (list, reports, search, ingest, ...) in one queue group: how
+    many requests of one subject run at once."""
     write_workers_per_subject: int = 256
     """Create/update/delete requests of one subject handled at once, as tasks of one subscriber.
     Writes wait on the one writer, and group commit needs many of them queued to fill a

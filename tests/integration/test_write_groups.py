@@ -6,8 +6,9 @@ down (service.store.database, service.store.write_batch, through the real servic
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from decimal import Decimal
 from typing import Any
 
@@ -16,20 +17,31 @@ from schema.wallet_balances import WalletBalanceCreate
 from schema.wallets import WalletCreate
 from service.app import Ekko
 from service.model.errors import Conflict, NotFound
+from tests.sync_helpers import eventually
+
+
+@contextlib.asynccontextmanager
+async def writer_blocked(ekko: Ekko) -> AsyncIterator[None]:
+    """The writer thread is busy inside: writes made meanwhile queue up and run as one group
+    once it is free again (on leaving)."""
+    started, release = threading.Event(), threading.Event()
+    blocker = asyncio.create_task(ekko.db.write(lambda uow: started.set() or release.wait(10)))
+    assert await asyncio.to_thread(started.wait, 10)
+    try:
+        yield
+    finally:
+        release.set()
+        await blocker
 
 
 async def in_one_group(ekko: Ekko, *writes: Awaitable[Any]) -> list[Any]:
     """Queue the writes behind a blocked writer so they run as one group, in order."""
-    started, release = threading.Event(), threading.Event()
-    blocker = asyncio.create_task(ekko.db.write(lambda uow: started.set() or release.wait(10)))
-    assert await asyncio.to_thread(started.wait, 10)
-    groups = ekko.db.group_commits
-    tasks = []
-    for write in writes:
-        tasks.append(asyncio.ensure_future(write))
-        await asyncio.sleep(0.01)  # queued in this order
-    release.set()
-    await blocker
+    async with writer_blocked(ekko):
+        groups = ekko.db.group_commits
+        tasks = []
+        for write in writes:
+            tasks.append(asyncio.ensure_future(write))
+            await asyncio.sleep(0.01)  # queued in this order
     outcomes = await asyncio.gather(*tasks, return_exceptions=True)
     assert ekko.db.group_commits - groups <= 2, "ran as one group (plus one retry without a refused write)"
     return outcomes
@@ -90,21 +102,19 @@ async def test_creates_over_nats_up_to_write_workers_wait_for_the_writer_at_once
     """One subscriber per write subject runs write_workers requests as tasks (decision 42): all of
     them reach the writer's queue while it is busy and commit as one group."""
     workers = ekko.settings.write_workers_per_subject
-    started, release = threading.Event(), threading.Event()
-    blocker = asyncio.create_task(ekko.db.write(lambda uow: started.set() or release.wait(10)))
-    assert await asyncio.to_thread(started.wait, 10)
-    groups = ekko.db.group_commits
-    creates = [
-        asyncio.ensure_future(client.ok("ekko.wallets.create", {"blockchain_symbol": "ETH", "address": f"0x{n:040x}"}))
-        for n in range(workers)
-    ]
-    for _ in range(500):
-        if ekko.db.queue_length == workers:
-            break
-        await asyncio.sleep(0.01)
-    assert ekko.db.queue_length == workers, "every request in flight waits in the writer's queue"
-    release.set()
-    await blocker
+
+    async def all_queued() -> bool:
+        return ekko.db.queue_length == workers
+
+    async with writer_blocked(ekko):
+        groups = ekko.db.group_commits
+        creates = [
+            asyncio.ensure_future(
+                client.ok("ekko.wallets.create", {"blockchain_symbol": "ETH", "address": f"0x{n:040x}"})
+            )
+            for n in range(workers)
+        ]
+        await eventually(all_queued, 5, what="every request in flight waiting in the writer's queue")
     created = await asyncio.gather(*creates)
     assert sorted(w["address"] for w in created) == [f"0x{n:040x}" for n in range(workers)]
     assert ekko.db.group_commits - groups == 1

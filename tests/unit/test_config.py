@@ -114,6 +114,10 @@ def test_settings_built_in_code_are_checked_too() -> None:
         Settings(duckdb_pool_size=0)
     with pytest.raises(ConfigError, match="EKKO_WORKERS_PER_SUBJECT"):
         Settings().with_(workers_per_subject=0)
+    with pytest.raises(ConfigError, match="EKKO_GET_WORKERS_PER_SUBJECT"):
+        Settings().with_(get_workers_per_subject=0)
+    with pytest.raises(ConfigError, match="EKKO_GET_WORKERS_PER_SUBJECT"):
+        Settings.from_env({"EKKO_GET_WORKERS_PER_SUBJECT": "0"}, env_file=None)
 
 
 def test_deployment_lease_and_counting_are_read_from_the_environment() -> None:
