@@ -295,13 +295,13 @@ def report(
 
 def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.report_bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="10x smaller, fewer samples: proves the bench runs")
+    parser.add_argument("--quick", action="store_true", help="~30x smaller, fewer samples: proves the bench runs")
     parser.add_argument("--samples", type=int, default=200, help="requests per measure and size (default 200)")
     parser.add_argument("--kv-samples", type=int, default=3, help="runs of each KV way (default 3)")
     args = parser.parse_args(argv)
     args.wallets, args.balances, args.alerts, args.others = 10_000, 1_000_000, 100_000, 1_000
     if args.quick:
-        args.wallets, args.balances, args.alerts, args.others = 1_000, 100_000, 10_000, 100
+        args.wallets, args.balances, args.alerts, args.others = 300, 30_000, 3_000, 30
         args.samples, args.kv_samples = min(args.samples, 20), 1
     return args
 

@@ -21,6 +21,7 @@ from service.store.ddl import apply_migrations
 from service.store.listing import build_query, encode_cursor
 from service.store.repository import Repository, list_sql
 from tests.history import fill_children, made_id
+from tests.support import built_once
 
 LIMIT = 100
 # (table, rows, parents): 1M balances over 80 wallets (12,500 each, so page 100 exists)
@@ -28,14 +29,21 @@ TABLES = [("wallet_balances", 1_000_000, 80), ("alerts", 500_000, 40), ("workflo
 TIME_SORT = {"wallet_balances": "-timestamp", "alerts": "-created_at", "workflow_executions": "-created_at"}
 
 
-@pytest.fixture(scope="module")
-def con() -> Iterator[duckdb.DuckDBPyConnection]:
-    con = duckdb.connect(":memory:")
+def build(path: Path) -> None:
+    con = duckdb.connect(str(path))
     apply_migrations(con)
     for table, rows, parents in TABLES:
         fill_children(con, table, rows, parents)
     # A parent with few rows among the many: the index's case.
     fill_children(con, "alerts", 30, 1_000_000, start=500_000)
+    fill_children(con, "wallet_balances", 40, 2_000_000, start=1_000_000)  # 40 wallets of one balance each
+    con.close()
+
+
+@pytest.fixture(scope="module")
+def con(tmp_path_factory: pytest.TempPathFactory) -> Iterator[duckdb.DuckDBPyConnection]:
+    # Two million rows take 13-30 s to make: made once per run, read by every worker.
+    con = duckdb.connect(str(built_once(tmp_path_factory, "list_plans.duckdb", build)), read_only=True)
     # One thread: with two, the second grabs the next row group before the first one's rows
     # have tightened the Top-N filter, so the count would vary by one from run to run.
     con.execute("SET threads = 1")
@@ -101,7 +109,6 @@ def test_a_small_wallets_balances_in_any_other_order_come_from_the_wallet_id_ind
     con: duckdb.DuckDBPyConnection,
 ) -> None:
     spec = ENTITIES["wallet_balances"]
-    fill_children(con, "wallet_balances", 40, 2_000_000, start=1_000_000)  # 40 wallets of one balance each
     wallet = made_id("parent", 1_000_000 + 3)
     query = build_query(spec, ListRequest(filters={"wallet_id": wallet}, sort=["-balance"], limit=LIMIT))
     assert [msgspec.structs.asdict(r)["wallet_id"] for r in Repository(spec, con).list(query)] == [wallet]

@@ -34,3 +34,17 @@ def test_the_mask_in_duckdb_is_the_mask_in_python_and_covers_every_substring() -
             ).fetchone()
             if sub_lowered in lowered:
                 assert sub_mask & mask == sub_mask, (text, sub)
+
+
+def test_long_texts_have_the_mask_python_computes() -> None:
+    """Alert messages run to thousands of characters: the mask of every trigram, to the last."""
+    rng = random.Random(6)
+    con = duckdb.connect()
+    for length in (2_000, 10_000):
+        text = "".join(rng.choices(ALPHABET, k=length))
+        lowered, mask = con.execute(f"SELECT t, {grams_sql('t')} FROM (SELECT lower(?) AS t)", [text]).fetchone()
+        assert mask == grams(lowered)
+    # The last trigram alone sets a bit the rest of the text does not.
+    text = "a" * 5_000 + "xyz"
+    mask = con.execute(f"SELECT {grams_sql('t')} FROM (SELECT ? AS t)", [text]).fetchone()[0]
+    assert mask == grams(text) != grams("a" * 5_000)
