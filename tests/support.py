@@ -7,11 +7,9 @@ from __future__ import annotations
 import fcntl
 import functools
 import json
-import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -98,23 +96,6 @@ def installed_node() -> str:
             )
             assert done.returncode == 0, f"npm install failed:\n{done.stdout}\n{done.stderr}"
     return node
-
-
-def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
-    """A file `build(path)` makes, made once per test session and shared by its parallel
-    workers (pytest-xdist: the first one builds under a lock, the others wait and reuse it)."""
-    base = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        base = base.parent  # the session's directory, above each worker's own
-    path = base / name
-    with (base / f"{name}.lock").open("wb") as locked:
-        fcntl.flock(locked, fcntl.LOCK_EX)
-        if not path.exists():
-            partial = base / f"{name}.partial"
-            partial.unlink(missing_ok=True)
-            build(partial)
-            partial.rename(path)
-    return path
 
 
 # -- plain-Python references for list requests ---------------------------------------

@@ -21,7 +21,7 @@ from service.store.ddl import apply_migrations
 from service.store.listing import build_query, encode_cursor
 from service.store.repository import Repository, list_sql
 from tests.history import fill_children, made_id
-from tests.support import built_once
+from tests.once import built_once
 
 LIMIT = 100
 # (table, rows, parents): 1M balances over 80 wallets (12,500 each, so page 100 exists)
