@@ -130,8 +130,11 @@ def subscribe_decoded(
     if concurrent:
         router.subscriber(subject, queue=queue, decoder=decoder, max_workers=workers)(handler)
         return
+    # The decorator returns FastStream's wrapper of the handler; passing it on (as stacked
+    # decorators do) lets the other subscribers share it instead of each building one (and its
+    # MagicMock call recorder): ~40% of start time with 32 `get` subscribers per entity.
     for _ in range(workers):
-        router.subscriber(subject, queue=queue, decoder=decoder)(handler)
+        handler = router.subscriber(subject, queue=queue, decoder=decoder)(handler)
 
 
 def entity_router(service: EntityService, serving: Serving) -> NatsRouter:
