@@ -6,7 +6,6 @@ agrees with the token walk it shortcuts."""
 from __future__ import annotations
 
 import json
-import random
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -18,7 +17,6 @@ import pytest
 
 from schema.common import FixedDecimal, encode
 from schema.wallet_balances import WalletBalance
-from service.model.nesting import _TOKENS, MAX_DEPTH, _depth, too_deep
 from service.model.registry import ENTITIES
 from service.store.database import Database
 from service.store.dead_letter import DeadLetterRepository
@@ -130,25 +128,3 @@ def test_dead_members_of_a_batch_are_one_dead_letter_row_counting_them(con: duck
     dead.add([(single, "too large")])  # one member alone is stored as the single change it is
     assert dead.count() == 3
     assert dead.clear() == 3
-
-
-def _walk_depth(body: bytes) -> int:
-    depth = deepest = 0
-    for token in _TOKENS.finditer(body):
-        if token.group()[0] == 0x22:
-            continue
-        depth += 1 if token.group() in (b"{", b"[") else -1
-        deepest = max(deepest, depth)
-    return deepest
-
-
-def test_the_depth_shortcut_counts_as_the_token_walk() -> None:
-    rng = random.Random(5)
-    for alphabet in (b'{}[]"\\ab,: ', b'{}[]"ab,: '):  # with escapes (regex) and without (split)
-        for _ in range(20_000):
-            body = bytes(rng.choice(alphabet) for _ in range(rng.randint(0, 60)))
-            assert _depth(body) == _walk_depth(body), body
-    items = json.dumps({"items": [{"s": '[[{{\\"[', "n": [1, {"x": []}]}] * 100}).encode()
-    assert too_deep(items) is None
-    deep = b'{"items": [' + b"[" * MAX_DEPTH + b"]" * MAX_DEPTH + b"]}"
-    assert too_deep(deep) == "items"
