@@ -106,8 +106,20 @@ class WriteBatch:
                 as_text(column) if types[c].startswith("DECIMAL") else list(column)
                 for c, column in zip(columns, zip(*rows, strict=True), strict=True)
             ]
-            lists = ", ".join(unnest_sql(types[c], quote(c)) for c in columns)
             names = ", ".join(map(quote, columns))
+            if len(rows) == 1:  # one row: scalar parameters (a list of one 1 MB value binds ~5x slower)
+                params = ", ".join(scalar_sql(types[c]) for c in columns)
+                one = [column[0] for column in values]
+                if name not in self._numbered:
+                    cur.execute(f"INSERT INTO {quote(name)} ({names}) VALUES ({params})", one)
+                else:
+                    column, sequence = self._numbered[name]
+                    cur.execute(
+                        f"INSERT INTO {quote(name)} ({quote(column)}, {names}) VALUES (nextval(?), {params})",
+                        [sequence, *one],
+                    )
+                continue
+            lists = ", ".join(unnest_sql(types[c], quote(c)) for c in columns)
             if name not in self._numbered:
                 cur.execute(f"INSERT INTO {quote(name)} ({names}) SELECT {lists}", values)
                 continue
@@ -210,6 +222,11 @@ def unnest_sql(sql_type: str, name: str) -> str:
     if sql_type.startswith("DECIMAL"):
         return f"unnest(?::VARCHAR[])::{sql_type} AS {name}"
     return f"unnest(?::{sql_type}[]) AS {name}"
+
+
+def scalar_sql(sql_type: str) -> str:
+    """One value as a parameter, typed as unnest_sql types a list of them."""
+    return f"?::VARCHAR::{sql_type}" if sql_type.startswith("DECIMAL") else f"?::{sql_type}"
 
 
 def as_text(values: Iterable[Any]) -> list[str | None]:
