@@ -29,6 +29,7 @@ from service.model.errors import DatabaseLocked, ServiceError, StorageUnavailabl
 from service.store.checkpoints import IdleCheckpoints
 from service.store.ddl import apply_migrations
 from service.store.outbox import Change
+from service.store.scratch import ATTACH
 from service.store.sql import Cursor
 from service.store.storage import probe, storage_cause
 from service.store.timings import Distribution
@@ -139,6 +140,7 @@ class Database:
     # -- lifecycle -----------------------------------------------------------
     def open(self) -> Database:
         self._con = connect(self.path)
+        self._con.execute(ATTACH)  # bulk writes' inputs, built off the writer (decision 45)
         IdleCheckpoints.configure(self._con)
         self.schema_version = apply_migrations(self._con)
         self._idle = asyncio.Queue()

@@ -184,22 +184,16 @@ class Repository(TableAccess, Generic[RecordT]):
         params += keys.values()
         self._insert(tuple(names), params, record.id, keys=keys)
 
-    @timed("insert_encoded")
-    def insert_encoded(self, records: bytes, ids: builtins.list[str]) -> str:
-        """New rows from the JSON array of their encoded records (as `encode` writes them; `ids`
-        theirs): DuckDB reads the array itself, so no Python value per row is made or bound.
-        It reads it once, into a temporary table of this connection, and inserts from there;
-        returns that table's name: the same rows, readable for the rest of the transaction
-        (the derived state of an ingest). Only for entities whose rows are their records'
-        columns (no unique keys, no secrets)."""
+    @timed("insert_staged")
+    def insert_staged(self, staged: str, ids: builtins.list[str]) -> None:
+        """New rows from table `staged` (made by `stage_json_sql` off the writer; `ids`
+        theirs): no Python value per row is made or bound. Only for entities whose rows are
+        their records' columns (no unique keys, no secrets)."""
         assert not self.spec.unique and not self.spec.secret_columns, f"{self.spec.name}: use insert()"
-        staged = f"staged_{self.spec.name}"
-        self.cur.execute(_stage_json_sql(self.spec, staged), [records.decode()])
         names = ", ".join(quote(c.name) for c in self.spec.columns)
-        self._execute(f"INSERT INTO {self._table} ({names}) SELECT {names} FROM {quote(staged)}")
+        self._execute(f"INSERT INTO {self._table} ({names}) SELECT {names} FROM {staged}")
         if self.batch is not None:
             self.batch.inserted(self.spec.name, ids)
-        return staged
 
     @timed("update")
     def update(self, record: RecordT, changed: Iterable[str], secrets: dict[str, Any] | None = None) -> None:
@@ -353,15 +347,14 @@ def _after_sql(sort: Sequence[SortKey], after: Sequence[Any]) -> tuple[str, list
     return "(" + (" OR ".join(alternatives) or "FALSE") + ")", params
 
 
-def _stage_json_sql(spec: EntitySpec, staged: str) -> str:
-    """A temporary table `staged` (replacing the last one) of the records in a JSON array
-    parameter, each field parsed straight to its column's type: decimals arrive as exact
-    fixed-point text and timestamps as RFC 3339 in UTC, which DuckDB reads as naive UTC (a
-    third faster than reading text and casting it). Temporary tables belong to one connection
-    and are never logged."""
+def stage_json_sql(spec: EntitySpec, table: str) -> str:
+    """CREATE TABLE `table` (a qualified name) of the records in a JSON array parameter, as
+    `encode` writes them, each field parsed straight to its column's type by DuckDB: decimals
+    arrive as exact fixed-point text and timestamps as RFC 3339 in UTC, which DuckDB reads as
+    naive UTC (a third faster than reading text and casting it)."""
     shape = {c.name: c.sql_type for c in spec.columns}
     names = ", ".join(f"r.{quote(c.name)} AS {quote(c.name)}" for c in spec.columns)
     return (
-        f"CREATE OR REPLACE TEMPORARY TABLE {quote(staged)} AS SELECT {names}"
+        f"CREATE TABLE {table} AS SELECT {names}"
         f" FROM (SELECT unnest(from_json(?::VARCHAR, '[{msgspec.json.encode(shape).decode()}]')) AS r)"
     )

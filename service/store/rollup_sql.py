@@ -65,11 +65,11 @@ UPDATE_ROLLUPS = (
 INSERT_ROLLUPS = f"INSERT INTO balance_rollups {folded_select(LISTED_ROWS)} ON CONFLICT DO NOTHING"
 
 
-def upsert_rollups(staged: str) -> str:
-    """Thousands of rows (an ingest) mostly open intervals: one upsert costs less than
-    UPDATE + INSERT."""
+def upsert_rollups(folded: str) -> str:
+    """Roll-ups of thousands of rows (an ingest's, `folded_select` made into table `folded`)
+    mostly open intervals: one upsert costs less than UPDATE + INSERT."""
     return (
-        f"INSERT INTO balance_rollups AS r {folded_select(f'{quote(staged)} b')}"
+        f"INSERT INTO balance_rollups AS r SELECT * FROM {folded}"
         f" ON CONFLICT (wallet_id, interval, start) DO UPDATE SET {merged('excluded')}"
     )
 
@@ -93,9 +93,7 @@ UPDATE_LATEST = (
 LATEST_TYPES = tuple(c.sql_type for c in BALANCES.columns)
 
 
-def merge_latest(staged: str) -> str:
-    """Each wallet's newest staged row becomes its latest row unless it has a newer one."""
-    return (
-        f"INSERT INTO balance_latest SELECT {', '.join(_COLUMNS)} FROM {quote(staged)}"
-        " QUALIFY row_number() OVER (PARTITION BY wallet_id ORDER BY timestamp DESC, id DESC) = 1" + _NEWER
-    )
+def merge_latest(newest: str) -> str:
+    """Each wallet's newest new row (a row of table `newest`, which has balance_latest's
+    columns first) becomes its latest row unless it has a newer one."""
+    return f"INSERT INTO balance_latest SELECT {', '.join(_COLUMNS)} FROM {newest}" + _NEWER

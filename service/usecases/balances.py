@@ -34,7 +34,7 @@ from service.model.errors import Conflict, Detail, NotFound, invalid
 from service.model.limits import ENVELOPE_RESERVE, PayloadLimit, too_large
 from service.model.registry import ENTITIES
 from service.model.values import canonical_id, to_utc
-from service.store.balance_ingest import StagedBalances
+from service.store.balance_ingest import BalanceBatch, StagedBalances
 from service.store.balances import BalanceStore
 from service.store.database import Database, in_one_snapshot
 from service.store.intervals import LENGTHS, bucket
@@ -119,12 +119,12 @@ def follow(
     changed: set[tuple[str, datetime]],
     inserted: Sequence[WalletBalance],
     written: dict[str, WalletBalance],
-    staged: str | None = None,
+    staged: BalanceBatch | None = None,
 ) -> None:
     """Bring the derived state up to date, then every touched wallet's balance (a wallet whose
     balance moved gets a new version and goes through the outbox like any update). `written`:
     the rows the transaction inserted or updated, by id, as they are now; `staged`: the
-    temporary table holding `inserted`, when they came in through one (an ingest)."""
+    scratch tables holding `inserted`, when they came in through them (an ingest)."""
     store = uow.store(BalanceStore)
     if changed:
         wallets = store.refresh(changed, written)
@@ -156,12 +156,19 @@ class BalanceService:
         reply = IngestReply(count=len(rows.records), ids=rows.ids)
         self.limit_reply(len(encode(reply)), "the ingest reply")
 
-        def work(uow: UnitOfWork) -> list[Any]:
-            staged = rows.write(uow)
-            follow(uow, set(), rows.records, {}, staged)
-            return uow.changes
+        # The rows and what the writer needs of them alone are staged on a pool thread, beside
+        # the writer's current transaction; the writer only merges them (decision 45).
+        staged = await self.db.read(lambda cur: BalanceBatch.stage(cur, rows.data))
+        try:
 
-        changes = await self.db.write(work, lookups=rows.lookups())
+            def work(uow: UnitOfWork) -> list[Any]:
+                rows.write(uow, staged)
+                follow(uow, set(), rows.records, {}, staged)
+                return uow.changes
+
+            changes = await self.db.write(work, lookups=rows.lookups())
+        finally:
+            await self.db.read(staged.drop)
         self.cache.apply(changes)
         self._after_commit(changes)
         return reply

@@ -26,6 +26,7 @@ from service.model.errors import Conflict, Detail, NotFound, ServiceError, inval
 from service.model.ids import new_ids
 from service.model.registry import ENTITIES
 from service.model.values import to_decimal, to_utc
+from service.store.balance_ingest import BalanceBatch
 from service.store.uow import UnitOfWork
 
 BALANCES = ENTITIES["wallet_balances"]
@@ -105,20 +106,19 @@ class IngestRows:
         ids = [r.id for r in records]
         return cls(records, ids, {r.wallet_id for r in records}, encode(records), client_ids)
 
-    def write(self, uow: UnitOfWork) -> str:
+    def write(self, uow: UnitOfWork, staged: BalanceBatch) -> None:
         """Inside the writer's transaction: refuse the whole batch if an item points at a missing
-        wallet or reuses an existing id (naming the first such item), then insert every row and
-        note them as created (one outbox entry). Returns the temporary table the rows were
-        staged in (Repository.insert_encoded), for the derived state."""
+        wallet or reuses an existing id (naming the first such item), then insert every row
+        from `staged` (this batch, BalanceBatch.stage) and note them as created (one outbox
+        entry)."""
         repo = uow.repo(BALANCES)
         parents = uow.repo(WALLETS)
         missing = {w for w in self.wallets if not parents.exists(w)}
         taken = {i for i in self.client_ids if repo.exists(i)}
         if missing or taken:
             self._refuse(missing, taken)
-        staged = repo.insert_encoded(self.data, self.ids)
+        repo.insert_staged(staged.rows, self.ids)
         uow.record_created(BALANCES, self.data, len(self.records))
-        return staged
 
     def _refuse(self, missing: set[str], taken: set[str]) -> None:
         for index, record in enumerate(self.records):

@@ -18,9 +18,11 @@ import pytest
 from schema.common import ListRequest, encode
 from service.model.registry import ENTITIES, EntitySpec
 from service.model.values import normalize
+from service.store.balance_ingest import BalanceBatch
 from service.store.ddl import apply_migrations
 from service.store.listing import build_query
 from service.store.repository import Repository
+from service.store.scratch import ATTACH, SCRATCH
 from tests.factories import payload_of
 
 T0 = datetime(2024, 2, 29, 23, 59, 59, 123456, tzinfo=UTC)
@@ -115,9 +117,9 @@ def test_list_pages_encode_as_their_records_do(con: duckdb.DuckDBPyConnection) -
 
 
 def test_records_inserted_from_their_json_array_read_back_as_they_were(con: duckdb.DuckDBPyConnection) -> None:
-    """Repository.insert_encoded (an ingest): DuckDB reads the records from their JSON array,
-    into its staged table and the entity's; both hold exactly the records, at the edges of
-    their types."""
+    """An ingest's rows: DuckDB reads the records from their JSON array into a scratch table
+    (BalanceBatch.stage), the writer inserts them from there (Repository.insert_staged); both
+    tables hold exactly the records, at the edges of their types."""
     spec = ENTITIES["wallet_balances"]
     rng = random.Random(38)
     records = []
@@ -125,12 +127,16 @@ def test_records_inserted_from_their_json_array_read_back_as_they_were(con: duck
         values = {**random_balance(rng, n), "id": str(uuid.UUID(int=n)), "created_at": T0, "updated_at": T0}
         typed = msgspec.structs.asdict(msgspec.convert({**values, "version": 1}, spec.record, strict=False))
         records.append(spec.record(**normalize(spec, typed)))
+    con.execute(ATTACH)
+    staged = BalanceBatch.stage(con, encode(records))
     repo = Repository(spec, con)
-    staged = repo.insert_encoded(encode(records), [r.id for r in records])
+    repo.insert_staged(staged.rows, [r.id for r in records])
     query = build_query(spec, ListRequest(sort=["id"], limit=1000))
     assert repo.list(query) == records
     names = ", ".join(f'"{c.name}"' for c in spec.columns)
     assert (
-        con.execute(f'SELECT {names} FROM "{staged}" ORDER BY id').fetchall()
+        con.execute(f"SELECT {names} FROM {staged.rows} ORDER BY id").fetchall()
         == con.execute(f"SELECT {names} FROM wallet_balances ORDER BY id").fetchall()
     )
+    staged.drop(con)
+    assert con.execute(f"SELECT count(*) FROM duckdb_tables() WHERE database_name = '{SCRATCH}'").fetchone() == (0,)
