@@ -4,11 +4,12 @@ checkpointed, also when NATS is gone (a shutdown during an outage must not hang)
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from decimal import Decimal
 
 from schema.wallets import WalletCreate
-from service.app import Ekko
+from service.app import SWITCH_INTERVAL_SECONDS, Ekko
 from service.config import Settings
 from service.store.database import connect
 from tests.natsd import NatsServer
@@ -36,3 +37,16 @@ async def test_stop_during_a_nats_outage_finishes_and_keeps_the_outbox(
         con.close()
     assert pending == [(created.id,)], "the unpublished change waits in the outbox for the next start"
     assert not wal.exists() or wal.stat().st_size == 0, "checkpointed on close"
+
+
+async def test_a_running_service_shortens_the_gil_switch_interval_and_stop_restores_it(
+    settings: Settings, nats_server: NatsServer
+) -> None:
+    before = sys.getswitchinterval()
+    app = Ekko(settings, nats_server.url)
+    await app.start()
+    try:
+        assert sys.getswitchinterval() == SWITCH_INTERVAL_SECONDS != before
+    finally:
+        await app.stop()
+    assert sys.getswitchinterval() == before
