@@ -99,12 +99,14 @@ def subscribe(
     queue: str,
     endpoints: PrefixedEndpoints | None = None,
     reply: Any = None,
+    concurrent: bool = False,
 ) -> None:
     """Subscribe `handler` with the decoder of `request_type` (None: the subject takes no body).
     `endpoints` lists the subject for `$SRV.INFO`/`$SRV.STATS` and the published contract, `reply`
-    being its reply's Struct (or type, e.g. `dict[str, int]`; None: free-form)."""
+    being its reply's Struct (or type, e.g. `dict[str, int]`; None: free-form). `concurrent`:
+    see subscribe_decoded."""
     decoder = no_body if request_type is None else json_decoder(request_type)
-    subscribe_decoded(router, subject, decoder, handler, workers=workers, queue=queue)
+    subscribe_decoded(router, subject, decoder, handler, workers=workers, queue=queue, concurrent=concurrent)
     if endpoints is not None:
         endpoints.add(subject, queue_group=queue, request=request_type, reply=reply)
 
