@@ -44,6 +44,13 @@ def _read(spec: EntitySpec, plan: ListPlan, bound: datetime | None, cur: Cursor)
     if plan.select is None and not plan.includes:
         page = read_within(Repository(spec, cur).list_encoded, query, bound)
         return _Read(page.items[: plan.query.limit], len(page.rows), page.record, total)
+    if plan.select is None:  # whole records with their parents: spliced bytes, no record per row
+        page = Repository(spec, cur).list_encoded(query)
+        included = _included(spec, plan, page.rows[: plan.query.limit], cur)
+        items = [
+            _spliced(item, parents) for item, parents in zip(page.items[: plan.query.limit], included, strict=True)
+        ]
+        return _Read(items, len(page.rows), page.record, total)
     rows = Repository(spec, cur).list(query)
     parents: Parents = {}
     for include in plan.includes:
@@ -52,6 +59,28 @@ def _read(spec: EntitySpec, plan: ListPlan, bound: datetime | None, cur: Cursor)
         parents[include.name] = {i: msgspec.Raw(data) for i, data in found.items()}
     items = [_item(plan, row, parents) for row in rows[: plan.query.limit]]
     return _Read(items, len(rows), rows.__getitem__, total)
+
+
+def _included(spec: EntitySpec, plan: ListPlan, rows: Sequence[tuple[Any, ...]], cur: Cursor) -> list[list[bytes]]:
+    """Per row, `,"<include>":<parent or null>` for each include, in order: one query per
+    include for the parents of the whole page."""
+    columns = [c.name for c in spec.columns]
+    parts: list[list[bytes]] = [[] for _ in rows]
+    for include in plan.includes:
+        position = columns.index(include.key.field)
+        ids = {row[position] for row in rows if row[position] is not None}
+        found = Repository(ENTITIES[include.key.parent], cur).get_many_encoded(ids)
+        key = b',"' + include.name.encode() + b'":'
+        for part, row in zip(parts, rows, strict=True):
+            # null when the key is null, or the parent was deleted without its children
+            part.append(key + found.get(row[position], b"null"))
+    return parts
+
+
+def _spliced(item: bytes, parents: list[bytes]) -> bytes:
+    """A record's bytes with its parents after its last field, as encoding the record's fields
+    and then the includes as one object writes them."""
+    return item[:-1] + b"".join(parents) + b"}"
 
 
 def _item(plan: ListPlan, row: Record, parents: Parents) -> bytes:

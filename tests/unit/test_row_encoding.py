@@ -4,6 +4,7 @@ hold, and what list replies held before)."""
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
 from collections.abc import Iterator
@@ -20,9 +21,10 @@ from service.model.registry import ENTITIES, EntitySpec
 from service.model.values import normalize
 from service.store.balance_ingest import BalanceBatch
 from service.store.ddl import apply_migrations
-from service.store.listing import build_query
+from service.store.listing import build_query, plan_list
 from service.store.repository import Repository
 from service.store.scratch import ATTACH, SCRATCH
+from service.usecases.listing import _read
 from tests.factories import payload_of
 
 T0 = datetime(2024, 2, 29, 23, 59, 59, 123456, tzinfo=UTC)
@@ -140,3 +142,25 @@ def test_records_inserted_from_their_json_array_read_back_as_they_were(con: duck
     )
     staged.drop(con)
     assert con.execute(f"SELECT count(*) FROM duckdb_tables() WHERE database_name = '{SCRATCH}'").fetchone() == (0,)
+
+
+def test_pages_with_includes_splice_the_bytes_that_encoding_each_item_gives(con: duckdb.DuckDBPyConnection) -> None:
+    """Whole records with their parents are spliced from the rows' reply bytes; selecting
+    every field builds each item as an object instead. Both give the same bytes, parents
+    missing or null included."""
+    wallets, alerts = ENTITIES["wallets"], ENTITIES["alerts"]
+    for n in range(1, 6):
+        stored(con, wallets, n)
+    for n in range(1, 30):  # wallet 10,000 + n % 6: 10,000 does not exist; every 7th alert has none
+        stored(con, alerts, n, related_wallet_id=None if n % 7 == 0 else str(uuid.UUID(int=10_000 + n % 6)))
+    every = list(alerts.record.__struct_fields__)
+    for shape in ({}, {"sort": ["-created_at"]}, {"count": True}):
+        whole = _read(alerts, plan_list(alerts, ListRequest(include=["wallet"], limit=100, **shape)), None, con)
+        built = _read(
+            alerts, plan_list(alerts, ListRequest(include=["wallet"], select=every, limit=100, **shape)), None, con
+        )
+        assert len(whole.items) == 29
+        assert whole.items == built.items
+        assert [whole.record(i) for i in range(29)] == [built.record(i) for i in range(29)]
+    nulls = [json.loads(item)["wallet"] for item in whole.items]
+    assert nulls.count(None) == 4 + 4  # no wallet (n = 7, 14, 21, 28) and the missing one (n = 6, 12, 18, 24)
