@@ -94,6 +94,8 @@ class Ingested:
     def sustained(self) -> float:
         """Rows/s from the first reply to the last: the pipeline is full (the first request
         waits alone for its decoding, staging and transaction, with nothing to overlap)."""
+        if len(self.replies) < 2:  # one request: nothing overlapped it
+            return self.rate
         (first, _), (last, _) = self.replies[0], self.replies[-1]
         return sum(rows for _, rows in self.replies[1:]) / (last - first)
 
