@@ -4,6 +4,7 @@ every write's transaction (docs/decisions.md, "Balances")."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal
@@ -44,6 +45,7 @@ from service.usecases.cache import RecordCache
 from service.usecases.entities import AfterCommit, Touched
 from service.usecases.ingest import IngestRows
 
+log = logging.getLogger(__name__)
 BALANCES = ENTITIES["wallet_balances"]
 WALLETS = ENTITIES["wallets"]
 MAX_POINTS = 2_000  # history and portfolio points per reply (about 200 bytes each)
@@ -168,10 +170,19 @@ class BalanceService:
 
             changes = await self.db.write(work, lookups=rows.lookups())
         finally:
-            await self.db.read(staged.drop)
+            await self._drop(staged)
         self.cache.apply(changes)
         self._after_commit(changes)
         return reply
+
+    async def _drop(self, staged: BalanceBatch) -> None:
+        """The staged tables go once the write is answered. If they cannot (the database is
+        closing), they go with the process: that is never the request's error, whose write
+        may have committed."""
+        try:
+            await self.db.read(staged.drop)
+        except Exception as exc:  # noqa: BLE001 - logged; the reply stands
+            log.warning("staged ingest tables not dropped (%s); they go with the process", exc)
 
     def limit_reply(self, size: int, what: str) -> None:
         budget = self.limit.max_payload - ENVELOPE_RESERVE

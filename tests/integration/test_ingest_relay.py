@@ -20,6 +20,7 @@ from schema.events import CORRELATION_HEADER
 from schema.wallet_balances import WalletBalanceCreate
 from service.app import Ekko
 from service.store.outbox import OutboxRepository
+from service.store.scratch import SCRATCH
 from service.sync.relay import BULK_GRACE, BULK_YIELD
 from tests.client import Client, assert_rejected
 from tests.factories import Factory
@@ -153,6 +154,12 @@ async def test_a_batch_published_twice_gives_each_event_once(ekko: Ekko, client:
     assert [e["id"] for e, _ in events] == reply["ids"]
 
 
+async def scratch_tables(ekko: Ekko) -> int:
+    """Tables in the scratch database, where ingests stage their rows (docs/decisions.md 45)."""
+    sql = f"SELECT count(*) FROM duckdb_tables() WHERE database_name = '{SCRATCH}'"
+    return int((await ekko.db.read(lambda cur: cur.execute(sql).fetchall()))[0][0])
+
+
 async def _in_sync(ekko: Ekko) -> bool:
     assert ekko.relay is not None
     return (await ekko.relay.pending()) == 0 and (await ekko.status.sync_verify()).in_sync
@@ -174,8 +181,11 @@ async def test_ingest_names_the_item_with_a_repeated_existing_or_orphan_id_and_s
         assert_rejected(await client.request("ekko.wallet_balances.ingest", {"items": body}), status, field)
     page = await client.ok("ekko.wallet_balances.list", {"count": True})
     assert page["total"] == 1
+    assert await scratch_tables(ekko) == 0, "a refused ingest leaves nothing staged"
     await relay_idle(ekko)
     assert [e["id"] for e, _ in await balance_events(service_nc)] == [existing["id"]]  # nothing relayed
+    await client.ok("ekko.wallet_balances.ingest", {"items": many[:10]})
+    assert await scratch_tables(ekko) == 0, "nor does one that committed, once it is answered"
 
 
 async def test_the_relay_waits_while_ingests_follow_each_other_then_catches_up(
