@@ -157,9 +157,12 @@ class OutboxRepository(TableAccess):
         """Queue one change; its seq follows the order changes are added, in a batch too."""
         self._insert(CHANGE_COLUMNS, change_row(change), numbered_by=("seq", "outbox_seq"))
 
-    def pending(self, limit: int) -> list[Change]:
-        """The oldest entries, whole, holding about `limit` changes (at least one entry), expanded."""
-        sizes = self._execute("SELECT seq, coalesce(changes, 1) FROM outbox ORDER BY seq LIMIT ?", [limit]).fetchall()
+    def pending(self, limit: int, after: int = 0) -> list[Change]:
+        """The oldest entries past seq `after`, whole, holding about `limit` changes (at least
+        one entry), expanded."""
+        sizes = self._execute(
+            "SELECT seq, coalesce(changes, 1) FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", [after, limit]
+        ).fetchall()
         if not sizes:
             return []
         last, total = sizes[0][0], 0
@@ -167,7 +170,10 @@ class OutboxRepository(TableAccess):
             if total and total + size > limit:
                 break
             last, total = seq, total + size
-        rows = self._execute(f"SELECT seq, {', '.join(CHANGE_COLUMNS)} FROM outbox WHERE seq <= ? ORDER BY seq", [last])
+        columns = ", ".join(CHANGE_COLUMNS)
+        rows = self._execute(
+            f"SELECT seq, {columns} FROM outbox WHERE seq > ? AND seq <= ? ORDER BY seq", [after, last]
+        )
         return [change for r in rows.fetchall() for change in expand(change_of_row(r[0], r[1:]))]
 
     def pending_ids(self, entity: str) -> set[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -47,6 +48,10 @@ class RelayStats:
     dead_letters: int = 0  # entries moved to the dead-letter table since start
 
 
+def _remove_through(uow: UnitOfWork, seq: int) -> None:
+    uow.outbox.remove_through(seq)
+
+
 class Relay:
     def __init__(
         self,
@@ -69,6 +74,10 @@ class Relay:
         self._stopping = False
         self._stop_requested = False  # stop() began: drain without holding back
         self._lock = asyncio.Lock()  # a repair and a batch never interleave
+        # Published and acknowledged through this seq; the outbox forgets them in the background
+        # (_forget), so the next batch does not wait for the writer (docs/decisions.md 47).
+        self._published_through = 0
+        self._forgetting: asyncio.Task[None] | None = None
 
     def notify(self) -> None:
         """Called after each commit that wrote to the outbox."""
@@ -93,6 +102,8 @@ class Relay:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
+        if self._forgetting is not None:  # what was published leaves the outbox before the database closes
+            await self._forgetting
 
     async def pending(self) -> int:
         return (await self.db.read(lambda cur: OutboxRepository(cur).backlog()))[0]
@@ -206,9 +217,27 @@ class Relay:
                 reason,
             )
 
+    def _forget_published(self) -> None:
+        """Have the outbox forget what was published, beside the next batches: one removal at a
+        time, each up to the newest published seq when it starts."""
+        if self._forgetting is None or self._forgetting.done():
+            self._forgetting = asyncio.create_task(self._forget(), name="outbox-forget")
+
+    async def _forget(self) -> None:
+        removed = 0
+        while removed < self._published_through:
+            through = self._published_through
+            try:
+                await self.db.write(functools.partial(_remove_through, seq=through))
+            except Exception as exc:  # noqa: BLE001 - the entries stay; the next batch's removal takes them
+                log.warning("outbox relay: could not forget published entries (%s); the next batch retries", exc)
+                return
+            removed = through
+
     async def _publish_batch(self) -> int:
         async with self._lock:
-            changes = await self.db.read(lambda cur: OutboxRepository(cur).pending(self.batch_size))
+            after = self._published_through
+            changes = await self.db.read(lambda cur: OutboxRepository(cur).pending(self.batch_size, after))
             if not changes:
                 return 0
             max_payload = self.sync.connection.max_payload
@@ -226,8 +255,9 @@ class Relay:
             last = changes[-1].seq
             if dead:
                 await self._bury(dead, last)
-            else:
-                await self.db.write(lambda uow: uow.outbox.remove_through(last))
+            self._published_through = last
+            if not dead:
+                self._forget_published()
         now = utc_now()
         self.stats.published += len(changes) - len(dead)
         self.stats.last_published_at = now

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
+import time
 from collections import defaultdict
 
+import pytest
 from nats.aio.client import Client as NATS
 
 from schema.wallets import WalletCreate
 from service.app import Ekko
 from tests.client import Client
 from tests.natsd import NatsServer
-from tests.sync_helpers import eventually, read_events
+from tests.sync_helpers import eventually, read_events, relay_idle
 
 
 def evm_address(n: int) -> str:
@@ -125,3 +128,38 @@ async def test_with_sync_disabled_nothing_is_queued_and_repair_catches_kv_up(set
         assert (await app.status.sync_verify()).in_sync
     finally:
         await app.stop()
+
+
+@pytest.mark.serial  # times the publishing against the writer's busy spell
+async def test_the_relay_publishes_on_while_the_writer_is_busy_each_change_once(
+    client: Client, ekko: Ekko, service_nc: NATS
+) -> None:
+    """Published entries leave the outbox in the background: a writer busy for seconds (a long
+    write group) does not hold up the batches after the first, and no change goes out twice."""
+    assert ekko.relay is not None
+    ids = [
+        (await client.ok("ekko.wallets.create", {"blockchain_symbol": "ETH", "address": evm_address(n)}))["id"]
+        for n in range(12)
+    ]
+    await relay_idle(ekko)
+    before = len(await read_events(service_nc))
+    batch_size, ekko.relay.batch_size = ekko.relay.batch_size, 2  # six batches for the twelve below
+    try:
+        updates = [asyncio.create_task(client.ok("ekko.wallets.update", {"id": i, "name": "renamed"})) for i in ids]
+        await asyncio.gather(*updates)  # committed: the outbox holds twelve entries
+        busy = asyncio.create_task(ekko.db.write(lambda uow: time.sleep(3)))  # the writer, taken for 3 s
+        await asyncio.sleep(0.1)
+        started = time.monotonic()
+        await eventually(lambda: _events_after(service_nc, before, 12), timeout=10, what="all twelve published")
+        assert time.monotonic() - started < 2.5, "every batch went out while the writer was still busy"
+        await busy
+    finally:
+        ekko.relay.batch_size = batch_size
+    await relay_idle(ekko)  # and the outbox forgot them once the writer was free
+    events = (await read_events(service_nc))[before:]
+    assert sorted(e["id"] for e in events) == sorted(ids)
+    assert all(e["action"] == "updated" and e["data"]["name"] == "renamed" for e in events)
+
+
+async def _events_after(nc: NATS, before: int, count: int) -> bool:
+    return len(await read_events(nc)) >= before + count
