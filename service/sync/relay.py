@@ -77,7 +77,9 @@ class Relay:
         # Published and acknowledged through this seq; the outbox forgets them in the background
         # (_forget), so the next batch does not wait for the writer (docs/decisions.md 47).
         self._published_through = 0
+        self._forgotten_through = 0  # ... and deleted from the outbox through this one
         self._forgetting: asyncio.Task[None] | None = None
+        self._forget_failing = False
 
     def notify(self) -> None:
         """Called after each commit that wrote to the outbox."""
@@ -224,21 +226,26 @@ class Relay:
             self._forgetting = asyncio.create_task(self._forget(), name="outbox-forget")
 
     async def _forget(self) -> None:
-        removed = 0
-        while removed < self._published_through:
+        while self._forgotten_through < self._published_through:
             through = self._published_through
             try:
                 await self.db.write(functools.partial(_remove_through, seq=through))
             except Exception as exc:  # noqa: BLE001 - the entries stay; the next batch's removal takes them
-                log.warning("outbox relay: could not forget published entries (%s); the next batch retries", exc)
+                # Once per failing spell: while the disk refuses writes, each idle second retries.
+                level = logging.DEBUG if self._forget_failing else logging.WARNING
+                log.log(level, "outbox relay: could not forget published entries (%s); retrying", exc)
+                self._forget_failing = True
                 return
-            removed = through
+            self._forgotten_through = through
+            self._forget_failing = False
 
     async def _publish_batch(self) -> int:
         async with self._lock:
             after = self._published_through
             changes = await self.db.read(lambda cur: OutboxRepository(cur).pending(self.batch_size, after))
             if not changes:
+                if self._forgotten_through < self._published_through:  # a delete failed: again, now idle
+                    self._forget_published()
                 return 0
             max_payload = self.sync.connection.max_payload
             dead = [(c, reason) for c in changes if (reason := self.sync.unpublishable(c, max_payload))]

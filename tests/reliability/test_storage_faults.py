@@ -30,7 +30,7 @@ from service.config import Settings
 from tests.client import Client, assert_rejected
 from tests.factories import Factory
 from tests.natsd import NatsServer
-from tests.sync_helpers import eventually
+from tests.sync_helpers import eventually, relay_idle
 
 ROOT = Path(__file__).resolve().parents[2]
 DISK_SIZE = "24m"
@@ -109,9 +109,11 @@ async def test_a_full_disk_refuses_writes_with_503_and_they_resume_when_space_re
         health = await _health(client)
         assert health["status"] == "degraded"
         assert "No space left on device" in health["database"]["error"]
-    # Space is back: health says so before any write proves it, and writes resume.
+    # Space is back: health says so before any write proves it, the relay forgets what it
+    # published while its deletes were refused (no new write needed), and writes resume.
     health = await _health(client)
     assert health["database"]["error"] is None
+    await relay_idle(ekko, timeout=10)
     await _writes_resume(client, make)
 
 
