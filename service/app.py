@@ -64,6 +64,29 @@ SWITCH_INTERVAL_SECONDS = 0.0005  # how long a thread holds the GIL while anothe
 log = logging.getLogger(__name__)
 
 
+class _SwitchInterval:
+    """The process's GIL switch interval: SWITCH_INTERVAL_SECONDS while any instance serves
+    (two may overlap in one process, as in the tests), the process's own again after."""
+
+    def __init__(self) -> None:
+        self.serving = 0
+        self.saved = sys.getswitchinterval()
+
+    def shorten(self) -> None:
+        if self.serving == 0:
+            self.saved = sys.getswitchinterval()
+            sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
+        self.serving += 1
+
+    def restore(self) -> None:
+        self.serving -= 1
+        if self.serving == 0:
+            sys.setswitchinterval(self.saved)
+
+
+_SWITCH = _SwitchInterval()
+
+
 def broker_security(settings: Settings) -> NatsSecurity | None:
     """Who the service connects as (user:password in the URL needs nothing) and its TLS."""
     tls = settings.tls_context()
@@ -98,7 +121,7 @@ class Ekko:
         self.lease = WriterLease(self.owner, settings.lease_ttl)
         # Set when the writer lease is lost: serving has stopped, `ekko run` exits non-zero.
         self.lease_lost = asyncio.Event()
-        self._switch_interval = sys.getswitchinterval()  # the process's, put back by stop()
+        self._switch_shortened = False  # start() shortened the GIL switch interval (_SWITCH)
         self._stop_serving: asyncio.Task[None] | None = None
         # Without sync nothing relays the outbox, so nothing fills it.
         self.db = Database(settings.duckdb_path, settings.duckdb_pool_size, fill_outbox=settings.enable_jetstream_sync)
@@ -272,8 +295,10 @@ class Ekko:
         # then waits for the GIL, which the event loop (decoding, checking a 5,000-item ingest)
         # is asked to drop only after the switch interval: 5 ms by default, several per write
         # transaction. At 0.5 ms ingests ran 6-10% faster, reads and creates unchanged
-        # (decision 45). Process-wide, like the freeze: restored by stop().
-        sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
+        # (decision 45). Process-wide, like the freeze: put back when the last instance stops.
+        if not self._switch_shortened:
+            _SWITCH.shorten()
+            self._switch_shortened = True
 
     def _lease_lost(self, reason: str) -> None:
         """Another process may be serving this deployment now: stop taking requests at once."""
@@ -309,7 +334,9 @@ class Ekko:
             await self._close_nats()
         finally:
             gc.unfreeze()  # what start() froze can be collected once this instance is gone
-            sys.setswitchinterval(self._switch_interval)
+            if self._switch_shortened:
+                _SWITCH.restore()
+                self._switch_shortened = False
             self.bcrypt_pool.shutdown(wait=False, cancel_futures=True)
             if not self.db.close():
                 log.error(

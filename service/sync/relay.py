@@ -87,6 +87,9 @@ class Relay:
 
     def start(self) -> None:
         self._stopping = self._stop_requested = False
+        # From the outbox's start: what is left of a run before is published again (JetStream
+        # drops repeats within its duplicate window), never skipped.
+        self._published_through = self._forgotten_through = 0
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
     async def stop(self, drain_timeout: float = 5.0) -> None:
@@ -112,13 +115,17 @@ class Relay:
 
     @contextlib.asynccontextmanager
     async def paused(self) -> AsyncIterator[None]:
-        """No batch is published while inside: for work that writes KV beside the relay."""
+        """No batch is published while inside: for work that writes KV beside the relay. What
+        was published has left the outbox (unless the disk refuses it), so whatever is still
+        there is what the relay will publish."""
         async with self._lock:
+            await self._forgotten()
             yield
 
     async def repair(self) -> dict[str, dict[str, int]]:
         """Rewrite KV from DuckDB between two batches, so no older outbox entry lands after it."""
         async with self._lock:
+            await self._forgotten()
             result = await repair(self.db, self.sync)
             self.stats.repairs += 1
             return result
@@ -218,6 +225,14 @@ class Relay:
                 change.seq,
                 reason,
             )
+
+    async def _forgotten(self) -> None:
+        """Wait for the deletion of what was published (batches are not published meanwhile:
+        the caller holds the lock)."""
+        if self._forgotten_through < self._published_through:
+            self._forget_published()
+        if self._forgetting is not None:
+            await self._forgetting
 
     def _forget_published(self) -> None:
         """Have the outbox forget what was published, beside the next batches: one removal at a

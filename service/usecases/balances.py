@@ -4,6 +4,7 @@ every write's transaction (docs/decisions.md, "Balances")."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -147,6 +148,7 @@ class BalanceService:
         self.cache = cache
         self.limit = limit
         self._after_commit = after_commit
+        self._dropping: set[asyncio.Task[None]] = set()
 
     # -- ingest ----------------------------------------------------------------
     async def ingest(self, request: IngestRequest) -> IngestReply:
@@ -161,24 +163,34 @@ class BalanceService:
         # The rows and what the writer needs of them alone are staged on a pool thread, beside
         # the writer's current transaction; the writer only merges them (decision 45).
         staged = await self.db.read(lambda cur: BalanceBatch.stage(cur, rows.data))
+
+        def work(uow: UnitOfWork) -> list[Any]:
+            rows.write(uow, staged)
+            follow(uow, set(), rows.records, {}, staged)
+            return uow.changes
+
         try:
-
-            def work(uow: UnitOfWork) -> list[Any]:
-                rows.write(uow, staged)
-                follow(uow, set(), rows.records, {}, staged)
-                return uow.changes
-
             changes = await self.db.write(work, lookups=rows.lookups())
-        finally:
-            await self._drop(staged)
+        except Exception:
+            self._discard(staged)
+            raise
+        # Cancelled (a shutdown), the write may still be queued: its tables stay for it, and go
+        # with the process. Committed: the cache and the relay hear of it at once, in commit
+        # order with other writes, and the tables go after the reply.
         self.cache.apply(changes)
         self._after_commit(changes)
+        self._discard(staged)
         return reply
 
+    def _discard(self, staged: BalanceBatch) -> None:
+        """Drop the staged tables on a pool thread, without holding up the reply."""
+        task = asyncio.create_task(self._drop(staged))
+        self._dropping.add(task)  # held until done: the loop keeps only weak references
+        task.add_done_callback(self._dropping.discard)
+
     async def _drop(self, staged: BalanceBatch) -> None:
-        """The staged tables go once the write is answered. If they cannot (the database is
-        closing), they go with the process: that is never the request's error, whose write
-        may have committed."""
+        """If the tables cannot go (the database is closing), they go with the process: that
+        is never the request's error, whose write may have committed."""
         try:
             await self.db.read(staged.drop)
         except Exception as exc:  # noqa: BLE001 - logged; the reply stands

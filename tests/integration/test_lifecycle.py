@@ -9,7 +9,7 @@ import time
 from decimal import Decimal
 
 from schema.wallets import WalletCreate
-from service.app import SWITCH_INTERVAL_SECONDS, Ekko
+from service.app import SWITCH_INTERVAL_SECONDS, Ekko, _SwitchInterval
 from service.config import Settings
 from service.store.database import connect
 from tests.natsd import NatsServer
@@ -49,4 +49,16 @@ async def test_a_running_service_shortens_the_gil_switch_interval_and_stop_resto
         assert sys.getswitchinterval() == SWITCH_INTERVAL_SECONDS != before
     finally:
         await app.stop()
+    assert sys.getswitchinterval() == before
+
+
+def test_the_switch_interval_comes_back_only_when_the_last_instance_stops() -> None:
+    """Two instances may serve in one process (the tests do): the first to stop keeps it short."""
+    before = sys.getswitchinterval()
+    switch = _SwitchInterval()
+    switch.shorten()
+    switch.shorten()
+    switch.restore()
+    assert sys.getswitchinterval() == SWITCH_INTERVAL_SECONDS
+    switch.restore()
     assert sys.getswitchinterval() == before
