@@ -4,7 +4,7 @@ one snapshot, each item shaped by `select`/`include`, the page cut to fit one re
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +14,7 @@ from schema.common import UNSET, ListReply, ListRequest, Record, encode
 from service.model.limits import ENVELOPE_RESERVE, PayloadLimit, too_large
 from service.model.registry import ENTITIES, EntitySpec
 from service.store.database import Database, in_one_snapshot
-from service.store.listing import ListPlan, encode_cursor, plan_list
+from service.store.listing import Include, ListPlan, encode_cursor, plan_list
 from service.store.repository import Repository
 from service.store.sql import Cursor
 from service.usecases.page_spans import PageSpans, read_within
@@ -54,11 +54,16 @@ def _read(spec: EntitySpec, plan: ListPlan, bound: datetime | None, cur: Cursor)
     rows = Repository(spec, cur).list(query)
     parents: Parents = {}
     for include in plan.includes:
-        ids = {parent_id for row in rows[: query.limit] if (parent_id := getattr(row, include.key.field)) is not None}
-        found = Repository(ENTITIES[include.key.parent], cur).get_many_encoded(ids)
+        found = _parents(include, (getattr(row, include.key.field) for row in rows[: query.limit]), cur)
         parents[include.name] = {i: msgspec.Raw(data) for i, data in found.items()}
-    items = [_item(plan, row, parents) for row in rows[: plan.query.limit]]
+    items = [_item(plan.select, plan.includes, row, parents) for row in rows[: plan.query.limit]]
     return _Read(items, len(rows), rows.__getitem__, total)
+
+
+def _parents(include: Include, keys: Iterable[str | None], cur: Cursor) -> dict[str, bytes]:
+    """Parent id -> reply bytes of the parents these keys name (nulls and missing ones left
+    out): one query for the whole page."""
+    return Repository(ENTITIES[include.key.parent], cur).get_many_encoded({k for k in keys if k is not None})
 
 
 def _included(spec: EntitySpec, plan: ListPlan, rows: Sequence[tuple[Any, ...]], cur: Cursor) -> list[list[bytes]]:
@@ -68,8 +73,7 @@ def _included(spec: EntitySpec, plan: ListPlan, rows: Sequence[tuple[Any, ...]],
     parts: list[list[bytes]] = [[] for _ in rows]
     for include in plan.includes:
         position = columns.index(include.key.field)
-        ids = {row[position] for row in rows if row[position] is not None}
-        found = Repository(ENTITIES[include.key.parent], cur).get_many_encoded(ids)
+        found = _parents(include, (row[position] for row in rows), cur)
         key = b',"' + include.name.encode() + b'":'
         for part, row in zip(parts, rows, strict=True):
             # null when the key is null, or the parent was deleted without its children
@@ -83,10 +87,10 @@ def _spliced(item: bytes, parents: list[bytes]) -> bytes:
     return item[:-1] + b"".join(parents) + b"}"
 
 
-def _item(plan: ListPlan, row: Record, parents: Parents) -> bytes:
-    names = plan.select if plan.select is not None else row.__struct_fields__
-    fields: dict[str, Any] = {name: getattr(row, name) for name in names}
-    for include in plan.includes:
+def _item(select: Sequence[str], includes: Sequence[Include], row: Record, parents: Parents) -> bytes:
+    """A page item of the selected fields and the included parents, as one object."""
+    fields: dict[str, Any] = {name: getattr(row, name) for name in select}
+    for include in includes:
         parent_id = getattr(row, include.key.field)
         # null when the key is null, or the parent was deleted without its children
         fields[include.name] = None if parent_id is None else parents[include.name].get(parent_id)
