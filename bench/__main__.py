@@ -26,6 +26,7 @@ BENCHMARKS = (
     "ingest_bench",
     "balance_scale",
     "report_bench",
+    "mixed_bench",
 )
 
 

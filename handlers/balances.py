@@ -48,9 +48,6 @@ def balance_router(service: BalanceService, serving: Serving) -> NatsRouter:
     }
     # An ingest is a transaction of its own (up to 10,000 rows): it needs no crowd to fill a
     # group, and each one waiting holds its decoded rows, so as few run at once as reads do.
-    # But as tasks of one subscriber: with one subscriber per worker, NATS would hand a second
-    # ingest to a subscriber still busy with one (1 in 8 times), and it would wait there
-    # behind a whole transaction while the writer idled (decision 45).
     for subject, (request, reply) in SUBJECTS.items():
         subscribe(
             router,
@@ -61,6 +58,5 @@ def balance_router(service: BalanceService, serving: Serving) -> NatsRouter:
             queue=serving.queue,
             endpoints=listed,
             reply=reply,
-            concurrent=subject == "wallet_balances.ingest",
         )
     return router

@@ -99,14 +99,14 @@ def subscribe(
     queue: str,
     endpoints: PrefixedEndpoints | None = None,
     reply: Any = None,
-    concurrent: bool = False,
+    plain: bool = False,
 ) -> None:
     """Subscribe `handler` with the decoder of `request_type` (None: the subject takes no body).
     `endpoints` lists the subject for `$SRV.INFO`/`$SRV.STATS` and the published contract, `reply`
-    being its reply's Struct (or type, e.g. `dict[str, int]`; None: free-form). `concurrent`:
+    being its reply's Struct (or type, e.g. `dict[str, int]`; None: free-form). `plain`:
     see subscribe_decoded."""
     decoder = no_body if request_type is None else json_decoder(request_type)
-    subscribe_decoded(router, subject, decoder, handler, workers=workers, queue=queue, concurrent=concurrent)
+    subscribe_decoded(router, subject, decoder, handler, workers=workers, queue=queue, plain=plain)
     if endpoints is not None:
         endpoints.add(subject, queue_group=queue, request=request_type, reply=reply)
 
@@ -119,17 +119,20 @@ def subscribe_decoded(
     *,
     workers: int,
     queue: str,
-    concurrent: bool = False,
+    plain: bool = False,
 ) -> None:
     """`workers` requests of `subject` handled at once, in queue group `queue`.
 
-    By default as `workers` subscribers in the group: NATS spreads requests over them, so a
-    slow request does not hold up the others (FastStream runs each subscriber serially), and
-    a short one pays no task of its own. `concurrent`: one subscriber running up to `workers`
-    requests as tasks (FastStream's `max_workers`), for subjects that mostly wait (writes wait
-    for a group commit): hundreds of subscribers would cost start time, memory and GC pauses
-    (decision 42)."""
-    if concurrent:
+    By default as tasks of one subscriber (FastStream's `max_workers`): a request starts as
+    soon as fewer than `workers` run. With one subscriber per worker instead, NATS hands a
+    request to any member of the queue group, busy or not, and FastStream runs each
+    subscriber's requests one after another: a short list would wait behind a long report
+    while other subscribers idle (decision 48). Hundreds of plain subscribers would also cost
+    start time, memory and GC pauses (decision 42).
+
+    `plain`: `workers` plain subscribers, for a subject whose requests are mostly shorter than
+    a task costs (a cached `get`: as tasks, half the rate, decision 42)."""
+    if not plain and workers > 1:
         router.subscriber(subject, queue=queue, decoder=decoder, max_workers=workers)(handler)
         return
     # The decorator returns FastStream's wrapper of the handler; passing it on (as stacked
@@ -162,18 +165,19 @@ def entity_router(service: EntityService, serving: Serving) -> NatsRouter:
         return encode(await service.list(body))
 
     decimals = spec.decimal_fields
-    # Writes wait for their group commit, run as tasks of one subscriber; a get that misses the
-    # cache waits for a read shared with the other misses (service.usecases.batching), but a hit
-    # is too short to pay for a task, so gets have more plain subscribers than the other reads.
-    for action, request_type, handler, count, concurrent, checked, reply in (
-        ("create", spec.create, create, write_workers, True, decimals, record),
-        ("get", GetRequest, get, get_workers, False, (), record),
-        ("update", spec.update, update, write_workers, True, decimals, record),
-        ("delete", DeleteRequest, delete, write_workers, True, (), DeleteReply),
+    # Writes wait for their group commit and lists for a read, as tasks of one subscriber; a
+    # get that misses the cache waits for a read shared with the other misses
+    # (service.usecases.batching), but a hit is too short to pay for a task, so gets are plain
+    # subscribers, more of them than the other subjects' tasks.
+    for action, request_type, handler, count, plain, checked, reply in (
+        ("create", spec.create, create, write_workers, False, decimals, record),
+        ("get", GetRequest, get, get_workers, True, (), record),
+        ("update", spec.update, update, write_workers, False, decimals, record),
+        ("delete", DeleteRequest, delete, write_workers, False, (), DeleteReply),
         # ListRequest with this entity's filters and sort keys typed (for the schema; it decodes alike)
         ("list", list_request_of(spec), list_, workers, False, (), page_of(record)),
     ):
         decoder = json_decoder(request_type, checked)
-        subscribe_decoded(router, action, decoder, handler, workers=count, queue=queue, concurrent=concurrent)
+        subscribe_decoded(router, action, decoder, handler, workers=count, queue=queue, plain=plain)
         listed.add(action, queue_group=queue, request=request_type, reply=reply)
     return router

@@ -24,8 +24,9 @@ ENVIRONMENT: dict[str, str] = {
     "DUCKDB_POOL_SIZE": "read cursors (threads), default 10",
     "MIGRATION_MODE": "migrate the legacy KV buckets into DuckDB before serving, default false",
     "ENABLE_JETSTREAM_SYNC": "relay changes to the KV buckets and EKKO_EVENTS, default true",
-    "EKKO_WORKERS_PER_SUBJECT": "subscribers per read subject, default 8",
-    "EKKO_WRITE_WORKERS_PER_SUBJECT": "subscribers per create/update/delete and get subject, default 32",
+    "EKKO_WORKERS_PER_SUBJECT": "requests of one read subject (list, reports, ingest, ...) handled at once, default 8",
+    "EKKO_WRITE_WORKERS_PER_SUBJECT": "create/update/delete requests of one subject handled at once, default 256",
+    "EKKO_GET_WORKERS_PER_SUBJECT": "plain subscribers per get subject, default 32",
     "EKKO_CACHE_ENTRIES": "records cached per entity for get, default 50000 (0 = off)",
     "BCRYPT_ROUNDS": "cost of new password hashes, default 12",
     "EKKO_DEPLOYMENT": "name of this deployment, default ekko",
@@ -116,8 +117,8 @@ class Settings:
     subject_prefix: str = "ekko"
     """First token of every subject; tests use a unique one per test."""
     workers_per_subject: int = 8
-    """Subscribers per read subject (list, reports, search, ingest, ...) in one queue group: how
-    many requests of one subject run at once."""
+    """Requests of one subject other than create/update/delete and get (list, reports, search,
+    ingest, ...) handled at once, as tasks of one subscriber in the queue group (decision 48)."""
     write_workers_per_subject: int = 256
     """Create/update/delete requests of one subject handled at once, as tasks of one subscriber.
     Writes wait on the one writer, and group commit needs many of them queued to fill a

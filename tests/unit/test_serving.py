@@ -52,25 +52,26 @@ def test_every_entity_subject_has_the_subscribers_its_kind_of_work_gets(app: Ekk
         for action in ("create", "update", "delete"):
             assert counts[(f"acme.{name}.{action}", "q")] == 5, (name, action)
             assert f"acme.{name}.{action}" in tasks, (name, action)
-        # A get hit is too short for a task; its misses share a read: get_workers subscribers.
+        # A get hit is too short for a task; its misses share a read: get_workers plain subscribers.
         assert counts[(f"acme.{name}.get", "q")] == 7, name
+        assert f"acme.{name}.get" not in tasks, name
+        # A short list must not wait behind a long one NATS handed the same subscriber.
         assert counts[(f"acme.{name}.list", "q")] == 3, name
-    writes = {subject for subject in tasks if subject.rsplit(".", 1)[1] in ("create", "update", "delete")}
-    assert tasks - writes == {"acme.wallet_balances.ingest"}, tasks
+        assert f"acme.{name}.list" in tasks, name
 
 
 def test_balance_report_and_system_subjects_take_the_same_settings(app: Ekko) -> None:
-    counts = subscribers(app)
-    # A transaction of its own (no crowd needed), as tasks of one subscriber: no ingest waits
-    # behind another that NATS handed the same subscriber.
-    assert counts[("acme.wallet_balances.ingest", "q")] == 3
-    assert "acme.wallet_balances.ingest" in concurrent(app)
-    assert counts[("acme.wallet_balances.latest", "q")] == 3
-    assert counts[("acme.search", "q")] == 3
-    assert counts[("acme.reports.alert_stats", "q")] == 3
-    assert counts[("acme.health", "q")] == 3
+    counts, tasks = subscribers(app), concurrent(app)
+    for subject in ("wallet_balances.ingest", "wallet_balances.latest", "search", "reports.alert_stats", "health"):
+        assert counts[(f"acme.{subject}", "q")] == 3, subject
+        assert f"acme.{subject}" in tasks, subject
+    assert counts[("acme.users.authenticate", "q")] == 3  # a login's bcrypt must not hold up another's
+    assert "acme.users.authenticate" in tasks
     assert counts[("acme.admin.backup", "q")] == 1  # admin work: one subscriber
     assert not [subject for subject, queue in counts if queue == "q" and not subject.startswith("acme.")]
+    # Every subject but get runs its requests as tasks of one subscriber (one alone needs none).
+    plain = {subject for subject, queue in counts if queue == "q" and subject not in tasks}
+    assert {s for s in plain if counts[(s, "q")] > 1} == {f"acme.{name}.get" for name in ENTITIES}
 
 
 def test_the_catalogue_lists_each_subject_under_the_prefix_in_the_queue_group(app: Ekko) -> None:
@@ -83,7 +84,7 @@ def test_the_catalogue_lists_each_subject_under_the_prefix_in_the_queue_group(ap
 def test_a_router_of_a_group_sees_its_subjects_relative_to_it() -> None:
     endpoints = Endpoints(RequestMetrics())
     router, listed = Serving.from_settings(SETTINGS, endpoints).router("wallets.")
-    subscribe(router, "get", None, no_body, workers=2, queue="q", endpoints=listed)
+    subscribe(router, "get", None, no_body, workers=2, queue="q", endpoints=listed, plain=True)
     assert [sub._resolved_subject_string for sub in router.subscribers] == ["acme.wallets.get"] * 2
     assert [e.subject for e in endpoints] == ["acme.wallets.get"]
 
