@@ -28,7 +28,7 @@ from faststream._internal.middlewares import BaseMiddleware
 
 from schema.common import ErrorBody, ErrorDetail, ErrorReply, encode
 from service.model.errors import ServiceError
-from service.model.limits import DEFAULT_MAX_PAYLOAD, header_bytes, too_large
+from service.model.limits import DEFAULT_MAX_PAYLOAD, LARGE_BODY, BodyBudget, header_bytes, too_large
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,23 @@ def _max_payload(msg: Any) -> int:
 
 
 class ErrorReplyMiddleware(BaseMiddleware):
+    def __init__(self, msg: Any, /, *, context: Any, budget: BodyBudget | None = None) -> None:
+        super().__init__(msg, context=context)
+        self.budget = budget
+
+    async def consume_scope(self, call_next: Callable[[Any], Awaitable[Any]], msg: Any) -> Any:
+        """A large body counts against the in-flight budget until it is answered; past the
+        budget it is refused (503) before it is decoded, raised inside the handler's scope so
+        after_processed answers it."""
+        size = len(getattr(self.msg, "data", None) or b"")
+        if self.budget is None or size < LARGE_BODY:
+            return await call_next(msg)
+        self.budget.take(size)
+        try:
+            return await call_next(msg)
+        finally:
+            self.budget.give_back(size)
+
     async def publish_scope(self, call_next: Callable[[Any], Awaitable[Any]], cmd: Any) -> Any:
         """A success reply too large to publish becomes a 413 (raised here, answered by after_processed)."""
         body = getattr(cmd, "body", None)

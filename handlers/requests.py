@@ -1,6 +1,7 @@
-"""The middleware every request passes: error replies (ErrorReplyMiddleware), the caller's
-correlation id (header Ekko-Correlation-Id, copied onto the events its write makes), then one
-count per request in RequestMetrics (subject, duration, error) and one DEBUG log line.
+"""The middleware every request passes: error replies and the in-flight budget of large bodies
+(ErrorReplyMiddleware), the caller's correlation id (header Ekko-Correlation-Id, copied onto the
+events its write makes), then one count per request in RequestMetrics (subject, duration,
+error) and one DEBUG log line.
 
 The duration runs from FastStream handing over the message to the reply being published,
 decoding included: what a caller waits for, less the network."""
@@ -17,14 +18,15 @@ from typing import Any
 from handlers.errors import ErrorReplyMiddleware
 from schema.events import CORRELATION_HEADER
 from service.model.correlation import CORRELATION_ID, checked_correlation_id
+from service.model.limits import BodyBudget
 from service.usecases.metrics import RequestMetrics
 
 log = logging.getLogger("ekko.requests")
 
 
 class RequestMiddleware(ErrorReplyMiddleware):
-    def __init__(self, msg: Any, /, *, context: Any, metrics: RequestMetrics) -> None:
-        super().__init__(msg, context=context)
+    def __init__(self, msg: Any, /, *, context: Any, metrics: RequestMetrics, budget: BodyBudget | None = None) -> None:
+        super().__init__(msg, context=context, budget=budget)
         self.metrics = metrics
         self.started = time.perf_counter()
 
@@ -34,10 +36,10 @@ class RequestMiddleware(ErrorReplyMiddleware):
         headers = getattr(self.msg, "headers", None)
         correlation_id = checked_correlation_id(headers.get(CORRELATION_HEADER) if headers else None)
         if correlation_id is None:
-            return await call_next(msg)
+            return await super().consume_scope(call_next, msg)
         token = CORRELATION_ID.set(correlation_id)
         try:
-            return await call_next(msg)
+            return await super().consume_scope(call_next, msg)
         finally:
             CORRELATION_ID.reset(token)
 
@@ -64,6 +66,9 @@ class RequestMiddleware(ErrorReplyMiddleware):
         return exc_val is not None  # handled: FastStream must not log it again or swallow it silently
 
 
-def request_middleware(metrics: RequestMetrics) -> Any:
-    """The middleware factory FastStream calls per message (it passes the message and context)."""
-    return functools.partial(RequestMiddleware, metrics=metrics)
+def request_middleware(metrics: RequestMetrics | None, budget: BodyBudget) -> Any:
+    """The middleware factory FastStream calls per message (it passes the message and context).
+    Without metrics (EKKO_ENDPOINT_STATS=false, benchmarks only) errors are replied, not counted."""
+    if metrics is None:
+        return functools.partial(ErrorReplyMiddleware, budget=budget)
+    return functools.partial(RequestMiddleware, metrics=metrics, budget=budget)

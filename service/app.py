@@ -27,7 +27,6 @@ from faststream.nats.security import NatsCredentials, NatsNKey, NatsSecurity, Na
 from handlers.balances import balance_router
 from handlers.crud import Serving, entity_router
 from handlers.discovery import Identity, discovery_router
-from handlers.errors import ErrorReplyMiddleware
 from handlers.prometheus import MetricsEndpoint
 from handlers.reports import reports_router
 from handlers.requests import request_middleware
@@ -36,7 +35,7 @@ from handlers.system import system_router
 from service import __version__
 from service.config import Settings
 from service.migration import auto_migrate
-from service.model.limits import PayloadLimit
+from service.model.limits import BodyBudget, PayloadLimit
 from service.model.registry import ENTITIES
 from service.model.rules import Rules, build_rules
 from service.store.database import Database
@@ -127,6 +126,7 @@ class Ekko:
         self.db = Database(settings.duckdb_path, settings.duckdb_pool_size, fill_outbox=settings.enable_jetstream_sync)
         self.cache = RecordCache(settings.cache_entries)
         self.limit = PayloadLimit()  # bound to the connection's max_payload in start()
+        self.body_budget = BodyBudget(settings.inflight_body_bytes)
         # Set when NATS closed the connection for good (not by our stop()): `ekko run` then
         # exits non-zero so a supervisor restarts it, instead of living on deaf.
         self.connection_lost = asyncio.Event()
@@ -135,7 +135,7 @@ class Ekko:
             nats_url,
             serializer=MsgSpecSerializer(),
             # EKKO_ENDPOINT_STATS=false (benchmarks only) replies errors without counting.
-            middlewares=[request_middleware(self.requests) if settings.endpoint_stats else ErrorReplyMiddleware],
+            middlewares=[request_middleware(self.requests if settings.endpoint_stats else None, self.body_budget)],
             logger=None,  # per-message logging costs more than the request itself
             max_reconnect_attempts=-1,  # ride out NATS restarts; the outbox holds changes meanwhile
             # nats-py sleeps this many seconds and takes a float; FastStream's annotation says int.

@@ -28,6 +28,7 @@ ENVIRONMENT: dict[str, str] = {
     "EKKO_WRITE_WORKERS_PER_SUBJECT": "create/update/delete requests of one subject handled at once, default 256",
     "EKKO_GET_WORKERS_PER_SUBJECT": "plain subscribers per get subject, default 32",
     "EKKO_CACHE_ENTRIES": "records cached per entity for get, default 50000 (0 = off)",
+    "EKKO_INFLIGHT_BODY_BYTES": "bytes of large request bodies handled at once before 503, default 268435456",
     "BCRYPT_ROUNDS": "cost of new password hashes, default 12",
     "EKKO_DEPLOYMENT": "name of this deployment, default ekko",
     "EKKO_METRICS_PORT": "serve Prometheus metrics over HTTP on this port (unset: off)",
@@ -130,6 +131,10 @@ class Settings:
     queue_group: str = "ekko"
     cache_entries: int = 50_000
     """Encoded records kept in memory per entity for `get` (0 turns the cache off)."""
+    inflight_body_bytes: int = 256 * 1024 * 1024
+    """Bytes of request bodies of 64 KiB or more handled at once; past it such a request is
+    refused with 503 `overloaded` before it is decoded (one alone is always taken): hundreds of
+    max_payload writes at once would otherwise take gigabytes (decision 49)."""
     bundled_nats_port: int = 4222
     """Port of the bundled nats-server that `ekko run` starts when NATS_URL is unset."""
     nats_connect_timeout: float = 60.0
@@ -288,6 +293,9 @@ class Settings:
                 "EKKO_GET_WORKERS_PER_SUBJECT", get("EKKO_GET_WORKERS_PER_SUBJECT"), 1, default.get_workers_per_subject
             ),
             cache_entries=_int("EKKO_CACHE_ENTRIES", get("EKKO_CACHE_ENTRIES"), 0, default.cache_entries),
+            inflight_body_bytes=_int(
+                "EKKO_INFLIGHT_BODY_BYTES", get("EKKO_INFLIGHT_BODY_BYTES"), 1, default.inflight_body_bytes
+            ),
             bcrypt_rounds=_int("BCRYPT_ROUNDS", get("BCRYPT_ROUNDS"), 4, default.bcrypt_rounds),
             bundled_nats_port=_int(
                 "EKKO_BUNDLED_NATS_PORT", get("EKKO_BUNDLED_NATS_PORT"), 1, default.bundled_nats_port

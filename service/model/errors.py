@@ -79,6 +79,12 @@ class DatabaseLocked(Unavailable):
     """Another process holds the DuckDB file (DuckDB allows one writer process per file)."""
 
 
+class Overloaded(Unavailable):
+    """Too many bytes of large requests are being handled already: retry shortly."""
+
+    code = "overloaded"
+
+
 def invalid(field_name: str | None, message: str) -> ValidationFailed:
     return ValidationFailed(
         message if field_name is None else f"{field_name}: {message}", [Detail(field_name, message)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from service.model.errors import Detail, PayloadTooLarge
+from service.model.errors import Detail, Overloaded, PayloadTooLarge
 
 DEFAULT_MAX_PAYLOAD = 1024 * 1024  # nats-server's default, used until a server tells us its own
 # Bytes kept free beside a stored record for what wraps it on the way out: the event envelope
@@ -56,3 +56,35 @@ class PayloadLimit:
         """Refuse a record that could not be relayed (KV value, event) or returned whole."""
         if len(data) > self.record_budget:
             raise too_large(f"the {entity} record", len(data), self.record_budget)
+
+
+# A body at least this large counts against the in-flight budget. Smaller ones never wait or
+# fail on it: even every request slot of every subject full of them stays in the hundreds of MB.
+LARGE_BODY = 64 * 1024
+
+
+class BodyBudget:
+    """Bytes of large request bodies being handled at once (event loop only).
+
+    A body is held from its arrival to its reply, and while it is handled its decoded copy
+    costs a few times its size again: hundreds of max_payload writes at once would take
+    gigabytes. Past the limit a large request is refused at once with 503 (`Overloaded`),
+    before it is decoded, and changes nothing; one alone is always taken, whatever its size."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.in_use = 0
+        self.refused = 0
+
+    def take(self, size: int) -> None:
+        """Count a body of `size` bytes in, or raise Overloaded; give it back with `give_back`."""
+        if self.in_use and self.in_use + size > self.limit:
+            self.refused += 1
+            raise Overloaded(
+                f"{self.in_use} bytes of large requests are being handled (at most {self.limit}); "
+                f"this one of {size} bytes was not taken: retry shortly"
+            )
+        self.in_use += size
+
+    def give_back(self, size: int) -> None:
+        self.in_use -= size
