@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 from nats.aio.client import Client as NATS
 
-from bench.harness import connect, nats_server, percentile, responder, table
+from bench.harness import connect, is_error, nats_server, percentile, responder, table
 from bench.measures import Dataset
 from bench.report_bench import build
 
@@ -36,7 +36,8 @@ async def _one_at_a_time(nc: NATS, samples: int, pause: float) -> list[float]:
     latencies = []
     for _ in range(samples):
         start = time.perf_counter()
-        await nc.request(SUBJECT, SHORT, timeout=10)
+        if is_error(await nc.request(SUBJECT, SHORT, timeout=10)):
+            raise SystemExit("a short request got an error reply: the figures would not mean anything")
         latencies.append(time.perf_counter() - start)
         await asyncio.sleep(pause)  # the long clients' turn
     return sorted(latencies)
@@ -55,7 +56,8 @@ async def run(args: argparse.Namespace) -> tuple[list[float], list[float], int]:
             async def long_client() -> None:
                 nonlocal long_done
                 while not stop.is_set():
-                    await nc.request(SUBJECT, LONG, timeout=30)
+                    if is_error(await nc.request(SUBJECT, LONG, timeout=30)):
+                        raise SystemExit("a long request got an error reply")
                     long_done += 1
 
             clients = [asyncio.create_task(long_client()) for _ in range(args.long)]

@@ -62,8 +62,9 @@ _EMPTY_BODY = re.compile(rb"\s*(?:\{\s*\}|null)?\s*")
 @dataclass(frozen=True)
 class Serving:
     """What every router subscribes with: the subject prefix, how many requests of a subject run
-    at once (`workers` subscribers for reads, `get_workers` for get, `write_workers` tasks for
-    writes: see subscribe_decoded), the queue group, and the catalogue each subject is listed in."""
+    at once (`workers` tasks for reads, `write_workers` tasks for writes, `get_workers` plain
+    subscribers for get: see subscribe_decoded), the queue group, and the catalogue each subject
+    is listed in."""
 
     prefix: str
     workers: int

@@ -113,10 +113,10 @@ class ErrorReplyMiddleware(BaseMiddleware):
         self.budget = budget
 
     async def consume_scope(self, call_next: Callable[[Any], Awaitable[Any]], msg: Any) -> Any:
-        """A large body counts against the in-flight budget until it is answered; past the
-        budget it is refused (503) before it is decoded, raised inside the handler's scope so
-        after_processed answers it."""
-        size = len(getattr(self.msg, "data", None) or b"")
+        """A large request (body and headers: max_payload bounds both together) counts against
+        the in-flight budget until its handler returns; past the budget it is refused (503)
+        before it is decoded, raised inside the handler's scope so after_processed answers it."""
+        size = len(getattr(self.msg, "data", None) or b"") + header_bytes(getattr(self.msg, "headers", None))
         if self.budget is None or size < LARGE_BODY:
             return await call_next(msg)
         self.budget.take(size)

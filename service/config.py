@@ -132,7 +132,7 @@ class Settings:
     cache_entries: int = 50_000
     """Encoded records kept in memory per entity for `get` (0 turns the cache off)."""
     inflight_body_bytes: int = 256 * 1024 * 1024
-    """Bytes of request bodies of 64 KiB or more handled at once; past it such a request is
+    """Bytes of requests of 16 KiB or more (body and headers) handled at once; past it such a request is
     refused with 503 `overloaded` before it is decoded (one alone is always taken): hundreds of
     max_payload writes at once would otherwise take gigabytes (decision 49)."""
     bundled_nats_port: int = 4222

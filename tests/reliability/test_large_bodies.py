@@ -25,17 +25,24 @@ def settings(settings: Settings) -> Settings:
     return dataclasses.replace(settings, inflight_body_bytes=BUDGET, write_workers_per_subject=16)
 
 
+@pytest.mark.parametrize("padding", ["body", "header"])
 async def test_large_writes_past_the_budget_get_503_at_once_and_change_nothing(
-    ekko: Ekko, client: Client, make: Factory
+    ekko: Ekko, client: Client, make: Factory, padding: str
 ) -> None:
+    """max_payload bounds body and headers together: a huge header counts like a huge body."""
     wallet = await make.parent("wallets")
+    blob = "x" * BLOB
     bodies = [
-        await make.payload("alerts", related_wallet_id=wallet, job_spec={"n": n, "blob": "x" * BLOB}) for n in range(6)
+        await make.payload(
+            "alerts", related_wallet_id=wallet, job_spec={"n": n, "blob": blob} if padding == "body" else {"n": n}
+        )
+        for n in range(6)
     ]
-    assert all(len(json.dumps(b)) >= LARGE_BODY for b in bodies)
+    headers = {"X-Padding": blob} if padding == "header" else None
+    assert all(len(json.dumps(b)) + len(json.dumps(headers)) >= LARGE_BODY for b in bodies)
     busy = asyncio.create_task(ekko.db.write(lambda uow: time.sleep(3)))  # the writer, taken for 3 s
     await asyncio.sleep(0.1)
-    sent = [asyncio.create_task(client.request("ekko.alerts.create", b, timeout=10)) for b in bodies]
+    sent = [asyncio.create_task(client.request("ekko.alerts.create", b, timeout=10, headers=headers)) for b in bodies]
     # A small write is not counted: it waits for the writer like any write, and is taken.
     small = asyncio.create_task(client.request("ekko.wallets.create", await make.payload("wallets"), timeout=10))
     # Two bodies fit in the budget and wait for the writer; the other four are answered first.
