@@ -65,9 +65,7 @@ def questions(svc: BalanceService) -> dict[str, Callable[[], Awaitable[Any]]]:
         "reports.portfolio_history (30 days, 1d)": lambda: svc.portfolio_history(
             PortfolioRequest(from_=month, to=END, interval="1d")
         ),
-        HISTORY: lambda: svc.history(
-            HistoryRequest(wallet_id=WALLET, interval="1d", from_=year, to=END)
-        ),
+        HISTORY: lambda: svc.history(HistoryRequest(wallet_id=WALLET, interval="1d", from_=year, to=END)),
         "latest (100 wallets)": lambda: svc.latest(LatestRequest(wallet_ids=hundred)),
         "at": lambda: svc.at(AtRequest(wallet_id=WALLET, at=END - timedelta(days=100))),
         "performance (30 days)": lambda: svc.performance(PerformanceRequest(wallet_id=WALLET, from_=month, to=END)),
