@@ -33,7 +33,9 @@ def _columns(spec: EntitySpec, alias: str = "") -> str:
 
 def alert_stats(cur: Cursor, start: datetime | None, end: datetime | None, since: datetime) -> AlertStats:
     """Alerts with start <= created_at < end (a None bound is no bound); `since` starts last_24h.
-    One pass with GROUPING SETS gives the total and the three breakdowns; a second the top wallets."""
+    One statement gives the three breakdowns and last_24h, a second the top wallets. The
+    breakdowns are separate aggregates joined by UNION ALL: 1.9 ms against 2.9 ms as one
+    GROUP BY GROUPING SETS over 100,000 alerts (decision 51)."""
     where, params = ["TRUE"], []
     if start is not None:
         where.append("created_at >= ?")
@@ -42,22 +44,22 @@ def alert_stats(cur: Cursor, start: datetime | None, end: datetime | None, since
         where.append("created_at < ?")
         params.append(naive_utc(end))
     condition = " AND ".join(where)
+    # (breakdown, key, count): 1 status, 2 type, 3 priority; 0 the alerts since `since`.
     rows = cur.execute(
-        "SELECT grouping(status, type, priority), status, type, priority, count(*),"
-        " count(*) FILTER (WHERE created_at >= ?)"
-        f" FROM alerts WHERE {condition}"
-        " GROUP BY GROUPING SETS ((status), (type), (priority), ())",
-        [naive_utc(since), *params],
+        f"SELECT 1, status, count(*) FROM alerts WHERE {condition} GROUP BY status"
+        f" UNION ALL SELECT 2, type, count(*) FROM alerts WHERE {condition} GROUP BY type"
+        f" UNION ALL SELECT 3, priority, count(*) FROM alerts WHERE {condition} GROUP BY priority"
+        f" UNION ALL SELECT 0, NULL, count(*) FILTER (WHERE created_at >= ?) FROM alerts WHERE {condition}",
+        [*params, *params, *params, naive_utc(since), *params],
     ).fetchall()
-    # grouping() sets one bit per column left out, status the highest: 3 = only status kept.
-    kept = {3: 1, 5: 2, 6: 3}
     breakdowns: dict[int, dict[str, int]] = {1: {}, 2: {}, 3: {}}
-    total = last_24h = 0
-    for row in rows:
-        if row[0] == 7:
-            total, last_24h = int(row[4]), int(row[5])
+    last_24h = 0
+    for kind, key, count in rows:
+        if kind == 0:
+            last_24h = int(count)
         else:
-            breakdowns[kept[row[0]]][row[kept[row[0]]]] = int(row[4])
+            breakdowns[kind][key] = int(count)
+    total = sum(breakdowns[1].values())  # every alert has one status
     top = cur.execute(
         "WITH counted AS ("
         " SELECT related_wallet_id AS wallet_id, count(*) AS alerts FROM alerts"
