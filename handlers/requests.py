@@ -18,6 +18,7 @@ from typing import Any
 from handlers.errors import ErrorReplyMiddleware
 from schema.events import CORRELATION_HEADER
 from service.model.correlation import CORRELATION_ID, checked_correlation_id
+from service.model.ids import new_id
 from service.model.limits import BodyBudget
 from service.usecases.metrics import RequestMetrics
 
@@ -72,3 +73,16 @@ def request_middleware(metrics: RequestMetrics | None, budget: BodyBudget) -> An
     if metrics is None:
         return functools.partial(ErrorReplyMiddleware, budget=budget)
     return functools.partial(RequestMiddleware, metrics=metrics, budget=budget)
+
+
+async def parse_request(msg: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
+    """FastStream's parser, with the FastStream correlation id (echoed in the reply's
+    `correlation_id` header) drawn from service.model.ids when the request carries none.
+    FastStream would call uuid4(), whose os.urandom read lets go of the GIL: 9% of the event
+    loop's samples under cached gets at 64 in flight (py-spy), where a pooled id costs ~1 µs."""
+    headers = msg.headers
+    if headers is None:
+        msg.headers = {"correlation_id": new_id()}
+    elif "correlation_id" not in headers:
+        headers["correlation_id"] = new_id()
+    return await original(msg)

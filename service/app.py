@@ -29,7 +29,7 @@ from handlers.crud import Serving, entity_router
 from handlers.discovery import Identity, discovery_router
 from handlers.prometheus import MetricsEndpoint
 from handlers.reports import reports_router
-from handlers.requests import request_middleware
+from handlers.requests import parse_request, request_middleware
 from handlers.stats import Endpoints
 from handlers.system import system_router
 from service import __version__
@@ -136,6 +136,7 @@ class Ekko:
             serializer=MsgSpecSerializer(),
             # EKKO_ENDPOINT_STATS=false (benchmarks only) replies errors without counting.
             middlewares=[request_middleware(self.requests if settings.endpoint_stats else None, self.body_budget)],
+            parser=parse_request,
             logger=None,  # per-message logging costs more than the request itself
             max_reconnect_attempts=-1,  # ride out NATS restarts; the outbox holds changes meanwhile
             # nats-py sleeps this many seconds and takes a float; FastStream's annotation says int.
