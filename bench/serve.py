@@ -51,13 +51,15 @@ async def serve_ekko(args: argparse.Namespace) -> None:
 
 
 async def serve_noop(args: argparse.Namespace) -> None:
-    """The floor: FastStream with logging off, answering `b"{}"` without touching the body.
+    """The floor: FastStream with logging and dependency injection off, answering `b"{}"` without
+    touching the body.
     Subscribed like an ekko subject (`workers` subscribers in one queue group)."""
     from faststream.nats import NatsBroker
 
-    broker = NatsBroker(args.nats, logger=None)
+    # Without dependency injection, as ekko runs (decision 52): the floor of a FastStream responder.
+    broker = NatsBroker(args.nats, logger=None, apply_types=False)
 
-    async def noop() -> bytes:
+    async def noop(_body: object) -> bytes:
         return b"{}"
 
     for _ in range(args.workers):

@@ -10,6 +10,7 @@ every instance answers, as the protocol requires.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from faststream.nats import NatsRouter
 
@@ -51,10 +52,10 @@ def discovery_router(identity: Identity, endpoints: Endpoints) -> NatsRouter:
     started = identity.started.isoformat().replace("+00:00", "Z")
     info_reply: list[bytes] = []  # built on the first request, once every router has registered
 
-    async def ping() -> bytes:
+    async def ping(_request: Any) -> bytes:  # the body, if any, is not read
         return ping_reply
 
-    async def info() -> bytes:
+    async def info(_request: Any) -> bytes:  # the body, if any, is not read
         if not info_reply:
             listed = [EndpointInfo(e.name, e.subject, e.queue_group, e.metadata) for e in endpoints]
             info_reply.append(
@@ -64,7 +65,7 @@ def discovery_router(identity: Identity, endpoints: Endpoints) -> NatsRouter:
             )
         return info_reply[0]
 
-    async def stats() -> bytes:
+    async def stats(_request: Any) -> bytes:  # the body, if any, is not read
         counted = []
         for e in endpoints:
             s = endpoints.requests.subjects.get(e.subject)

@@ -23,7 +23,6 @@ from types import TracebackType
 from typing import Any
 
 import msgspec
-from fast_depends.exceptions import ValidationError as DependsValidationError
 from faststream._internal.middlewares import BaseMiddleware
 
 from schema.common import ErrorBody, ErrorDetail, ErrorReply, encode
@@ -54,8 +53,6 @@ def _validation_reply(message: str) -> tuple[int, ErrorReply]:
 
 def error_reply(exc: BaseException) -> tuple[int, ErrorReply]:
     """(status, body) for any exception a request raised."""
-    if isinstance(exc, DependsValidationError) and getattr(exc, "original_error", None) is not None:
-        exc = exc.original_error
     if isinstance(exc, ServiceError):
         details = [ErrorDetail(field=d.field, message=d.message) for d in exc.details]
         return exc.status, ErrorReply(ErrorBody(exc.code, exc.message, details))

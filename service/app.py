@@ -137,6 +137,9 @@ class Ekko:
             # EKKO_ENDPOINT_STATS=false (benchmarks only) replies errors without counting.
             middlewares=[request_middleware(self.requests if settings.endpoint_stats else None, self.body_budget)],
             parser=parse_request,
+            # No dependency injection: our decoders build each request's Struct, and FastDepends'
+            # per-call model solving was a fifth of a cached get (decision 52).
+            apply_types=False,
             logger=None,  # per-message logging costs more than the request itself
             max_reconnect_attempts=-1,  # ride out NATS restarts; the outbox holds changes meanwhile
             # nats-py sleeps this many seconds and takes a float; FastStream's annotation says int.
