@@ -110,17 +110,29 @@ class ErrorReplyMiddleware(BaseMiddleware):
         self.budget = budget
 
     async def consume_scope(self, call_next: Callable[[Any], Awaitable[Any]], msg: Any) -> Any:
-        """A large request (body and headers: max_payload bounds both together) counts against
-        the in-flight budget until its handler returns; past the budget it is refused (503)
-        before it is decoded, raised inside the handler's scope so after_processed answers it."""
-        size = len(getattr(self.msg, "data", None) or b"") + header_bytes(getattr(self.msg, "headers", None))
-        if self.budget is None or size < LARGE_BODY:
+        """A large request counts against the in-flight budget until its handler returns
+        (`take_budget`)."""
+        taken = self.take_budget()
+        if not taken:
             return await call_next(msg)
-        self.budget.take(size)
         try:
             return await call_next(msg)
         finally:
-            self.budget.give_back(size)
+            self.give_back_budget(taken)
+
+    def take_budget(self) -> int:
+        """The bytes a large request (body and headers: max_payload bounds both together) took
+        from the in-flight budget, 0 for a small one; past the budget it is refused (503)
+        before it is decoded, raised inside the handler's scope so after_processed answers it."""
+        size = len(getattr(self.msg, "data", None) or b"") + header_bytes(getattr(self.msg, "headers", None))
+        if self.budget is None or size < LARGE_BODY:
+            return 0
+        self.budget.take(size)
+        return size
+
+    def give_back_budget(self, taken: int) -> None:
+        if self.budget is not None:
+            self.budget.give_back(taken)
 
     async def publish_scope(self, call_next: Callable[[Any], Awaitable[Any]], cmd: Any) -> Any:
         """A success reply too large to publish becomes a 413 (raised here, answered by after_processed)."""
