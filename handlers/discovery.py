@@ -46,6 +46,10 @@ def discovery_subjects(instance_id: str) -> list[str]:
     ]
 
 
+async def _unread(_msg: Any) -> None:
+    """The decoder of the discovery subjects: their requests' bodies mean nothing."""
+
+
 def discovery_router(identity: Identity, endpoints: Endpoints) -> NatsRouter:
     router = NatsRouter()
     ping_reply = encode(PingResponse(SERVICE_NAME, identity.id, identity.version, identity.metadata))
@@ -78,5 +82,7 @@ def discovery_router(identity: Identity, endpoints: Endpoints) -> NatsRouter:
 
     handlers = {"PING": ping, "INFO": info, "STATS": stats}
     for subject in discovery_subjects(identity.id):
-        router.subscriber(subject)(handlers[subject.split(".")[1]])  # no queue group: every instance answers
+        # No queue group: every instance answers. The body is not read, so not decoded either:
+        # FastStream's default decoder would turn a non-JSON body sent as JSON into a 500.
+        router.subscriber(subject, decoder=_unread)(handlers[subject.split(".")[1]])
     return router

@@ -108,6 +108,9 @@ class ErrorReplyMiddleware(BaseMiddleware):
     def __init__(self, msg: Any, /, *, context: Any, budget: BodyBudget | None = None) -> None:
         super().__init__(msg, context=context)
         self.budget = budget
+        # The request's size as sent: measured before FastStream's parser runs, which may add a
+        # correlation_id header (handlers.requests.parse_request).
+        self.size = len(getattr(msg, "data", None) or b"") + header_bytes(getattr(msg, "headers", None))
 
     async def consume_scope(self, call_next: Callable[[Any], Awaitable[Any]], msg: Any) -> Any:
         """A large request counts against the in-flight budget until its handler returns
@@ -124,11 +127,10 @@ class ErrorReplyMiddleware(BaseMiddleware):
         """The bytes a large request (body and headers: max_payload bounds both together) took
         from the in-flight budget, 0 for a small one; past the budget it is refused (503)
         before it is decoded, raised inside the handler's scope so after_processed answers it."""
-        size = len(getattr(self.msg, "data", None) or b"") + header_bytes(getattr(self.msg, "headers", None))
-        if self.budget is None or size < LARGE_BODY:
+        if self.budget is None or self.size < LARGE_BODY:
             return 0
-        self.budget.take(size)
-        return size
+        self.budget.take(self.size)
+        return self.size
 
     def give_back_budget(self, taken: int) -> None:
         if self.budget is not None:

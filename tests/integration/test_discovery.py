@@ -116,3 +116,11 @@ async def test_with_counting_off_discovery_still_answers(settings: Settings, nat
     finally:
         await nc.close()
         await app.stop()
+
+
+async def test_discovery_ignores_whatever_body_comes_with_the_request(ekko: Ekko, client: Client) -> None:
+    """The body means nothing here: not JSON though labelled JSON, it still gets the answer."""
+    for body, headers in ((b"not json {", {"content-type": "application/json"}), (b"\xff\xfe", None)):
+        reply = await client.nc.request("$SRV.PING.ekko", body, timeout=5, headers=headers)
+        assert not (reply.headers or {}).get("Nats-Service-Error-Code"), reply.headers
+        assert json.loads(reply.data)["type"] == "io.nats.micro.v1.ping_response"
