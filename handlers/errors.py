@@ -105,9 +105,10 @@ def _max_payload(msg: Any) -> int:
 
 
 class ErrorReplyMiddleware(BaseMiddleware):
-    def __init__(self, msg: Any, /, *, context: Any, budget: BodyBudget | None = None) -> None:
+    budget: BodyBudget | None = None  # set on the class handlers.requests.request_middleware makes
+
+    def __init__(self, msg: Any, /, *, context: Any) -> None:
         super().__init__(msg, context=context)
-        self.budget = budget
         # The request's size as sent: measured before FastStream's parser runs, which may add a
         # correlation_id header (handlers.requests.parse_request).
         self.size = len(getattr(msg, "data", None) or b"") + header_bytes(getattr(msg, "headers", None))

@@ -46,20 +46,33 @@ class Distribution:
 
     def add(self, value: float) -> None:
         with self._lock:
-            if len(self._recent) < WINDOW:
-                self._recent.append(value)
-            else:
-                self._recent[self.count % WINDOW] = value
-            self.count += 1
-            self.total += value
-            if value > self.max:
-                self.max = value
+            self._add(value)
+
+    def _add(self, value: float) -> None:
+        if len(self._recent) < WINDOW:
+            self._recent.append(value)
+        else:
+            self._recent[self.count % WINDOW] = value
+        self.count += 1
+        self.total += value
+        if value > self.max:
+            self.max = value
 
     def summary(self) -> Summary:
         with self._lock:
             recent = sorted(self._recent)
             count, total, peak = self.count, self.total, self.max
         return Summary(count, total, peak, _rank(recent, 0.50), _rank(recent, 0.90), _rank(recent, 0.99))
+
+
+class LoopDistribution(Distribution):
+    """A Distribution only the event loop adds to and reads (request durations): no lock on
+    the add, ~1% of a cached get. summary() still takes the lock, which nothing else holds."""
+
+    __slots__ = ()
+
+    def add(self, value: float) -> None:
+        self._add(value)
 
 
 def _rank(ordered: list[float], q: float) -> float:

@@ -15,7 +15,7 @@ from service.model.columns import utc_now
 from service.store.database import Database
 from service.store.dead_letter import DeadLetterRepository
 from service.store.outbox import OutboxRepository
-from service.store.timings import QUERY_TIMES, Distribution, Summary
+from service.store.timings import QUERY_TIMES, LoopDistribution, Summary
 from service.sync.relay import Relay
 from service.usecases.cache import RecordCache
 from service.usecases.health import Instance, InstanceInfo
@@ -32,7 +32,7 @@ class SubjectStats:
         self.num_errors = 0
         self.last_error = ""  # "<status> <message>" of the latest error reply
         self.processing_time = 0.0  # seconds, summed over all requests
-        self.latency = Distribution()
+        self.latency = LoopDistribution()
 
 
 class RequestMetrics:
