@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import Any
 
 import nats.errors
 from fast_depends.msgspec import MsgSpecSerializer
@@ -58,6 +59,7 @@ from service.usecases.status import IntegrityLog, StatusService
 # Entities whose writes change derived balance state (service.usecases.balances.derive).
 DERIVED_FROM = frozenset({"wallets", "wallet_balances"})
 NATS_DRAIN_TIMEOUT = 5.0  # seconds a clean shutdown waits for NATS to drain
+REQUEST_DRAIN_TIMEOUT = 15.0  # seconds a clean shutdown spends answering requests routed to it
 SWITCH_INTERVAL_SECONDS = 0.0005  # how long a thread holds the GIL while another waits for it (start())
 
 log = logging.getLogger(__name__)
@@ -96,6 +98,23 @@ def broker_security(settings: Settings) -> NatsSecurity | None:
     if settings.nats_nkey_seed is not None:
         return NatsNKey.from_file(settings.nats_nkey_seed, ssl_context=tls)
     return None if tls is None else NatsSecurity(ssl_context=tls)
+
+
+async def _handed_over(subscriber: Any) -> None:
+    """Until a subscriber that runs requests as tasks (decision 48) has started a task for each
+    message its drained subscription gave it. FastStream queues them in an in-memory stream
+    first, and its stop drops what is still queued there or not yet past its `running` check;
+    what is past it, its stop waits for. A plain subscriber's drain ran every handler already."""
+    stream = getattr(subscriber, "receive_stream", None)
+    if stream is None:
+        return
+    while True:
+        stats = stream.statistics()
+        if stats.current_buffer_used == 0 and stats.tasks_waiting_receive:
+            await asyncio.sleep(0.01)  # the tasks started for the last ones reach their handlers
+            if stream.statistics().current_buffer_used == 0:
+                return
+        await asyncio.sleep(0.005)
 
 
 class Ekko:
@@ -315,6 +334,32 @@ class Ekko:
             with contextlib.suppress(nats.errors.ConnectionClosedError):
                 await subscriber.stop()
 
+    async def _drain_requests(self) -> None:
+        """Answer the requests NATS has routed here already: each subscription tells the server
+        to stop sending (UNSUB, then a round trip) and hands its pending messages to its
+        handlers as usual (nats-py's drain). FastStream's own stop would drop them unanswered:
+        a caller of a rolling restart would wait out its timeout instead of being answered, or
+        finding no responder and trying the next instance. Bounded by REQUEST_DRAIN_TIMEOUT;
+        skipped when NATS is away (nothing could reach the callers)."""
+        connection = self.broker.connection if self.broker.running else None
+        if connection is None or not connection.is_connected:
+            return
+
+        async def drain(subscriber: Any) -> None:
+            subscription = subscriber.subscription
+            try:
+                with contextlib.suppress(nats.errors.Error):
+                    await subscription.drain()
+            finally:  # closed now, drained or not: FastStream's stop must not unsubscribe it again
+                subscriber.subscription = None
+            await _handed_over(subscriber)
+
+        subscribers = [s for s in self.broker.subscribers if getattr(s, "subscription", None) is not None]
+        try:
+            await asyncio.wait_for(asyncio.gather(*(drain(s) for s in subscribers)), REQUEST_DRAIN_TIMEOUT)
+        except TimeoutError:
+            log.warning("requests still queued after %.0f s of draining; the rest get no reply", REQUEST_DRAIN_TIMEOUT)
+
     async def stop(self) -> None:
         """Stop taking requests, let the relay publish what is pending, close NATS, close DuckDB.
         During a NATS outage it does not wait for NATS: what the relay could not publish
@@ -327,6 +372,7 @@ class Ekko:
         try:
             if self.metrics_endpoint is not None:
                 await asyncio.to_thread(self.metrics_endpoint.stop)
+            await self._drain_requests()
             for subscriber in self.broker.subscribers:
                 # No new requests; the connection stays up for the relay (unless NATS closed it).
                 with contextlib.suppress(nats.errors.ConnectionClosedError):

@@ -4,9 +4,14 @@ checkpointed, also when NATS is gone (a shutdown during an outage must not hang)
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import time
 from decimal import Decimal
+
+import nats
+import nats.errors
+import pytest
 
 from schema.wallets import WalletCreate
 from service.app import SWITCH_INTERVAL_SECONDS, Ekko, _SwitchInterval
@@ -62,3 +67,28 @@ def test_the_switch_interval_comes_back_only_when_the_last_instance_stops() -> N
     assert sys.getswitchinterval() == SWITCH_INTERVAL_SECONDS
     switch.restore()
     assert sys.getswitchinterval() == before
+
+
+async def test_a_clean_stop_answers_every_request_nats_already_routed_to_it(
+    settings: Settings, nats_server: NatsServer
+) -> None:
+    """A rolling restart: requests sent just before the stop are answered, not dropped; the
+    next request finds no responder instead of waiting for one that will not answer."""
+    app = Ekko(settings, nats_server.url)
+    await app.start()
+    nc = await nats.connect(nats_server.url_for("client"))
+    try:
+        body = json.dumps({"filters": {}, "count": True, "limit": 5}).encode()
+        sent = [asyncio.create_task(nc.request("ekko.wallets.list", body, timeout=10)) for _ in range(40)]
+        sent += [asyncio.create_task(nc.request("ekko.health", b"", timeout=10)) for _ in range(10)]
+        await asyncio.sleep(0)  # the requests are written,
+        await nc.flush()  # and the server has routed them to the service
+        await app.stop()
+        replies = await asyncio.gather(*sent, return_exceptions=True)
+        failed = [r for r in replies if isinstance(r, BaseException)]
+        assert not failed, f"{len(failed)} of {len(sent)} requests got no reply: {failed[:1]}"
+        assert all(not (r.headers or {}).get("Nats-Service-Error-Code") for r in replies)
+        with pytest.raises(nats.errors.NoRespondersError):
+            await nc.request("ekko.health", b"", timeout=2)
+    finally:
+        await nc.close()
