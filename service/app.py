@@ -101,18 +101,24 @@ def broker_security(settings: Settings) -> NatsSecurity | None:
 
 
 async def _handed_over(subscriber: Any) -> None:
-    """Until a subscriber that runs requests as tasks (decision 48) has started a task for each
-    message its drained subscription gave it. FastStream queues them in an in-memory stream
-    first, and its stop drops what is still queued there or not yet past its `running` check;
-    what is past it, its stop waits for. A plain subscriber's drain ran every handler already."""
+    """Until a subscriber that runs requests as tasks (decision 48) holds no request but those
+    its handlers are running. FastStream queues its messages in an in-memory stream, then each
+    task waits for one of `max_workers` slots; its stop drops what is still queued or waiting,
+    and waits only for handlers already running. So: wait until the stream is empty and no task
+    waits for a slot, twice 10 ms apart (a task just started takes its slot within a loop turn).
+    A plain subscriber's drain ran every handler already."""
     stream = getattr(subscriber, "receive_stream", None)
-    if stream is None:
+    limiter = getattr(subscriber, "limiter", None)
+    if stream is None or limiter is None:
         return
+
+    def settled() -> bool:
+        return stream.statistics().current_buffer_used == 0 and limiter.statistics().tasks_waiting == 0
+
     while True:
-        stats = stream.statistics()
-        if stats.current_buffer_used == 0 and stats.tasks_waiting_receive:
-            await asyncio.sleep(0.01)  # the tasks started for the last ones reach their handlers
-            if stream.statistics().current_buffer_used == 0:
+        if settled():
+            await asyncio.sleep(0.01)
+            if settled():
                 return
         await asyncio.sleep(0.005)
 
@@ -340,10 +346,11 @@ class Ekko:
         handlers as usual (nats-py's drain). FastStream's own stop would drop them unanswered:
         a caller of a rolling restart would wait out its timeout instead of being answered, or
         finding no responder and trying the next instance. Bounded by REQUEST_DRAIN_TIMEOUT;
-        skipped when NATS is away (nothing could reach the callers)."""
+        skipped when NATS is away (nothing could reach the callers) and after the writer lease
+        was lost (the stop must then be immediate)."""
         connection = self.broker.connection if self.broker.running else None
-        if connection is None or not connection.is_connected:
-            return
+        if connection is None or not connection.is_connected or self.lease_lost.is_set():
+            return  # NATS away, or another process may serve the deployment now
 
         async def drain(subscriber: Any) -> None:
             subscription = subscriber.subscription
