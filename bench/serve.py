@@ -53,7 +53,7 @@ async def serve_ekko(args: argparse.Namespace) -> None:
 async def serve_noop(args: argparse.Namespace) -> None:
     """The floor: FastStream with logging and dependency injection off, answering `b"{}"` without
     touching the body.
-    Subscribed like an ekko subject (`workers` subscribers in one queue group)."""
+    Subscribed like an ekko `get` subject (`workers` plain subscribers in one queue group)."""
     from faststream.nats import NatsBroker
 
     # Without dependency injection, as ekko runs (decision 52): the floor of a FastStream responder.

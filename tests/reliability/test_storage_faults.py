@@ -207,15 +207,17 @@ async def test_a_kv_bucket_deleted_at_run_time_shows_in_health_and_is_refilled_w
         await app.stop()
 
 
-async def _key_set_is(js: nats.js.JetStreamContext, bucket: str, keys: set[str]) -> bool:
+async def _key_set(js: nats.js.JetStreamContext, bucket: str) -> set[str]:
+    """The bucket's keys; none while it is missing or a read finds none."""
     try:
-        return set(await (await js.key_value(bucket)).keys()) == keys
-    except (TimeoutError, nats.js.errors.NoKeysError):
-        return False
+        return set(await (await js.key_value(bucket)).keys())
+    except (TimeoutError, nats.js.errors.BucketNotFoundError, nats.js.errors.NoKeysError):
+        return set()
+
+
+async def _key_set_is(js: nats.js.JetStreamContext, bucket: str, keys: set[str]) -> bool:
+    return await _key_set(js, bucket) == keys
 
 
 async def _keys(js: nats.js.JetStreamContext, bucket: str, count: int) -> bool:
-    try:
-        return len(await (await js.key_value(bucket)).keys()) == count
-    except (TimeoutError, nats.js.errors.BucketNotFoundError, nats.js.errors.NoKeysError):
-        return False
+    return len(await _key_set(js, bucket)) == count
