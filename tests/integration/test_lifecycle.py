@@ -99,7 +99,12 @@ async def test_a_clean_stop_answers_every_request_nats_already_routed_to_it(
         await nc.subscribe(f"{inbox}.*", cb=collect)
         for n, (subject, body) in enumerate(requests):  # published one by one, so all before the flush
             await nc.publish(subject, body, reply=f"{inbox}.{n}")
-        await nc.flush()  # the server has routed every one to the service
+        # Then the server has routed every one to the service. Twice: nats-py writes a flush's
+        # PING straight to the socket, ahead of publishes still in its buffer (a CI run saw
+        # all 58 answered "no responders", sent after the stop began); the buffer is written
+        # while the first PING is answered, so the second PING follows the publishes.
+        await nc.flush()
+        await nc.flush()
         await app.stop()
         await eventually(lambda: _all_in(replies, len(requests)), timeout=20, what="a reply to each request")
         codes = [(replies[f"{inbox}.{n}"].headers or {}).get("Nats-Service-Error-Code") for n in range(len(requests))]
