@@ -28,6 +28,7 @@ from faststream.nats.security import NatsCredentials, NatsNKey, NatsSecurity, Na
 from handlers.balances import balance_router
 from handlers.crud import Serving, entity_router
 from handlers.discovery import Identity, discovery_router
+from handlers.dropped import DroppedRequests
 from handlers.prometheus import MetricsEndpoint
 from handlers.reports import reports_router
 from handlers.requests import parse_request, request_middleware
@@ -131,6 +132,8 @@ class Ekko:
         self.instance = Instance(settings)
         self.requests = RequestMetrics()  # the one per-subject request count (metrics, and $SRV stats)
         self.endpoints = Endpoints(self.requests)  # what $SRV.INFO lists, counted by self.requests
+        # Requests nats-py drops when a subject's buffer is full get a 503 from its error callback.
+        self.dropped = DroppedRequests(self.requests if settings.endpoint_stats else None)
         self.instance_id = uuid.uuid4().hex  # this process: $SRV.*.ekko.<id> and the lease name it
         self.started = datetime.now(UTC)
         self.owner = LeaseOwner(
@@ -253,6 +256,9 @@ class Ekko:
 
     # -- NATS connection events ----------------------------------------------
     async def _nats_error(self, exc: Exception) -> None:
+        # A request nats-py dropped unseen (its buffer full): answered 503 instead of logged.
+        if isinstance(exc, nats.errors.SlowConsumerError) and await self.dropped.answer(self.broker.connection, exc):
+            return
         log.error("NATS connection error: %s: %s", type(exc).__name__, exc)
 
     async def _nats_disconnected(self) -> None:
