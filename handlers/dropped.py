@@ -7,6 +7,9 @@ error callback with a `SlowConsumerError` that carries the message's subject and
 subject. Unanswered, the caller would wait out its timeout; `DroppedRequests.answer` replies
 503 `overloaded` at once, counts it on the subject like any error reply, and logs a summary
 at most every `LOG_EVERY` seconds (a flood must not become a flood of log lines).
+
+The callback runs inside nats-py's read loop, which an exception would end for good: the
+caller (service.app) keeps every exception in.
 """
 
 from __future__ import annotations
@@ -55,13 +58,13 @@ class DroppedRequests:
         body, headers = fitted_error(status, reply, getattr(nc, "max_payload", 0) or DEFAULT_MAX_PAYLOAD)
         try:
             await nc.publish(exc.reply, body, headers=headers)
-        except Exception as error:  # noqa: BLE001 - raised here it would end nats-py's read loop
+        except Exception as error:  # noqa: BLE001 - a closing connection: nothing to answer on
             log.debug("could not answer a dropped request on %s: %r", exc.subject, error)
             return False
         self.answered += 1
         self._unlogged += 1
         if self.metrics is not None:
-            self.metrics.record(exc.subject, 0.0, f"{reply.error.code}: {reply.error.message}")
+            self.metrics.refused(exc.subject, f"{status} {reply.error.message}")
         now = time.monotonic()
         if now - self._logged_at >= self.log_every:
             log.warning(

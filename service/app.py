@@ -256,10 +256,17 @@ class Ekko:
 
     # -- NATS connection events ----------------------------------------------
     async def _nats_error(self, exc: Exception) -> None:
-        # A request nats-py dropped unseen (its buffer full): answered 503 instead of logged.
-        if isinstance(exc, nats.errors.SlowConsumerError) and await self.dropped.answer(self.broker.connection, exc):
-            return
-        log.error("NATS connection error: %s: %s", type(exc).__name__, exc)
+        """nats-py awaits this inside its read loop: an exception raised here would end the loop
+        (the connection would stop reading, without a reconnect), so none leaves."""
+        try:
+            # A request nats-py dropped unseen (its buffer full): answered 503 instead of logged.
+            if isinstance(exc, nats.errors.SlowConsumerError) and await self.dropped.answer(
+                self.broker.connection, exc
+            ):
+                return
+            log.error("NATS connection error: %s: %s", type(exc).__name__, exc)
+        except Exception:
+            log.exception("handling a NATS connection error failed")
 
     async def _nats_disconnected(self) -> None:
         if not self._stopping:

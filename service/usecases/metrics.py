@@ -41,10 +41,23 @@ class RequestMetrics:
     def __init__(self) -> None:
         self.subjects: dict[str, SubjectStats] = {}
 
-    def record(self, subject: str, seconds: float, error: str | None = None) -> None:
+    def _stats(self, subject: str) -> SubjectStats:
         stats = self.subjects.get(subject)
         if stats is None:
             stats = self.subjects[subject] = SubjectStats()
+        return stats
+
+    def refused(self, subject: str, error: str) -> None:
+        """A request answered with an error before any handler saw it (handlers.dropped):
+        counted, without processing time or a latency sample (a flood of them would pull the
+        percentiles down)."""
+        stats = self._stats(subject)
+        stats.num_requests += 1
+        stats.num_errors += 1
+        stats.last_error = error
+
+    def record(self, subject: str, seconds: float, error: str | None = None) -> None:
+        stats = self._stats(subject)
         stats.num_requests += 1
         stats.processing_time += seconds
         stats.latency.add(seconds)

@@ -13,6 +13,7 @@ from nats.errors import SlowConsumerError
 
 from handlers.dropped import DroppedRequests, is_request
 from service.app import Ekko
+from service.sync.barrier import sent_to_server
 from service.usecases.metrics import RequestMetrics
 from tests.natsd import NatsServer
 
@@ -49,13 +50,13 @@ async def test_requests_past_a_full_buffer_get_503_at_once(nats_server: NatsServ
     caller = await nats.connect(nats_server.url)
     try:
         await service.subscribe("ekko.test.slow", cb=slow, pending_msgs_limit=2)
-        await service.flush()
+        await sent_to_server(service)  # flush() may send its PING ahead of the SUB
         asks = [asyncio.create_task(caller.request("ekko.test.slow", b"{}", timeout=10)) for _ in range(10)]
-        for _ in range(250):  # the dropped ones are answered while the handler still holds the first
-            if sum(t.done() for t in asks) >= 7:
+        for _ in range(500):  # every request arrived (10, after sent_to_server's echo), every dropped one answered
+            done = sum(t.done() for t in asks)
+            if service.stats["in_msgs"] >= 11 and done == dropped.answered >= 7:
                 break
             await asyncio.sleep(0.02)
-        await asyncio.sleep(0.2)  # any last one on its way
         answered_while_busy = sum(t.done() for t in asks)
         release.set()
         replies = await asyncio.gather(*asks)
@@ -79,7 +80,7 @@ async def test_the_service_answers_what_its_connection_drops(ekko: Ekko, nats_se
     try:
         inbox = caller.new_inbox()
         sub = await caller.subscribe(inbox)
-        await caller.flush()
+        await sent_to_server(caller)  # flush() may send its PING ahead of the SUB
         await ekko._nats_error(_dropped("ekko.wallets.list", inbox))
         reply = await sub.next_msg(timeout=5)
         assert reply.headers is not None and reply.headers["Nats-Service-Error-Code"] == "503"
