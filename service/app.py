@@ -42,6 +42,7 @@ from service.model.registry import ENTITIES
 from service.model.rules import Rules, build_rules
 from service.store.database import Database
 from service.store.outbox import Change
+from service.store.rollup_resort import RollupResort
 from service.store.timings import QUERY_TIMES
 from service.sync.barrier import sent_to_server
 from service.sync.jetstream import JetStreamSync
@@ -186,6 +187,9 @@ class Ekko:
             else None
         )
         self.integrity = IntegrityLog(self.db)
+        # Balance roll-ups sorted by wallet again as ingest appends to them (decision 55).
+        rows = settings.rollup_resort_rows
+        self.resort = RollupResort(self.db, min_rows=rows) if rows else None
         # bcrypt (hashing, login checks) on its own bounded pool: a login flood queues there.
         self.bcrypt_pool = ThreadPoolExecutor(settings.bcrypt_workers, thread_name_prefix="bcrypt")
         rules = build_rules(settings.bcrypt_rounds, self.bcrypt_pool)
@@ -310,6 +314,8 @@ class Ekko:
             await self.auth.prepare()  # after a migration: the decoy takes the legacy hashes' cost
             if self.relay is not None:
                 self.relay.start()
+            if self.resort is not None:
+                self.resort.start()
             await self.broker.start()
             await sent_to_server(self.broker.connection)  # the server has every subscription once start() returns
             if self.lease_lost.is_set():  # lost while starting (e.g. a long migration outlived NATS)
@@ -399,6 +405,8 @@ class Ekko:
                     await subscriber.stop()
             if self.relay is not None:
                 await self.relay.stop()
+            if self.resort is not None:
+                await self.resort.stop()  # a copy under way holds a cursor: interrupted, waited for
             await asyncio.to_thread(self.db.close)  # before the lease goes: the next owner may open this file
             await self.lease.release()
             await self._close_nats()

@@ -46,6 +46,7 @@ ENVIRONMENT: dict[str, str] = {
     "EKKO_LOGIN_FAILURE_WINDOW": "seconds failed logins are counted over and refused for, default 300",
     "EKKO_BCRYPT_WORKERS": "threads for bcrypt, default half the cores",
     "EKKO_BACKUP_KEEP": "newest backups kept, default 7",
+    "EKKO_ROLLUP_RESORT_ROWS": "roll-ups added since the last sort by wallet before another, default 245760, 0 off",
     "EKKO_NATS_CONNECT_TIMEOUT": "seconds `ekko run` waits for NATS at start, default 60 (0 = forever)",
     "EKKO_KV_CHECK_INTERVAL": "seconds between checks that every KV bucket exists, default 5",
     "EKKO_BUNDLED_NATS_PORT": "port of the bundled nats-server, default 4222",
@@ -135,6 +136,10 @@ class Settings:
     """Bytes of requests of 16 KiB or more (body and headers) handled at once; past it such a request is
     refused with 503 `overloaded` before it is decoded (one alone is always taken): hundreds of
     max_payload writes at once would otherwise take gigabytes (decision 49)."""
+    rollup_resort_rows: int = 2 * 122_880
+    """Roll-ups appended since balance_rollups was last sorted by wallet (and at least a tenth of
+    the sorted ones) before the service sorts it again beside the writer, so a wallet's history
+    stays a scan of a few row groups (decision 55). 0: never."""
     bundled_nats_port: int = 4222
     """Port of the bundled nats-server that `ekko run` starts when NATS_URL is unset."""
     nats_connect_timeout: float = 60.0
@@ -295,6 +300,9 @@ class Settings:
             cache_entries=_int("EKKO_CACHE_ENTRIES", get("EKKO_CACHE_ENTRIES"), 0, default.cache_entries),
             inflight_body_bytes=_int(
                 "EKKO_INFLIGHT_BODY_BYTES", get("EKKO_INFLIGHT_BODY_BYTES"), 1, default.inflight_body_bytes
+            ),
+            rollup_resort_rows=_int(
+                "EKKO_ROLLUP_RESORT_ROWS", get("EKKO_ROLLUP_RESORT_ROWS"), 0, default.rollup_resort_rows
             ),
             bcrypt_rounds=_int("BCRYPT_ROUNDS", get("BCRYPT_ROUNDS"), 4, default.bcrypt_rounds),
             bundled_nats_port=_int(

@@ -116,6 +116,8 @@ class StagedBalances(TableAccess):
         if appends:
             rows = self.cur.execute(_APPENDED.format(steps=staged.steps), [list(c) for c in zip(*appends, strict=True)])
             add_into(diff, rows.fetchall(), 1)
+        if self.batch is not None:
+            self.batch.rollup_journal.keys_of(self.cur, staged.folded)
         self.cur.execute(upsert_rollups(staged.folded))
         self.cur.execute(merge_latest(staged.wallets))
         add_into(diff, changes.deltas(spans), 1)

@@ -65,6 +65,11 @@ def joined(integers: int, fractions: int, scale: int) -> Decimal:
     return _EXACT.add(Decimal(integers), Decimal(fractions).scaleb(-scale, _EXACT))
 
 
+def _keys(touched: Iterable[tuple[str, datetime]]) -> set[tuple[str, str, datetime]]:
+    """The roll-up keys (wallet, interval, start) holding these (wallet, naive UTC time) pairs."""
+    return {(wallet, interval, bucket(interval, at)) for wallet, at in touched for interval in INTERVALS}
+
+
 def to_row(record: WalletBalance) -> tuple[Any, ...]:
     return tuple(to_db(c, getattr(record, c.name)) for c in BALANCES.columns)
 
@@ -86,6 +91,8 @@ class BalanceStore(TableAccess):
         if self.batch is not None:
             self.batch.wrote("balance_rollups")  # a refusal after this rolls the transaction back
         new = [(r.wallet_id, naive_utc(r.timestamp), r.id, r.balance, r.fiat_value) for r in rows]
+        if self.batch is not None:
+            self.batch.rollup_journal.keys(self.cur, _keys((row[0], row[1]) for row in new))
         diff, spans = appended(new, self._wallets({row[0] for row in new}))
         changes = PortfolioChanges(self.cur)
         add_into(diff, changes.deltas(spans), -1)
@@ -133,6 +140,7 @@ class BalanceStore(TableAccess):
             return wallets
         if self.batch is not None:
             self.batch.wrote("balance_rollups")  # a refusal after this rolls the transaction back
+            self.batch.rollup_journal.keys(self.cur, _keys(touched))
         ids, times = [w for w, _ in touched], [at for _, at in touched]
         chains = self._wallets(wallets)  # a deleted wallet's changes left with it (forget_wallet)
         low_high: dict[str, tuple[datetime, datetime]] = {}
@@ -185,6 +193,8 @@ class BalanceStore(TableAccess):
         if self.batch is not None:
             self.batch.wrote("portfolio_changes")
         PortfolioChanges(self.cur).move(wallet_id, chain, None)
+        if self.batch is not None:
+            self.batch.rollup_journal.wallet(self.cur, wallet_id)
         self.cur.execute("DELETE FROM balance_rollups WHERE wallet_id = ?", [wallet_id])
         self.cur.execute("DELETE FROM balance_latest WHERE wallet_id = ?", [wallet_id])
 
@@ -301,6 +311,13 @@ class BalanceStore(TableAccess):
         return PortfolioChanges(self.cur).points(interval, bounds, high, chain)
 
 
+def mark_clustered(cur: Cursor, table: str = "balance_rollups") -> None:
+    """Record in the table's comment that its rows are all in wallet order, as many as it has
+    now (service.store.rollup_resort counts the rows added since)."""
+    rows = int(cur.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
+    cur.execute(f"COMMENT ON TABLE {table} IS 'clustered rows: {rows}'")
+
+
 def rebuild(cur: Cursor) -> None:
     """Recompute every derived row from wallet_balances (after a migration or a restore).
     Roll-ups are written in wallet order: DuckDB reads one wallet's intervals with a scan
@@ -314,6 +331,7 @@ def rebuild(cur: Cursor) -> None:
             f" {AGGREGATES} FROM wallet_balances b GROUP BY b.wallet_id, s ORDER BY b.wallet_id, s",
             [interval],
         )
+    mark_clustered(cur)
     cur.execute(
         "INSERT INTO balance_latest SELECT b.* FROM wallet_balances b WHERE b.id IN ("
         " SELECT arg_max(last_id, start) FROM balance_rollups WHERE interval = '1w' GROUP BY wallet_id)"

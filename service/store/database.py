@@ -29,6 +29,7 @@ from service.model.errors import DatabaseLocked, ServiceError, StorageUnavailabl
 from service.store.checkpoints import IdleCheckpoints
 from service.store.ddl import apply_migrations
 from service.store.outbox import Change
+from service.store.rollup_journal import RollupJournal
 from service.store.scratch import ATTACH
 from service.store.sql import Cursor
 from service.store.storage import probe, storage_cause
@@ -265,6 +266,15 @@ class Database:
                 raise RuntimeError("database is closing") from None
         return await future
 
+    async def between_writes(self, fn: Callable[[Cursor, RollupJournal], T]) -> T:
+        """fn(the writer's cursor, its roll-up journal) on the writer thread while no write
+        transaction is open: queued behind the writes under way, ahead of those that come
+        after. For maintenance that must not see a write half done (service.store.rollup_resort)."""
+        if self._writer is None or self._writer_cursor is None:
+            raise RuntimeError("database is not open")
+        cursor, journal = self._writer_cursor, self._batch.rollup_journal
+        return await asyncio.wrap_future(self._writer.submit(fn, cursor, journal))
+
     def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
         while True:
             with self._lock:
@@ -336,6 +346,7 @@ class Database:
             finally:
                 if uow.bypassed:
                     self._batch.forget()  # raw SQL may have changed any row
+                    self._batch.rollup_journal.everything()  # roll-ups too, unnamed: a re-sort gives up
         culprit.clear()  # from here on (flush, COMMIT) no single write is to blame
         return outcomes
 

@@ -445,6 +445,7 @@ def drop_all(con: duckdb.DuckDBPyConnection) -> None:
     """Drop every ekko table (for `ekko db reset`); apply_migrations recreates them."""
     for table in (
         *DERIVED_TABLES,
+        "balance_rollups_sorted",  # a re-sort's copy a crash left (service.store.rollup_resort)
         *reversed(ENTITY_ORDER),
         "outbox",
         "outbox_dead_letter",

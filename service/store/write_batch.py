@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar, cast
 
+from service.store.rollup_journal import RollupJournal
 from service.store.sql import Cursor, first_row, in_list, insert_sql, quote
 
 # (table, id): does the row exist; (table, unique column, normalized key): who holds the key.
@@ -55,6 +56,8 @@ class WriteBatch:
         self._keys: dict[tuple[str, str], dict[str, str | None]] = {}  # (table, column) -> key -> owner id
         self.writes = 0  # rows written or held back so far: did a refused write change anything?
         self._deferred: dict[str, Deferred] = {}
+        # The roll-ups the writes change while a re-sort copies them (service.store.rollup_resort).
+        self.rollup_journal = RollupJournal()
 
     # -- work done once per transaction --------------------------------------
     def deferred(self, name: str, factory: Callable[[], DeferredT]) -> DeferredT:

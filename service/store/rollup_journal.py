@@ -1,0 +1,64 @@
+"""Which roll-ups the writes change while a re-sort copies `balance_rollups`
+(service.store.rollup_resort, docs/decisions.md 55).
+
+The copy reads the table as it was when the re-sort began; before the sorted copy replaces
+the table, the roll-ups changed since then are taken again from the live table. Each write
+that changes roll-ups names them here, in a temporary table of the writer's cursor, inside
+its own transaction: a write rolled back takes its entries with it. Keys are
+(wallet_id, interval, start); a NULL interval stands for all of a wallet's roll-ups (a
+deleted wallet). A change the journal cannot name (a migration, restore or reset rewrites
+the whole table) makes it `broken`, and the re-sort gives up.
+
+Writer thread only; every method is a no-op while no re-sort runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from service.store.sql import Cursor
+
+JOURNAL = "rollup_journal"  # temp table: the writer's cursor alone sees it
+
+
+class RollupJournal:
+    def __init__(self) -> None:
+        self.active = False
+        self.broken = False
+
+    def start(self, cur: Cursor) -> None:
+        cur.execute(f"CREATE OR REPLACE TEMP TABLE {JOURNAL} (wallet_id VARCHAR, interval VARCHAR, start TIMESTAMP)")
+        self.active, self.broken = True, False
+
+    def stop(self, cur: Cursor) -> None:
+        self.active = False
+        cur.execute(f"DROP TABLE IF EXISTS temp.{JOURNAL}")
+
+    # -- what the writes report ------------------------------------------------
+    def keys(self, cur: Cursor, keys: Iterable[tuple[str, str, datetime]]) -> None:
+        if not self.active:
+            return
+        wallets, intervals, starts = [], [], []
+        for wallet, interval, start in keys:
+            wallets.append(wallet)
+            intervals.append(interval)
+            starts.append(start)
+        if wallets:
+            cur.execute(
+                f"INSERT INTO {JOURNAL} SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::TIMESTAMP[])",
+                [wallets, intervals, starts],
+            )
+
+    def keys_of(self, cur: Cursor, table: str) -> None:
+        """The keys of the roll-ups in `table` (its columns wallet_id, interval, start)."""
+        if self.active:
+            cur.execute(f"INSERT INTO {JOURNAL} SELECT wallet_id, interval, start FROM {table}")
+
+    def wallet(self, cur: Cursor, wallet_id: str) -> None:
+        if self.active:
+            cur.execute(f"INSERT INTO {JOURNAL} VALUES (?, NULL, NULL)", [wallet_id])
+
+    def everything(self) -> None:
+        if self.active:
+            self.broken = True
