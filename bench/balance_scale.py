@@ -6,8 +6,11 @@ the derived tables rebuilt (service.store.balances.rebuild), which writes the ro
 wallet order. Each question is asked 15 times through BalanceService on the reader pool;
 the median is printed for both sizes and their ratio. Then `history` is asked again with the
 roll-ups rewritten in the order months of ingest leave them (by interval start, every
-wallet's intervals of a day side by side). Goal (per question): p50 at 1M no more than 1.5x
-p50 at 100k.
+wallet's intervals of a day side by side: shown, not judged, as the service does not leave
+them so for long), after the service's re-sort (service.store.rollup_resort, timed), and
+with the newest 245,760 roll-ups (EKKO_ROLLUP_RESORT_ROWS) appended again in arrival order:
+the most a wallet's read meets before the next re-sort. Goal (per judged question): p50 at 1M
+no more than 1.5x p50 at 100k.
 
     python -m bench.balance_scale
 """
@@ -28,6 +31,7 @@ from schema.balances import AtRequest, HistoryRequest, LatestRequest, Performanc
 from service.model.limits import PayloadLimit
 from service.store.balances import rebuild
 from service.store.database import Database
+from service.store.rollup_resort import MIN_ROWS, RollupResort
 from service.usecases.balances import BalanceService
 from service.usecases.cache import RecordCache
 
@@ -35,7 +39,9 @@ END = datetime(2026, 11, 30, tzinfo=UTC)
 WALLET = "00000007-0000-4000-8000-000000000000"
 GOAL = 1.5
 HISTORY = "history (one wallet, one year, 1d)"
-ARRIVAL = "history, roll-ups in arrival order"
+ARRIVAL = "history, roll-ups in arrival order (not judged)"
+RESORTED = "history, arrival order after the service's re-sort"
+TAIL = f"history, re-sorted + newest {MIN_ROWS:,} roll-ups appended"
 
 
 def build(db: Database, rows: int) -> None:
@@ -92,7 +98,20 @@ def in_arrival_order(db: Database) -> None:
     con.execute("CHECKPOINT")
 
 
-async def measure(path: Path, rows: int) -> dict[str, float]:
+def newest_appended(db: Database, count: int) -> None:
+    """The newest `count` roll-ups (by start) taken out and appended again in arrival order."""
+    con = db.connection
+    con.execute(f"CREATE TEMP TABLE tail AS SELECT * FROM balance_rollups ORDER BY start DESC LIMIT {count}")
+    con.execute(
+        "DELETE FROM balance_rollups r USING tail t"
+        " WHERE r.wallet_id = t.wallet_id AND r.interval = t.interval AND r.start = t.start"
+    )
+    con.execute("INSERT INTO balance_rollups SELECT * FROM tail ORDER BY start, wallet_id, interval")
+    con.execute("DROP TABLE tail")
+    con.execute("CHECKPOINT")
+
+
+async def measure(path: Path, rows: int, resort_seconds: dict[int, float]) -> dict[str, float]:
     db = Database(path, 4).open()
     try:
         build(db, rows)
@@ -101,19 +120,30 @@ async def measure(path: Path, rows: int) -> dict[str, float]:
         medians = {name: await _median(ask) for name, ask in asked.items()}
         in_arrival_order(db)
         medians[ARRIVAL] = await _median(asked[HISTORY])
+        started = time.perf_counter()
+        outcome = await RollupResort(db).run_once()
+        resort_seconds[rows] = time.perf_counter() - started
+        if outcome != "sorted":
+            raise SystemExit(f"the re-sort did not complete: {outcome}")
+        medians[RESORTED] = await _median(asked[HISTORY])
+        newest_appended(db, MIN_ROWS)
+        medians[TAIL] = await _median(asked[HISTORY])
         return medians
     finally:
         db.close()
 
 
 def main() -> None:
+    resort_seconds: dict[int, float] = {}
     with tempfile.TemporaryDirectory(prefix="ekko-balance-scale-") as tmp:
-        small = asyncio.run(measure(Path(tmp) / "small.db", 100_000))
-        large = asyncio.run(measure(Path(tmp) / "large.db", 1_000_000))
+        small = asyncio.run(measure(Path(tmp) / "small.db", 100_000, resort_seconds))
+        large = asyncio.run(measure(Path(tmp) / "large.db", 1_000_000, resort_seconds))
     rows = [[name, f"{small[name]:.1f}", f"{large[name]:.1f}", f"{large[name] / small[name]:.2f}x"] for name in small]
     print(table(["question", "p50 ms at 100k rows", "p50 ms at 1M rows", "1M / 100k"], rows))
-    met = all(large[n] / small[n] <= GOAL for n in small)
-    print(f"\ngoal: every question at 1M rows <= {GOAL}x its 100k figure: {verdict(met)} (machine shared, 2 cores)")
+    took = ", ".join(f"{s:.1f} s at {n:,} balance rows" for n, s in resort_seconds.items())
+    print(f"the roll-ups' re-sort beside the writer (run_once): {took}")
+    met = all(large[n] / small[n] <= GOAL for n in small if n != ARRIVAL)
+    print(f"\ngoal: each judged question at 1M rows <= {GOAL}x at 100k: {verdict(met)} (machine shared, 2 cores)")
     raise SystemExit(0 if met else 1)
 
 
