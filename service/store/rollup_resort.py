@@ -203,6 +203,7 @@ class RollupResort:
         self.max_journal = max_journal
         self.sorts = 0  # completed since start
         self.last: str | None = None  # the outcome of the latest attempt
+        self.swap_seconds = 0.0  # the writer's share of the latest attempt (step 3)
         self._copy: Copy | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -221,11 +222,18 @@ class RollupResort:
             raise
         finally:
             self._copy = None
+        swapping = time.monotonic()
         outcome = await self.db.between_writes(lambda w, j: swap(w, j, copy, self.max_journal))
+        self.swap_seconds = time.monotonic() - swapping
         self.last = outcome
         if outcome == "sorted":
             self.sorts += 1
-            log.info("balance_rollups sorted by wallet again: %d rows in %.1f s", copy.rows, time.monotonic() - started)
+            log.info(
+                "balance_rollups sorted by wallet again: %d rows in %.1f s, the writer held %.0f ms",
+                copy.rows,
+                time.monotonic() - started,
+                self.swap_seconds * 1000,
+            )
         else:
             log.info("balance_rollups re-sort %s", outcome)
         return outcome
