@@ -17,7 +17,7 @@ from service.store.balances import rebuild
 from service.store.database import Cursor, Database
 from service.store.rollup_journal import RollupJournal
 from service.store.rollup_resort import SORTED, RollupResort, begin, copy_sorted, is_due, swap, unsorted_rows
-from tests.unit.test_portfolio_changes import World, derived_tables
+from tests.balance_world import World, derived_tables
 
 WALLET = "00000007-0000-4000-8000-000000000000"
 HISTORY = (
