@@ -22,7 +22,7 @@ sorted ones), `RollupResort` sorts the table again beside the writer:
 It gives up, drops SORTED and tries again later when the journal is broken (raw SQL or a
 restore rewrote roll-ups it cannot name), the live table is no longer the one copied, or the
 journal names more than `max_journal` roll-ups (replacing them would hold the writer too
-long: the copy ran beside a heavy ingest). A crash leaves at most a committed SORTED, dropped
+long: the copy ran beside a heavy ingest; the journal stops growing there). A crash leaves at most a committed SORTED, dropped
 before the next copy; the table's comment records how many rows the last sort left in order.
 """
 
@@ -91,7 +91,7 @@ def _oid(cur: Cursor) -> int | None:
     return None if row is None else int(row[0])
 
 
-def begin(writer: Cursor, journal: RollupJournal) -> Copy:
+def begin(writer: Cursor, journal: RollupJournal, max_journal: int = MAX_JOURNAL) -> Copy:
     """Step 1, between writes on the writer thread."""
     writer.execute(f"DROP TABLE IF EXISTS {SORTED}")  # a crash's leftover
     cursor = writer.cursor()
@@ -105,7 +105,7 @@ def begin(writer: Cursor, journal: RollupJournal) -> Copy:
     if oid is None:
         cursor.close()
         raise RuntimeError(f"{TABLE} does not exist")
-    journal.start(writer)
+    journal.start(writer, max_journal)
     return Copy(cursor, oid, rows)
 
 
@@ -147,17 +147,16 @@ _FINGERPRINT = (
 _SAME = f"SELECT {_FINGERPRINT.format(table=TABLE)} = {_FINGERPRINT.format(table=SORTED)}"
 
 
-def swap(writer: Cursor, journal: RollupJournal, copy: Copy, max_journal: int = MAX_JOURNAL) -> str:
+def swap(writer: Cursor, journal: RollupJournal, copy: Copy) -> str:
     """Step 3, between writes on the writer thread: "sorted", or why it gave up."""
     done = False
     try:
+        if journal.broken and journal.named > journal.limit:
+            return f"gave up: more than {journal.limit:,} roll-ups changed during the copy"
         if journal.broken:
             return "gave up: roll-ups were rewritten where the journal cannot name them"
         if _oid(writer) != copy.oid:
             return f"gave up: {TABLE} was replaced during the copy"
-        named = int(one_row(writer, f"SELECT count(*) FROM {JOURNAL}")[0])
-        if named > max_journal:
-            return f"gave up: {named:,} roll-ups changed during the copy (more than {max_journal:,})"
         writer.execute("BEGIN TRANSACTION")
         try:
             for statement in _APPLY:
@@ -209,7 +208,7 @@ class RollupResort:
 
     async def run_once(self) -> str:
         started = time.monotonic()
-        copy = await self.db.between_writes(begin)
+        copy = await self.db.between_writes(lambda w, j: begin(w, j, self.max_journal))
         self._copy = copy
         copying = asyncio.ensure_future(asyncio.to_thread(copy_sorted, copy))
         try:
@@ -223,7 +222,7 @@ class RollupResort:
         finally:
             self._copy = None
         swapping = time.monotonic()
-        outcome = await self.db.between_writes(lambda w, j: swap(w, j, copy, self.max_journal))
+        outcome = await self.db.between_writes(lambda w, j: swap(w, j, copy))
         self.swap_seconds = time.monotonic() - swapping
         self.last = outcome
         if outcome == "sorted":

@@ -223,3 +223,22 @@ async def test_a_wallet_deleted_while_it_copies_leaves_no_rollups(tmp_path: Path
         _as_rebuilt(db)
     finally:
         db.close()
+
+
+async def test_a_journal_past_its_limit_stops_growing_and_the_swap_gives_up(tmp_path: Path) -> None:
+    db = Database(tmp_path / "resort.db", 2).open()
+    try:
+        world = await _world(db, 13, 4, 3)
+        copy = await db.between_writes(lambda w, j: begin(w, j, 5))
+        await _groups(world, 6)
+        held = await db.between_writes(
+            lambda w, j: (j.active, int(w.execute("SELECT count(*) FROM rollup_journal").fetchall()[0][0]))
+        )
+        assert held[0] is False and held[1] <= 5 + 3 * 1_100  # stopped after the write that passed the limit
+        await asyncio.to_thread(copy_sorted, copy)
+        cur = db.connection.cursor()
+        live = fingerprint(cur)
+        assert "more than 5 roll-ups" in await db.between_writes(lambda w, j: swap(w, j, copy))
+        assert fingerprint(cur) == live and _no_copy_left(cur)
+    finally:
+        db.close()
