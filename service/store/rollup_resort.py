@@ -22,8 +22,9 @@ sorted ones), `RollupResort` sorts the table again beside the writer:
 It gives up, drops SORTED and tries again later when the journal is broken (raw SQL or a
 restore rewrote roll-ups it cannot name), the live table is no longer the one copied, or the
 journal names more than `max_journal` roll-ups (replacing them would hold the writer too
-long: the copy ran beside a heavy ingest; the journal stops growing there). A crash leaves at most a committed SORTED, dropped
-before the next copy; the table's comment records how many rows the last sort left in order.
+long: the copy ran beside a heavy ingest; the journal stops growing there). A crash leaves
+at most a committed SORTED, dropped before the next copy; the table's comment records how
+many rows the last sort left in order.
 """
 
 from __future__ import annotations
