@@ -41,6 +41,9 @@ class IdleCheckpoints:
         self.idle_wal = idle_wal
         self.checkpoints = 0  # run since start
         self.closed = False
+        # DuckDB refuses CHECKPOINT while another transaction has written or may write (a
+        # re-sort's copy, service.store.rollup_resort): it holds checkpoints meanwhile.
+        self.held = 0
         self._timer: asyncio.TimerHandle | None = None
 
     @staticmethod
@@ -61,7 +64,7 @@ class IdleCheckpoints:
 
     def _due(self, writing: Callable[[], bool]) -> None:
         self._timer = None
-        if self.closed or writing() or self._wal_bytes() < self.idle_wal:
+        if self.closed or self.held or writing() or self._wal_bytes() < self.idle_wal:
             return
         with contextlib.suppress(RuntimeError):  # the writer is shutting down: close() checkpoints
             self.writer.submit(self._run)

@@ -268,8 +268,9 @@ class Database:
 
     async def between_writes(self, fn: Callable[[Cursor, RollupJournal], T]) -> T:
         """fn(the writer's cursor, its roll-up journal) on the writer thread while no write
-        transaction is open: queued behind the writes under way, ahead of those that come
-        after. For maintenance that must not see a write half done (service.store.rollup_resort)."""
+        transaction is open: it runs once the writer has drained its queue (writes that keep
+        coming join the drain under way, so under a steady stream of writes it waits for a
+        pause). For maintenance that must not see a write half done (service.store.rollup_resort)."""
         if self._writer is None or self._writer_cursor is None:
             raise RuntimeError("database is not open")
         cursor, journal = self._writer_cursor, self._batch.rollup_journal
@@ -346,7 +347,6 @@ class Database:
             finally:
                 if uow.bypassed:
                     self._batch.forget()  # raw SQL may have changed any row
-                    self._batch.rollup_journal.everything()  # roll-ups too, unnamed: a re-sort gives up
         culprit.clear()  # from here on (flush, COMMIT) no single write is to blame
         return outcomes
 

@@ -35,6 +35,7 @@ import dataclasses
 import logging
 import re
 import time
+from collections.abc import Awaitable, Callable
 
 import duckdb
 
@@ -111,7 +112,8 @@ def begin(writer: Cursor, journal: RollupJournal, max_journal: int = MAX_JOURNAL
 
 
 def copy_sorted(copy: Copy) -> None:
-    """Step 2, on a thread of its own: SORTED, committed, with the live table's DDL."""
+    """Step 2, on a thread of its own: SORTED, committed, with the live table's DDL. The
+    cursor stays open: whoever started the thread closes it once the thread has ended."""
     cur = copy.cursor
     try:
         ddl = one_row(cur, "SELECT sql FROM duckdb_tables() WHERE table_oid = ?", [copy.oid])[0]
@@ -123,8 +125,6 @@ def copy_sorted(copy: Copy) -> None:
         with contextlib.suppress(duckdb.Error):
             cur.execute("ROLLBACK")
         raise
-    finally:
-        cur.close()
 
 
 _NAMED = f"(SELECT DISTINCT wallet_id, interval, start FROM {JOURNAL} WHERE interval IS NOT NULL)"
@@ -182,9 +182,14 @@ def swap(writer: Cursor, journal: RollupJournal, copy: Copy) -> str:
 
 
 def abandon(writer: Cursor, journal: RollupJournal) -> None:
-    """After a failed copy: the journal stops, no SORTED stays."""
+    """After a failed copy, or a crash's leftover at start: no journal, no SORTED."""
     journal.stop(writer)
     writer.execute(f"DROP TABLE IF EXISTS {SORTED}")
+
+
+def _interrupt(copy: Copy) -> None:
+    with contextlib.suppress(duckdb.Error):  # closed already, or nothing running
+        copy.cursor.interrupt()
 
 
 class RollupResort:
@@ -209,22 +214,22 @@ class RollupResort:
 
     async def run_once(self) -> str:
         started = time.monotonic()
-        copy = await self.db.between_writes(lambda w, j: begin(w, j, self.max_journal))
-        self._copy = copy
-        copying = asyncio.ensure_future(asyncio.to_thread(copy_sorted, copy))
+        checkpoints = self.db.checkpoints
+        if checkpoints is not None:
+            checkpoints.held += 1  # DuckDB refuses them while the copy's transaction is open
         try:
-            await asyncio.shield(copying)
-        except BaseException:  # cancelled (stop) or failed: the copy's thread ends before SORTED goes
-            copy.cursor.interrupt()
-            with contextlib.suppress(BaseException):
-                await copying
-            await self.db.between_writes(abandon)
-            raise
+            copy = await self.db.between_writes(lambda w, j: begin(w, j, self.max_journal))
+            try:
+                await self._copied(copy)
+            except BaseException:  # failed, or cancelled (stop): the journal stops, the copy goes
+                await self.db.between_writes(abandon)
+                raise
+            swapping = time.monotonic()
+            outcome = await self.db.between_writes(lambda w, j: swap(w, j, copy))
+            self.swap_seconds = time.monotonic() - swapping
         finally:
-            self._copy = None
-        swapping = time.monotonic()
-        outcome = await self.db.between_writes(lambda w, j: swap(w, j, copy))
-        self.swap_seconds = time.monotonic() - swapping
+            if checkpoints is not None:
+                checkpoints.held -= 1
         self.last = outcome
         if outcome == "sorted":
             self.sorts += 1
@@ -238,6 +243,23 @@ class RollupResort:
             log.info("balance_rollups re-sort %s", outcome)
         return outcome
 
+    async def _copied(self, copy: Copy) -> None:
+        """Step 2 on a thread of its own; interrupted when this is cancelled, and its cursor
+        closed only once the thread has ended."""
+        copying = asyncio.ensure_future(asyncio.to_thread(copy_sorted, copy))
+        self._copy = copy
+        try:
+            await asyncio.shield(copying)
+        except BaseException:
+            _interrupt(copy)
+            with contextlib.suppress(BaseException):
+                await copying
+            raise
+        finally:
+            self._copy = None
+            if copying.done():
+                copy.cursor.close()
+
     async def due(self) -> bool:
         return await self.db.read(lambda cur: is_due(cur, self.min_rows))
 
@@ -245,22 +267,30 @@ class RollupResort:
         self._task = asyncio.create_task(self._run(), name="rollup-resort")
 
     async def _run(self) -> None:
+        await self._attempt(lambda: self.db.between_writes(abandon))  # a crash's leftover copy goes first
         while True:
             await asyncio.sleep(self.every)
-            try:
-                if self.db.queue_length == 0 and await self.due():
-                    await self.run_once()
-            except asyncio.CancelledError:
+            await self._attempt(self._when_due)
+
+    async def _when_due(self) -> None:
+        if self.db.queue_length == 0 and await self.due():
+            await self.run_once()
+
+    async def _attempt(self, step: Callable[[], Awaitable[object]]) -> None:
+        try:
+            await step()
+        except Exception:  # a full disk, a closing database: the next look tries again
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # stop(): whatever the cancel turned into
                 raise
-            except Exception:  # a full disk, a closing database: the next look tries again
-                log.warning("balance_rollups re-sort failed; trying again later", exc_info=True)
+            log.warning("balance_rollups re-sort failed; trying again later", exc_info=True)
 
     async def stop(self) -> None:
         """Cancel the loop; a copy under way is interrupted and waited for (it holds a cursor)."""
         if self._task is None:
             return
         if self._copy is not None:
-            self._copy.cursor.interrupt()
+            _interrupt(self._copy)
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await self._task

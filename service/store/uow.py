@@ -62,6 +62,8 @@ class UnitOfWork:
         if self.batch is not None:
             self.batch.flush(self._cursor)
             self.batch.forget()
+            # Roll-ups may change unnamed: a re-sort under way gives up (service.store.rollup_resort).
+            self.batch.rollup_journal.everything()
             self.batch = None
             self._outbox = None
             self._repos.clear()

@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from service.store.balances import rebuild
+from service.store.balances import BalanceStore, rebuild
 from service.store.database import Cursor, Database
 from service.store.rollup_journal import RollupJournal
 from service.store.rollup_resort import SORTED, RollupResort, begin, copy_sorted, is_due, swap, unsorted_rows
@@ -240,5 +240,68 @@ async def test_a_journal_past_its_limit_stops_growing_and_the_swap_gives_up(tmp_
         live = fingerprint(cur)
         assert "more than 5 roll-ups" in await db.between_writes(lambda w, j: swap(w, j, copy))
         assert fingerprint(cur) == live and _no_copy_left(cur)
+    finally:
+        db.close()
+
+
+async def test_a_failed_copy_reports_its_cause_and_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = Database(tmp_path / "resort.db", 2).open()
+    try:
+        world = await _world(db, 17, 3, 4)
+        cur = db.connection.cursor()
+        live = fingerprint(cur)
+
+        def full_disk(cur: Cursor, table: str = "") -> None:
+            raise duckdb.IOException("No space left on device")
+
+        monkeypatch.setattr("service.store.rollup_resort.mark_clustered", full_disk)
+        with pytest.raises(duckdb.IOException, match="No space left"):
+            await RollupResort(db).run_once()
+        assert fingerprint(cur) == live and _no_copy_left(cur)
+        assert not await db.between_writes(lambda w, j: j.active)
+        assert db.checkpoints is not None and db.checkpoints.held == 0
+        await _groups(world, 2)  # writes go on, unjournaled
+        _as_rebuilt(db)
+    finally:
+        db.close()
+
+
+async def test_a_stop_while_it_copies_interrupts_the_copy(tmp_path: Path) -> None:
+    db = Database(tmp_path / "resort.db", 2).open()
+    try:
+        cur = db.connection.cursor()
+        in_arrival_order(cur, 5_000, 150_000)
+        live = fingerprint(cur)
+        resort = RollupResort(db, min_rows=1_000, every=0.01)
+        resort.start()
+        for _ in range(1_000):
+            if resort._copy is not None:
+                break
+            await asyncio.sleep(0.005)
+        assert resort._copy is not None, "no copy began"
+        await resort.stop()
+        assert resort.sorts == 0 and resort._copy is None
+        assert fingerprint(cur) == live and _no_copy_left(cur)
+        assert not await db.between_writes(lambda w, j: j.active)
+        assert db.checkpoints is not None and db.checkpoints.held == 0
+    finally:
+        db.close()
+
+
+async def test_a_wallets_rollups_dropped_while_it_copies_go_from_the_copy_too(tmp_path: Path) -> None:
+    """The whole-wallet entry forget_wallet writes: its roll-ups leave the copy too."""
+    db = Database(tmp_path / "resort.db", 2).open()
+    try:
+        world = await _world(db, 19, 4, 0)
+        wallet = next(iter(world.chains))
+        for _ in range(6):
+            await world.create(wallet)
+        copy = await db.between_writes(begin)
+        await db.write(lambda uow: uow.store(BalanceStore).forget_wallet(wallet, world.chains[wallet]))
+        await asyncio.to_thread(copy_sorted, copy)
+        assert await db.between_writes(lambda w, j: swap(w, j, copy)) == "sorted"
+        assert not db.connection.execute("SELECT 1 FROM balance_rollups WHERE wallet_id = ?", [wallet]).fetchall()
     finally:
         db.close()
