@@ -403,10 +403,10 @@ class Ekko:
                 # No new requests; the connection stays up for the relay (unless NATS closed it).
                 with contextlib.suppress(nats.errors.ConnectionClosedError):
                     await subscriber.stop()
-            if self.relay is not None:
-                await self.relay.stop()
             if self.resort is not None:
                 await self.resort.stop()  # a copy under way holds a cursor: interrupted, waited for
+            if self.relay is not None:
+                await self.relay.stop()
             await asyncio.to_thread(self.db.close)  # before the lease goes: the next owner may open this file
             await self.lease.release()
             await self._close_nats()

@@ -23,8 +23,8 @@ It gives up, drops SORTED and tries again later when the journal is broken (raw 
 restore rewrote roll-ups it cannot name), the live table is no longer the one copied, or the
 journal names more than `max_journal` roll-ups (replacing them would hold the writer too
 long: the copy ran beside a heavy ingest; the journal stops growing there). A crash leaves
-at most a committed SORTED, dropped before the next copy; the table's comment records how
-many rows the last sort left in order.
+at most a committed SORTED, dropped when the service starts; the table's comment records
+how many rows the last sort left in order.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import duckdb
 
@@ -192,6 +193,17 @@ def _interrupt(copy: Copy) -> None:
         copy.cursor.interrupt()
 
 
+async def _settled(work: asyncio.Future[Any], nudge: Callable[[], None] = lambda: None) -> None:
+    """Until `work` (on another thread) has ended, whatever it ended with, calling `nudge`
+    between looks; a cancel meanwhile does not stop the wait (the thread holds a cursor)."""
+    while not work.done():
+        nudge()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait({work}, timeout=0.05)
+    if not work.cancelled():
+        work.exception()  # retrieved: its error is the caller's to raise, not the loop's to log
+
+
 class RollupResort:
     """Sorts `balance_rollups` again when enough rows came since the last sort (module doc).
 
@@ -218,7 +230,7 @@ class RollupResort:
         if checkpoints is not None:
             checkpoints.held += 1  # DuckDB refuses them while the copy's transaction is open
         try:
-            copy = await self.db.between_writes(lambda w, j: begin(w, j, self.max_journal))
+            copy = await self._begun()
             try:
                 await self._copied(copy)
             except BaseException:  # failed, or cancelled (stop): the journal stops, the copy goes
@@ -243,6 +255,18 @@ class RollupResort:
             log.info("balance_rollups re-sort %s", outcome)
         return outcome
 
+    async def _begun(self) -> Copy:
+        """Step 1; cancelled meanwhile (stop), it still ends, and what it began is undone."""
+        beginning = asyncio.ensure_future(self.db.between_writes(lambda w, j: begin(w, j, self.max_journal)))
+        try:
+            return await asyncio.shield(beginning)
+        except BaseException:
+            await _settled(beginning)
+            if beginning.done() and not beginning.cancelled() and beginning.exception() is None:
+                beginning.result().cursor.close()
+                await self.db.between_writes(abandon)
+            raise
+
     async def _copied(self, copy: Copy) -> None:
         """Step 2 on a thread of its own; interrupted when this is cancelled, and its cursor
         closed only once the thread has ended."""
@@ -251,9 +275,8 @@ class RollupResort:
         try:
             await asyncio.shield(copying)
         except BaseException:
-            _interrupt(copy)
-            with contextlib.suppress(BaseException):
-                await copying
+            # DuckDB forgets an interrupt sent between two statements: sent until the thread ends.
+            await _settled(copying, lambda: _interrupt(copy))
             raise
         finally:
             self._copy = None
