@@ -91,7 +91,7 @@ class BalanceStore(TableAccess):
         if self.batch is not None:
             self.batch.wrote("balance_rollups")  # a refusal after this rolls the transaction back
         new = [(r.wallet_id, naive_utc(r.timestamp), r.id, r.balance, r.fiat_value) for r in rows]
-        if self.batch is not None:
+        if self.batch is not None and self.batch.rollup_journal.active:
             self.batch.rollup_journal.keys(self.cur, _keys((row[0], row[1]) for row in new))
         diff, spans = appended(new, self._wallets({row[0] for row in new}))
         changes = PortfolioChanges(self.cur)
@@ -140,7 +140,8 @@ class BalanceStore(TableAccess):
             return wallets
         if self.batch is not None:
             self.batch.wrote("balance_rollups")  # a refusal after this rolls the transaction back
-            self.batch.rollup_journal.keys(self.cur, _keys(touched))
+            if self.batch.rollup_journal.active:
+                self.batch.rollup_journal.keys(self.cur, _keys(touched))
         ids, times = [w for w, _ in touched], [at for _, at in touched]
         chains = self._wallets(wallets)  # a deleted wallet's changes left with it (forget_wallet)
         low_high: dict[str, tuple[datetime, datetime]] = {}
