@@ -217,7 +217,13 @@ class Ekko:
         self.reports = ReportService(self.db)
         self.admin = MigrationAdmin(settings, self.db, self.cache, self.sync, self.relay, self.integrity)
         self.status = StatusService(
-            self.db, self.sync, self.relay, self.integrity, self.instance, sync_enabled=settings.enable_jetstream_sync
+            self.db,
+            self.sync,
+            self.relay,
+            self.integrity,
+            self.instance,
+            sync_enabled=settings.enable_jetstream_sync,
+            resort=self.resort,
         )
         self.metrics = MetricsService(self.db, self.relay, self.cache, self.integrity, self.instance, self.requests)
         self.metrics_endpoint = (

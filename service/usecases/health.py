@@ -19,6 +19,7 @@ from service.model.columns import utc_now
 from service.store.database import Database
 from service.store.dead_letter import DeadLetterRepository
 from service.store.outbox import OutboxRepository
+from service.store.rollup_resort import RollupResort, unsorted_rows
 from service.store.sql import table_counts
 from service.sync.relay import Relay
 
@@ -86,6 +87,17 @@ class SyncReport(msgspec.Struct):
     dead_letters: int = 0  # outbox entries that can never be published; `ekko sync repair` clears them
 
 
+class RollupOrder(msgspec.Struct):
+    """balance_rollups' order by wallet (decision 55): rows added since the last sort, and the
+    service's re-sorts since it started."""
+
+    rows: int
+    unsorted_rows: int
+    resort_after: int  # unsorted rows (and a tenth of the sorted ones) that start a re-sort; 0: never
+    sorts: int = 0
+    last: str | None = None  # the outcome of the latest attempt ("sorted", or why it gave up)
+
+
 class DatabaseHealth(msgspec.Struct):
     status: Status
     path: str
@@ -101,16 +113,22 @@ class DatabaseHealth(msgspec.Struct):
     version: str = __version__
     deployment: str = ""
     uptime_seconds: float = 0.0
+    rollups: RollupOrder | None = None
 
 
-def _counts(cur: duckdb.DuckDBPyConnection) -> tuple[dict[str, int], int, Any, int]:
+def _counts(cur: duckdb.DuckDBPyConnection) -> tuple[dict[str, int], int, Any, int, tuple[int, int]]:
     tables = table_counts(cur)
     pending, oldest = OutboxRepository(cur).backlog()
-    return tables, pending, oldest, DeadLetterRepository(cur).count()
+    return tables, pending, oldest, DeadLetterRepository(cur).count(), unsorted_rows(cur)
 
 
 async def database_health(
-    db: Database, relay: Relay | None, *, sync_enabled: bool, integrity: Any = None
+    db: Database,
+    relay: Relay | None,
+    *,
+    sync_enabled: bool,
+    integrity: Any = None,
+    resort: RollupResort | None = None,
 ) -> DatabaseHealth:
     stats = db.stats()
     size = db.path.stat().st_size if db.path.exists() else 0
@@ -119,7 +137,7 @@ async def database_health(
     pool = PoolReport(stats.size, stats.in_use, stats.waiting, stats.waits, round(stats.wait_seconds, 6))
     sync = SyncReport(enabled=sync_enabled)
     try:
-        tables, pending, oldest, dead = await db.read(_counts)
+        tables, pending, oldest, dead, (rows, unsorted) = await db.read(_counts)
     except duckdb.Error as exc:
         log.exception("database health check failed")
         return DatabaseHealth("unhealthy", str(db.path), size, db.schema_version, {}, pool, sync, integrity, str(exc))
@@ -150,7 +168,12 @@ async def database_health(
     )
     status: Status = "degraded" if degraded else "healthy"
     error = None if storage is None else f"writes are refused: {storage}"
-    return DatabaseHealth(status, str(db.path), size, db.schema_version, tables, pool, sync, integrity, error)
+    rollups = RollupOrder(rows, unsorted, resort_after=0 if resort is None else resort.min_rows)
+    if resort is not None:
+        rollups.sorts, rollups.last = resort.sorts, resort.last
+    return DatabaseHealth(
+        status, str(db.path), size, db.schema_version, tables, pool, sync, integrity, error, rollups=rollups
+    )
 
 
 async def storage_fault(db: Database) -> str | None:

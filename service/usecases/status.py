@@ -13,6 +13,7 @@ from service.migration import ValidationResult
 from service.model.errors import Unavailable
 from service.store.database import Database
 from service.store.integrity import latest_integrity, record_integrity
+from service.store.rollup_resort import RollupResort
 from service.sync.check import VerifyReport, repair, verify
 from service.sync.jetstream import JetStreamSync
 from service.sync.relay import Relay
@@ -67,6 +68,7 @@ class StatusService:
         instance: Instance,
         *,
         sync_enabled: bool,
+        resort: RollupResort | None = None,
     ) -> None:
         self.db = db
         self.instance = instance
@@ -74,10 +76,11 @@ class StatusService:
         self.relay = relay
         self.integrity = integrity
         self.sync_enabled = sync_enabled
+        self.resort = resort
 
     async def database_health(self) -> DatabaseHealth:
         health = await database_health(
-            self.db, self.relay, sync_enabled=self.sync_enabled, integrity=self.integrity.latest
+            self.db, self.relay, sync_enabled=self.sync_enabled, integrity=self.integrity.latest, resort=self.resort
         )
         health.deployment = self.instance.settings.deployment
         health.uptime_seconds = self.instance.uptime_seconds
