@@ -157,6 +157,25 @@ class Repository(TableAccess, Generic[RecordT]):
         rows = self._execute(sql, params).fetchall()
         return EncodedRows(self.spec, [encode_row(self.spec, r) for r in rows], rows)
 
+    def list_joined_encoded(
+        self, query: ListQuery, parents: Sequence[tuple[str, EntitySpec]]
+    ) -> tuple[EncodedRows[RecordT], builtins.list[builtins.list[bytes | None]]]:
+        """list_encoded with each row's parents read in the same statement (list_joined_sql):
+        the page, and per row the reply bytes of each parent (None: it has none)."""
+        sql, params = list_joined_sql(self.spec, query, parents)
+        rows = self._execute(sql, params).fetchall()
+        width = len(self.spec.columns)
+        page = [row[:width] for row in rows]
+        found: builtins.list[builtins.list[bytes | None]] = []
+        for row in rows:
+            start, mine = width, []
+            for _, parent in parents:
+                values = row[start : start + len(parent.columns)]
+                start += len(parent.columns)
+                mine.append(None if values[0] is None else encode_row(parent, values))  # id is every record's first
+            found.append(mine)
+        return EncodedRows(self.spec, [encode_row(self.spec, r) for r in page], page), found
+
     @timed("count_where")
     def count_where(self, conditions: Sequence[Filter]) -> int:
         """How many rows match all the conditions (a list's total, whatever the page)."""
@@ -311,8 +330,28 @@ def _condition_sql(cond: Filter) -> tuple[str, list[Any]]:
     raise ValueError(f"unknown operator {cond.op}")
 
 
-def _order_sql(sort: Sequence[SortKey]) -> str:
-    return ", ".join(f"{quote(k.column)} {'DESC NULLS FIRST' if k.descending else 'ASC NULLS LAST'}" for k in sort)
+def _order_sql(sort: Sequence[SortKey], table: str = "") -> str:
+    """ORDER BY of these keys; `table`: the alias their columns are qualified with ("" none)."""
+    prefix = f"{table}." if table else ""
+    return ", ".join(
+        f"{prefix}{quote(k.column)} {'DESC NULLS FIRST' if k.descending else 'ASC NULLS LAST'}" for k in sort
+    )
+
+
+def list_joined_sql(
+    spec: EntitySpec, query: ListQuery, parents: Sequence[tuple[str, EntitySpec]]
+) -> tuple[str, list[Any]]:
+    """The page of list_sql with each row's parents in the same statement: per (key column,
+    parent spec), the parent's columns after the row's, NULLs where it has none. A LEFT JOIN
+    by the parent's id, which DuckDB runs as a hash join over the parent table: for small
+    parent tables only (usecases.listing, decision 56)."""
+    page, params = list_sql(spec, query)
+    columns = [f"p.{quote(c.name)}" for c in spec.columns]
+    joins = []
+    for n, (key, parent) in enumerate(parents):
+        columns += [f"j{n}.{quote(c.name)}" for c in parent.columns]
+        joins.append(f" LEFT JOIN {quote(parent.name)} j{n} ON j{n}.id = p.{quote(key)}")
+    return f"SELECT {', '.join(columns)} FROM ({page}) p{''.join(joins)} ORDER BY {_order_sql(query.sort, 'p')}", params
 
 
 def _beyond_sql(key: SortKey, value: Any) -> tuple[str | None, list[Any]]:

@@ -24,7 +24,7 @@ from service.store.ddl import apply_migrations
 from service.store.listing import build_query, plan_list
 from service.store.repository import Repository
 from service.store.scratch import ATTACH, SCRATCH
-from service.usecases.listing import _read
+from service.usecases.listing import JOIN_PARENTS_UP_TO, PARENT_SIZES, _read
 from tests.factories import payload_of
 
 T0 = datetime(2024, 2, 29, 23, 59, 59, 123456, tzinfo=UTC)
@@ -144,17 +144,22 @@ def test_records_inserted_from_their_json_array_read_back_as_they_were(con: duck
     assert con.execute(f"SELECT count(*) FROM duckdb_tables() WHERE database_name = '{SCRATCH}'").fetchone() == (0,)
 
 
-def test_pages_with_includes_splice_the_bytes_that_encoding_each_item_gives(con: duckdb.DuckDBPyConnection) -> None:
-    """Whole records with their parents are spliced from the rows' reply bytes; selecting
-    every field builds each item as an object instead. Both give the same bytes, parents
-    missing or null included."""
+@pytest.mark.parametrize("join_up_to", [0, JOIN_PARENTS_UP_TO], ids=["parents by id", "parents joined"])
+def test_pages_with_includes_splice_the_bytes_that_encoding_each_item_gives(
+    con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch, join_up_to: int
+) -> None:
+    """Whole records with their parents are spliced from the rows' reply bytes, the parents
+    read by id after the page or joined into its statement (decision 56); selecting every
+    field builds each item as an object instead. All give the same bytes, in the same order,
+    parents missing or null included."""
+    monkeypatch.setattr(PARENT_SIZES, "up_to", join_up_to)
     wallets, alerts = ENTITIES["wallets"], ENTITIES["alerts"]
     for n in range(1, 6):
         stored(con, wallets, n)
     for n in range(1, 30):  # wallet 10,000 + n % 6: 10,000 does not exist; every 7th alert has none
         stored(con, alerts, n, related_wallet_id=None if n % 7 == 0 else str(uuid.UUID(int=10_000 + n % 6)))
     every = list(alerts.record.__struct_fields__)
-    for shape in ({}, {"sort": ["-created_at"]}, {"count": True}):
+    for shape in ({}, {"sort": ["-created_at"]}, {"count": True}, {"sort": ["-priority", "type"]}):
         whole = _read(alerts, plan_list(alerts, ListRequest(include=["wallet"], limit=100, **shape)), None, con)
         built = _read(
             alerts, plan_list(alerts, ListRequest(include=["wallet"], select=every, limit=100, **shape)), None, con
