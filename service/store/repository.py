@@ -157,6 +157,7 @@ class Repository(TableAccess, Generic[RecordT]):
         rows = self._execute(sql, params).fetchall()
         return EncodedRows(self.spec, [encode_row(self.spec, r) for r in rows], rows)
 
+    @timed("list")
     def list_joined_encoded(
         self, query: ListQuery, parents: Sequence[tuple[str, EntitySpec]]
     ) -> tuple[EncodedRows[RecordT], builtins.list[builtins.list[bytes | None]]]:

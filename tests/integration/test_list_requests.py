@@ -13,7 +13,8 @@ import pytest
 from service.app import Ekko
 from service.model.registry import ENTITIES
 from service.store.listing import MAX_GROUP_DEPTH
-from service.usecases.listing import JOIN_PARENTS_UP_TO, PARENT_SIZES
+from service.usecases import listing
+from service.usecases.listing import JOIN_PARENTS_UP_TO, ParentSizes
 from tests.client import Client, assert_rejected
 from tests.factories import Factory
 from tests.support import like_matches, python_sorted
@@ -144,7 +145,7 @@ async def test_include_embeds_each_alerts_wallet_with_one_query_per_page(
 ) -> None:
     """Parents by their ids in one query after the page's, or (a small parent table) joined
     into the page's own statement (decision 56): never a query per item."""
-    monkeypatch.setattr(PARENT_SIZES, "up_to", join_up_to)
+    monkeypatch.setattr(listing, "PARENT_SIZES", ParentSizes(join_up_to))  # its own counts, none cached
     alerts = [await make.create("alerts", related_wallet_id=wallets[n % 3]["id"]) for n in range(7)]
     alerts.append(await make.create("alerts", related_wallet_id=None))
     by_id = {w["id"]: w for w in wallets}

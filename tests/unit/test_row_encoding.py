@@ -24,7 +24,8 @@ from service.store.ddl import apply_migrations
 from service.store.listing import build_query, plan_list
 from service.store.repository import Repository
 from service.store.scratch import ATTACH, SCRATCH
-from service.usecases.listing import JOIN_PARENTS_UP_TO, PARENT_SIZES, _read
+from service.usecases import listing
+from service.usecases.listing import JOIN_PARENTS_UP_TO, ParentSizes, _read
 from tests.factories import payload_of
 
 T0 = datetime(2024, 2, 29, 23, 59, 59, 123456, tzinfo=UTC)
@@ -152,20 +153,37 @@ def test_pages_with_includes_splice_the_bytes_that_encoding_each_item_gives(
     read by id after the page or joined into its statement (decision 56); selecting every
     field builds each item as an object instead. All give the same bytes, in the same order,
     parents missing or null included."""
-    monkeypatch.setattr(PARENT_SIZES, "up_to", join_up_to)
+    monkeypatch.setattr(listing, "PARENT_SIZES", ParentSizes(join_up_to))  # its own counts, none cached
     wallets, alerts = ENTITIES["wallets"], ENTITIES["alerts"]
     for n in range(1, 6):
         stored(con, wallets, n)
     for n in range(1, 30):  # wallet 10,000 + n % 6: 10,000 does not exist; every 7th alert has none
         stored(con, alerts, n, related_wallet_id=None if n % 7 == 0 else str(uuid.UUID(int=10_000 + n % 6)))
+    # ties and nulls in the sort keys: five creation times, three priorities, an icon on two thirds
+    con.execute(
+        "UPDATE alerts SET created_at = created_at + to_seconds(version % 5),"
+        " priority = ['low', 'medium', 'high'][version % 3 + 1], icon = CASE WHEN version % 3 = 0 THEN NULL"
+        " ELSE 'i' || (version % 4) END"
+    )
     every = list(alerts.record.__struct_fields__)
-    for shape in ({}, {"sort": ["-created_at"]}, {"count": True}, {"sort": ["-priority", "type"]}):
-        whole = _read(alerts, plan_list(alerts, ListRequest(include=["wallet"], limit=100, **shape)), None, con)
-        built = _read(
-            alerts, plan_list(alerts, ListRequest(include=["wallet"], select=every, limit=100, **shape)), None, con
-        )
-        assert len(whole.items) == 29
-        assert whole.items == built.items
-        assert [whole.record(i) for i in range(29)] == [built.record(i) for i in range(29)]
+    shapes: list[dict[str, Any]] = [
+        {},
+        {"sort": ["-created_at"]},
+        {"count": True},
+        {"sort": ["-priority", "type"]},
+        {"sort": ["icon", "-created_at"]},
+        {"sort": ["-icon"]},
+        {"filters": {"related_wallet_id": str(uuid.UUID(int=10_002))}},  # the index lookup's shape
+    ]
+    for shape in shapes:
+        for limit in (4, 100):
+            request = {"include": ["wallet"], "limit": limit, **shape}
+            whole = _read(alerts, plan_list(alerts, ListRequest(**request)), None, con)
+            built = _read(alerts, plan_list(alerts, ListRequest(**request, select=every)), None, con)
+            assert whole.items == built.items, shape
+            assert whole.found == built.found
+            assert [whole.record(i) for i in range(whole.found)] == [built.record(i) for i in range(built.found)]
+    whole = _read(alerts, plan_list(alerts, ListRequest(include=["wallet"], limit=100)), None, con)
+    assert len(whole.items) == 29
     nulls = [json.loads(item)["wallet"] for item in whole.items]
     assert nulls.count(None) == 4 + 4  # no wallet (n = 7, 14, 21, 28) and the missing one (n = 6, 12, 18, 24)
