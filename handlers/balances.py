@@ -56,6 +56,7 @@ def balance_router(service: BalanceService, serving: Serving) -> NatsRouter:
             handlers[subject],
             workers=serving.workers,
             queue=serving.queue,
+            buffer=serving.buffer,
             endpoints=listed,
             reply=reply,
         )

@@ -73,6 +73,7 @@ class Serving:
     get_workers: int
     queue: str
     endpoints: Endpoints
+    buffer: int | None = None  # bytes nats-py holds per subscription before it drops (None: its 128 MiB)
 
     @classmethod
     def from_settings(cls, settings: Settings, endpoints: Endpoints) -> Serving:
@@ -83,6 +84,7 @@ class Serving:
             get_workers=settings.get_workers_per_subject,
             queue=settings.queue_group,
             endpoints=endpoints,
+            buffer=settings.subscription_buffer_bytes,
         )
 
     def router(self, group: str = "") -> tuple[NatsRouter, PrefixedEndpoints]:
@@ -102,13 +104,14 @@ def subscribe(
     endpoints: PrefixedEndpoints | None = None,
     reply: Any = None,
     plain: bool = False,
+    buffer: int | None = None,
 ) -> None:
     """Subscribe `handler` with the decoder of `request_type` (None: the subject takes no body).
     `endpoints` lists the subject for `$SRV.INFO`/`$SRV.STATS` and the published contract, `reply`
     being its reply's Struct (or type, e.g. `dict[str, int]`; None: free-form). `plain`:
     see subscribe_decoded."""
     decoder = no_body if request_type is None else json_decoder(request_type)
-    subscribe_decoded(router, subject, decoder, handler, workers=workers, queue=queue, plain=plain)
+    subscribe_decoded(router, subject, decoder, handler, workers=workers, queue=queue, plain=plain, buffer=buffer)
     if endpoints is not None:
         endpoints.add(subject, queue_group=queue, request=request_type, reply=reply)
 
@@ -122,6 +125,7 @@ def subscribe_decoded(
     workers: int,
     queue: str,
     plain: bool = False,
+    buffer: int | None = None,
 ) -> None:
     """`workers` requests of `subject` handled at once, in queue group `queue`.
 
@@ -133,16 +137,21 @@ def subscribe_decoded(
     start time, memory and GC pauses (decision 42).
 
     `plain`: `workers` plain subscribers, for a subject whose requests are mostly shorter than
-    a task costs (a cached `get`: as tasks, half the rate, decision 42)."""
+    a task costs (a cached `get`: as tasks, half the rate, decision 42).
+
+    `buffer`: bytes of requests nats-py holds per subscription while its workers are busy;
+    past them it drops each further one, which handlers.dropped answers 503 (decision 57)."""
     handler = _taking_the_body(handler)
     if not plain and workers > 1:
-        router.subscriber(subject, queue=queue, decoder=decoder, max_workers=workers)(handler)
+        router.subscriber(subject, queue=queue, decoder=decoder, max_workers=workers, pending_bytes_limit=buffer)(
+            handler
+        )
         return
     # The decorator returns FastStream's wrapper of the handler; passing it on (as stacked
     # decorators do) lets the other subscribers share it instead of each building one (and its
     # MagicMock call recorder): ~40% of start time with 32 `get` subscribers per entity.
     for _ in range(workers):
-        handler = router.subscriber(subject, queue=queue, decoder=decoder)(handler)
+        handler = router.subscriber(subject, queue=queue, decoder=decoder, pending_bytes_limit=buffer)(handler)
 
 
 def _taking_the_body(handler: Any) -> Any:
@@ -195,6 +204,8 @@ def entity_router(service: EntityService, serving: Serving) -> NatsRouter:
         ("list", list_request_of(spec), list_, workers, False, (), page_of(record)),
     ):
         decoder = json_decoder(request_type, checked)
-        subscribe_decoded(router, action, decoder, handler, workers=count, queue=queue, plain=plain)
+        subscribe_decoded(
+            router, action, decoder, handler, workers=count, queue=queue, plain=plain, buffer=serving.buffer
+        )
         listed.add(action, queue_group=queue, request=request_type, reply=reply)
     return router

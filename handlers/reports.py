@@ -35,6 +35,7 @@ def reports_router(reports: ReportService, serving: Serving) -> NatsRouter:
             handler,
             workers=serving.workers,
             queue=serving.queue,
+            buffer=serving.buffer,
             endpoints=listed,
             reply=reply,
         )

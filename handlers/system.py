@@ -98,7 +98,17 @@ def system_router(
 
     def serve(subject: str, request: type | None, handler: Any, reply: Any, *, single: bool = False) -> None:
         count = 1 if single else workers
-        subscribe(router, subject, request, handler, workers=count, queue=queue, endpoints=listed, reply=reply)
+        subscribe(
+            router,
+            subject,
+            request,
+            handler,
+            workers=count,
+            queue=queue,
+            endpoints=listed,
+            reply=reply,
+            buffer=serving.buffer,
+        )
 
     serve("users.authenticate", AuthenticateRequest, authenticate, User)
     serve("database.health", None, database_health, DatabaseHealth)

@@ -46,6 +46,7 @@ ENVIRONMENT: dict[str, str] = {
     "EKKO_LOGIN_FAILURE_WINDOW": "seconds failed logins are counted over and refused for, default 300",
     "EKKO_BCRYPT_WORKERS": "threads for bcrypt, default half the cores",
     "EKKO_BACKUP_KEEP": "newest backups kept, default 7",
+    "EKKO_SUBSCRIPTION_BUFFER_BYTES": "request bytes held per subscription while its workers are busy, default 32 MiB",
     "EKKO_ROLLUP_RESORT_ROWS": "roll-ups added since the last sort by wallet before another, default 245760, 0 off",
     "EKKO_NATS_CONNECT_TIMEOUT": "seconds `ekko run` waits for NATS at start, default 60 (0 = forever)",
     "EKKO_KV_CHECK_INTERVAL": "seconds between checks that every KV bucket exists, default 5",
@@ -136,6 +137,11 @@ class Settings:
     """Bytes of requests of 16 KiB or more (body and headers) handled at once; past it such a request is
     refused with 503 `overloaded` before it is decoded (one alone is always taken): hundreds of
     max_payload writes at once would otherwise take gigabytes (decision 49)."""
+    subscription_buffer_bytes: int = 32 * 1024 * 1024
+    """Bytes of requests nats-py holds for one subscription while its workers are busy; past
+    them it drops each further request, answered 503 `overloaded` (decisions 54, 57). Bounds
+    what a flood can hold: ~320 subscriptions (a get subject has 32) at nats-py's own 128 MiB
+    each could reach tens of GiB. At least max_payload is still taken into an empty buffer."""
     rollup_resort_rows: int = 2 * 122_880
     """Roll-ups appended since balance_rollups was last sorted by wallet (and at least a tenth of
     the sorted ones) before the service sorts it again beside the writer, so a wallet's history
@@ -300,6 +306,12 @@ class Settings:
             cache_entries=_int("EKKO_CACHE_ENTRIES", get("EKKO_CACHE_ENTRIES"), 0, default.cache_entries),
             inflight_body_bytes=_int(
                 "EKKO_INFLIGHT_BODY_BYTES", get("EKKO_INFLIGHT_BODY_BYTES"), 1, default.inflight_body_bytes
+            ),
+            subscription_buffer_bytes=_int(
+                "EKKO_SUBSCRIPTION_BUFFER_BYTES",
+                get("EKKO_SUBSCRIPTION_BUFFER_BYTES"),
+                1,
+                default.subscription_buffer_bytes,
             ),
             rollup_resort_rows=_int(
                 "EKKO_ROLLUP_RESORT_ROWS", get("EKKO_ROLLUP_RESORT_ROWS"), 0, default.rollup_resort_rows
