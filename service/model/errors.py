@@ -80,7 +80,8 @@ class DatabaseLocked(Unavailable):
 
 
 class Overloaded(Unavailable):
-    """Too many bytes of large requests are being handled already: retry shortly."""
+    """More requests than the service takes at once (large bodies past their budget, or a
+    subject's buffer full: handlers.dropped): retry shortly."""
 
     code = "overloaded"
 

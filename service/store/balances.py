@@ -36,7 +36,7 @@ from service.store.rollup_sql import (
     UPDATE_LATEST,
     UPDATE_ROLLUPS,
 )
-from service.store.sql import Cursor, first_row
+from service.store.sql import Cursor, count_rows, first_row
 from service.store.write_batch import TableAccess, WriteBatch, as_text
 
 BALANCES = ENTITIES["wallet_balances"]
@@ -65,11 +65,6 @@ def joined(integers: int, fractions: int, scale: int) -> Decimal:
     return _EXACT.add(Decimal(integers), Decimal(fractions).scaleb(-scale, _EXACT))
 
 
-def _keys(touched: Iterable[tuple[str, datetime]]) -> set[tuple[str, str, datetime]]:
-    """The roll-up keys (wallet, interval, start) holding these (wallet, naive UTC time) pairs."""
-    return {(wallet, interval, bucket(interval, at)) for wallet, at in touched for interval in INTERVALS}
-
-
 def to_row(record: WalletBalance) -> tuple[Any, ...]:
     return tuple(to_db(c, getattr(record, c.name)) for c in BALANCES.columns)
 
@@ -91,8 +86,8 @@ class BalanceStore(TableAccess):
         if self.batch is not None:
             self.batch.wrote("balance_rollups")  # a refusal after this rolls the transaction back
         new = [(r.wallet_id, naive_utc(r.timestamp), r.id, r.balance, r.fiat_value) for r in rows]
-        if self.batch is not None and self.batch.rollup_journal.active:
-            self.batch.rollup_journal.keys(self.cur, _keys((row[0], row[1]) for row in new))
+        if self.batch is not None:
+            self.batch.rollup_journal.rows_at(self.cur, ((row[0], row[1]) for row in new))
         diff, spans = appended(new, self._wallets({row[0] for row in new}))
         changes = PortfolioChanges(self.cur)
         add_into(diff, changes.deltas(spans), -1)
@@ -140,8 +135,7 @@ class BalanceStore(TableAccess):
             return wallets
         if self.batch is not None:
             self.batch.wrote("balance_rollups")  # a refusal after this rolls the transaction back
-            if self.batch.rollup_journal.active:
-                self.batch.rollup_journal.keys(self.cur, _keys(touched))
+            self.batch.rollup_journal.rows_at(self.cur, touched)
         ids, times = [w for w, _ in touched], [at for _, at in touched]
         chains = self._wallets(wallets)  # a deleted wallet's changes left with it (forget_wallet)
         low_high: dict[str, tuple[datetime, datetime]] = {}
@@ -315,8 +309,7 @@ class BalanceStore(TableAccess):
 def mark_clustered(cur: Cursor, table: str = "balance_rollups") -> None:
     """Record in the table's comment that its rows are all in wallet order, as many as it has
     now (service.store.rollup_resort counts the rows added since)."""
-    rows = int(cur.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
-    cur.execute(f"COMMENT ON TABLE {table} IS 'clustered rows: {rows}'")
+    cur.execute(f"COMMENT ON TABLE {table} IS 'clustered rows: {count_rows(cur, table)}'")
 
 
 def rebuild(cur: Cursor) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
+from service.store.intervals import INTERVALS, bucket
 from service.store.sql import Cursor
 
 JOURNAL = "rollup_journal"  # temp table: the writer's cursor alone sees it
@@ -46,11 +47,13 @@ class RollupJournal:
         cur.execute(f"DROP TABLE IF EXISTS temp.{JOURNAL}")
 
     # -- what the writes report ------------------------------------------------
-    def keys(self, cur: Cursor, keys: Iterable[tuple[str, str, datetime]]) -> None:
+    def rows_at(self, cur: Cursor, touched: Iterable[tuple[str, datetime]]) -> None:
+        """The roll-ups holding these (wallet, naive UTC time) pairs: one per interval each.
+        Worked out only while a re-sort runs (the pairs may be a lazy iterable)."""
         if not self.active:
             return
         wallets, intervals, starts = [], [], []
-        for wallet, interval, start in keys:
+        for wallet, interval, start in {(w, i, bucket(i, at)) for w, at in touched for i in INTERVALS}:
             wallets.append(wallet)
             intervals.append(interval)
             starts.append(start)

@@ -57,14 +57,15 @@ CHECK_EVERY = 60.0  # seconds between looks at the table
 _CLUSTERED = re.compile(r"clustered rows: (\d+)")
 
 
+# The live table's row in DuckDB's catalogue (this database's, not the attached scratch one's).
+_CATALOGUE = (
+    f"FROM duckdb_tables() WHERE table_name = '{TABLE}' AND schema_name = 'main' AND database_name = current_database()"
+)
+
+
 def unsorted_rows(cur: Cursor) -> tuple[int, int]:
     """(rows in the table, rows added since the last sort: all of them when none is recorded)."""
-    row = first_row(
-        cur,
-        "SELECT t.comment, (SELECT count(*) FROM balance_rollups) FROM duckdb_tables() t"
-        " WHERE t.table_name = ? AND t.schema_name = 'main' AND t.database_name = current_database()",
-        [TABLE],
-    )
+    row = first_row(cur, f"SELECT comment, (SELECT count(*) FROM {TABLE}) {_CATALOGUE}")
     if row is None:
         return 0, 0
     found = _CLUSTERED.fullmatch(row[0] or "")
@@ -85,12 +86,7 @@ class Copy:
 
 
 def _oid(cur: Cursor) -> int | None:
-    row = first_row(
-        cur,
-        "SELECT table_oid FROM duckdb_tables() WHERE table_name = ? AND schema_name = 'main'"
-        " AND database_name = current_database()",
-        [TABLE],
-    )
+    row = first_row(cur, f"SELECT table_oid {_CATALOGUE}")
     return None if row is None else int(row[0])
 
 
@@ -177,13 +173,14 @@ def swap(writer: Cursor, journal: RollupJournal, copy: Copy) -> str:
         done = True
         return "sorted"
     finally:
-        journal.stop(writer)
-        if not done:
-            writer.execute(f"DROP TABLE IF EXISTS {SORTED}")
+        if done:
+            journal.stop(writer)
+        else:
+            abandon(writer, journal)
 
 
 def abandon(writer: Cursor, journal: RollupJournal) -> None:
-    """After a failed copy, or a crash's leftover at start: no journal, no SORTED."""
+    """After a failed copy or swap, or a crash's leftover at start: no journal, no SORTED."""
     journal.stop(writer)
     writer.execute(f"DROP TABLE IF EXISTS {SORTED}")
 
