@@ -16,6 +16,7 @@ from service.app import Ekko
 from service.sync.barrier import sent_to_server
 from service.usecases.metrics import RequestMetrics
 from tests.natsd import NatsServer
+from tests.sync_helpers import eventually
 
 
 def _dropped(subject: str, reply: str, sub: Any = None) -> SlowConsumerError:
@@ -52,11 +53,13 @@ async def test_requests_past_a_full_buffer_get_503_at_once(nats_server: NatsServ
         await service.subscribe("ekko.test.slow", cb=slow, pending_msgs_limit=2)
         await sent_to_server(service)  # flush() may send its PING ahead of the SUB
         asks = [asyncio.create_task(caller.request("ekko.test.slow", b"{}", timeout=10)) for _ in range(10)]
-        for _ in range(500):  # every request arrived (10, after sent_to_server's echo), every dropped one answered
-            done = sum(t.done() for t in asks)
-            if service.stats["in_msgs"] >= 11 and done == dropped.answered >= 7:
-                break
-            await asyncio.sleep(0.02)
+
+        async def settled() -> (
+            bool
+        ):  # every request arrived (10, after sent_to_server's echo), every dropped one answered
+            return service.stats["in_msgs"] >= 11 and sum(t.done() for t in asks) == dropped.answered >= 7
+
+        await eventually(settled, timeout=10, what="the dropped requests answered")
         answered_while_busy = sum(t.done() for t in asks)
         release.set()
         replies = await asyncio.gather(*asks)
