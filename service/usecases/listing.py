@@ -80,8 +80,10 @@ def _read(spec: EntitySpec, plan: ListPlan, bound: datetime | None, cur: Cursor)
     if plan.select is None:  # whole records with their parents: spliced bytes, no record per row
         page = Repository(spec, cur).list_encoded(query)
         included = _included(spec, plan, page.rows[: plan.query.limit], cur)
+        keys = _include_keys(plan)
         items = [
-            _spliced(item, parents) for item, parents in zip(page.items[: plan.query.limit], included, strict=True)
+            _spliced(item, keys, parents)
+            for item, parents in zip(page.items[: plan.query.limit], included, strict=True)
         ]
         return _Read(items, len(page.rows), page.record, total)
     rows = Repository(spec, cur).list(query)
@@ -95,13 +97,12 @@ def _read(spec: EntitySpec, plan: ListPlan, bound: datetime | None, cur: Cursor)
 
 def _joined(spec: EntitySpec, plan: ListPlan, query: ListQuery, total: int | None, cur: Cursor) -> _Read:
     """Whole records with their parents read in the page's statement (decision 56), spliced
-    as `_included` splices them."""
+    as the parents fetched by id are (`_spliced`)."""
     joined = [(i.key.field, ENTITIES[i.key.parent]) for i in plan.includes]
     page, found = Repository(spec, cur).list_joined_encoded(query, joined)
-    keys = [b',"' + i.name.encode() + b'":' for i in plan.includes]
+    keys = _include_keys(plan)
     items = [
-        _spliced(item, [key + (b"null" if data is None else data) for key, data in zip(keys, mine, strict=True)])
-        for item, mine in zip(page.items[: plan.query.limit], found, strict=False)
+        _spliced(item, keys, parents) for item, parents in zip(page.items[: plan.query.limit], found, strict=False)
     ]
     return _Read(items, len(page.rows), page.record, total)
 
@@ -112,25 +113,31 @@ def _parents(include: Include, keys: Iterable[str | None], cur: Cursor) -> dict[
     return Repository(ENTITIES[include.key.parent], cur).get_many_encoded({k for k in keys if k is not None})
 
 
-def _included(spec: EntitySpec, plan: ListPlan, rows: Sequence[tuple[Any, ...]], cur: Cursor) -> list[list[bytes]]:
-    """Per row, `,"<include>":<parent or null>` for each include, in order: one query per
-    include for the parents of the whole page."""
+def _included(
+    spec: EntitySpec, plan: ListPlan, rows: Sequence[tuple[Any, ...]], cur: Cursor
+) -> list[list[bytes | None]]:
+    """Per row, each include's parent bytes, in order (None: the key is null, or the parent
+    was deleted without its children): one query per include for the parents of the page."""
     columns = [c.name for c in spec.columns]
-    parts: list[list[bytes]] = [[] for _ in rows]
+    parts: list[list[bytes | None]] = [[] for _ in rows]
     for include in plan.includes:
         position = columns.index(include.key.field)
         found = _parents(include, (row[position] for row in rows), cur)
-        key = b',"' + include.name.encode() + b'":'
         for part, row in zip(parts, rows, strict=True):
-            # null when the key is null, or the parent was deleted without its children
-            part.append(key + found.get(row[position], b"null"))
+            part.append(found.get(row[position]))
     return parts
 
 
-def _spliced(item: bytes, parents: list[bytes]) -> bytes:
-    """A record's bytes with its parents after its last field, as encoding the record's fields
-    and then the includes as one object writes them."""
-    return item[:-1] + b"".join(parents) + b"}"
+def _include_keys(plan: ListPlan) -> list[bytes]:
+    """`,"<include>":` for each include, in order."""
+    return [b',"' + include.name.encode() + b'":' for include in plan.includes]
+
+
+def _spliced(item: bytes, keys: Sequence[bytes], parents: Sequence[bytes | None]) -> bytes:
+    """A record's bytes with its parents (null for None) after its last field, as encoding the
+    record's fields and then the includes as one object writes them."""
+    spliced = b"".join(key + (b"null" if parent is None else parent) for key, parent in zip(keys, parents, strict=True))
+    return item[:-1] + spliced + b"}"
 
 
 def _item(select: Sequence[str], includes: Sequence[Include], row: Record, parents: Parents) -> bytes:
